@@ -1,0 +1,1 @@
+"""The `embodied-aif` command line: demo, run, bench, plan, select, train, collect."""

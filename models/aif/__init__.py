@@ -1,0 +1,1 @@
+"""Discrete active-inference core: state inference, expected free energy, learning."""
