@@ -1,0 +1,166 @@
+"""What every node shares: declared parameters with ranges, validation, QoS, main()."""
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+# Sensor streams: best effort, keep last 5 (rclpy's sensor-data profile).
+SENSOR_QOS = qos_profile_sensor_data
+# Maps and plans: late joiners get the last message.
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Commands: reliable, shallow.
+COMMAND_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter: default, description, optional numeric range or choices."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    read_only: bool = False
+
+    def check(self, value: Any) -> str | None:
+        """Return why value is not acceptable for this parameter, or None when it is."""
+        kind = type(self.default)
+        if kind is bool:
+            if not isinstance(value, bool):
+                return f'expected true or false, got {value!r}'
+        elif kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f'expected a number, got {value!r}'
+            if kind is int and not isinstance(value, int):
+                return f'expected an integer, got {value!r}'
+            if not math.isfinite(value):
+                return f'expected a finite number, got {value!r}'
+            if self.low is not None and value < self.low:
+                return f'{value!r} is below the minimum {self.low}'
+            if self.high is not None and value > self.high:
+                return f'{value!r} is above the maximum {self.high}'
+        elif kind is str:
+            if not isinstance(value, str):
+                return f'expected a string, got {value!r}'
+        elif kind is list and not isinstance(value, list):
+            return f'expected a list, got {value!r}'
+        if self.choices is not None and value not in self.choices:
+            return f'{value!r} is not one of {list(self.choices)}'
+        return None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return the ROS parameter descriptor (description, range, read-only)."""
+        desc = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.choices is not None:
+            desc.additional_constraints = f'one of {list(self.choices)}'
+        bounded = self.low is not None and self.high is not None
+        if bounded and type(self.default) is float:
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        elif bounded and type(self.default) is int:
+            desc.integer_range = [IntegerRange(
+                from_value=int(self.low), to_value=int(self.high), step=0)]
+        return desc
+
+
+def validate_parameters(specs: Sequence[Param], values: dict[str, Any]) -> list[str]:
+    """Check parameter values against their specs; return one message per problem."""
+    by_name = {spec.name: spec for spec in specs}
+    problems = []
+    for key, value in values.items():
+        if key == 'use_sim_time':
+            if not isinstance(value, bool):
+                problems.append(f'use_sim_time: expected true or false, got {value!r}')
+            continue
+        spec = by_name.get(key)
+        if spec is None:
+            known = ', '.join(sorted(by_name)) or 'none'
+            problems.append(f'{key}: unknown parameter (known: {known})')
+            continue
+        if isinstance(spec.default, float) and isinstance(value, int) \
+                and not isinstance(value, bool):
+            value = float(value)
+        why = spec.check(value)
+        if why:
+            problems.append(f'{key}: {why}')
+    return problems
+
+
+def coerce_parameters(specs: Sequence[Param], values: dict[str, Any]) -> dict[str, Any]:
+    """Return values with integers given for float parameters turned into floats."""
+    floats = {s.name for s in specs if isinstance(s.default, float)}
+    return {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in values.items()}
+
+
+class ParamNode(Node):
+    """A Node that declares its PARAMETERS and validates run-time changes against them."""
+
+    PARAMETERS: tuple[Param, ...] = ()
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        for spec in self.PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        self.add_on_set_parameters_callback(self._check_parameter_change)
+
+    def param(self, name: str) -> Any:
+        """Return the current value of a declared parameter."""
+        return self.get_parameter(name).value
+
+    def _check_parameter_change(self, params) -> SetParametersResult:
+        values = {p.name: p.value for p in params}
+        problems = validate_parameters(self.PARAMETERS, values)
+        return SetParametersResult(successful=not problems, reason='; '.join(problems))
+
+
+def spin_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
+              threads: int = 2) -> int:
+    """Create a node and spin it on a MultiThreadedExecutor until Ctrl-C or shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def node_main(node_class: type[Node]) -> Callable[[Sequence[str] | None], int]:
+    """Return a console-script main(args=None) for a node class."""
+    def main(args: Sequence[str] | None = None) -> int:
+        return spin_node(node_class, args if args is not None else sys.argv)
+    main.__doc__ = f'Run the {node_class.__name__} node until Ctrl-C.'
+    return main
