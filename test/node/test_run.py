@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, spin_until
 from std_msgs.msg import String
+
+from conftest import REPO, spin_until
 
 FIXTURES = REPO / 'test' / 'fixtures'
 STACK = FIXTURES / 'stack_talker.yaml'

@@ -1,0 +1,541 @@
+"""Scene beliefs: per-object category posterior, position belief and existence, over time.
+
+Each tracked object carries
+- a categorical posterior over categories, fused over views by Bayes' rule with the detection's
+  category likelihood p(y | c) (mixed with a small floor so a wrong early label can be undone);
+- a Gaussian belief over its map-frame position, updated by a Kalman filter with an identity
+  observation model; between updates the covariance grows as a random walk, slowly while the
+  object is expected in view and faster when it is out of view (object permanence: beliefs out
+  of view are kept, only less certain);
+- an existence probability (Bernoulli filter): raised by detections, lowered when the object
+  should have been seen (in view, in range, not occluded) but was not; tracks below
+  ``remove_below`` are dropped.
+
+Data association gates each (track, detection) pair by the Mahalanobis distance of the
+innovation and solves the assignment with the Hungarian method on a negative log-likelihood
+cost that includes the category agreement. Unmatched detections start new tracks. A track that
+keeps being missed in view (its existence falls below ``relocate_below``) is merged into a
+younger track that looks like it (category and colour) and was first seen after it was last
+seen: the object has moved, and it keeps its identity.
+
+The sensor model (``SensorModel``: field of view, range limits, detection probability, position
+noise growing with range and off-axis angle, classifier accuracy falling with range) is shared
+with ``active_vision``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from embodied_aif.models.segmentation import CameraIntrinsics, Cluster, validate_transform
+
+__all__ = [
+    "BeliefConfig",
+    "Detection",
+    "ObjectBelief",
+    "SceneBeliefs",
+    "SensorModel",
+    "belief_summary",
+    "categorical_entropy",
+    "detection_from_cluster",
+    "empty_scene",
+    "pose_covariance_6x6",
+    "update",
+]
+
+
+def categorical_entropy(p) -> np.ndarray:
+    """Entropy in nats of categorical distributions along the last axis."""
+    p = np.asarray(p, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.sum(np.where(p > 0.0, p * np.log(p), 0.0), axis=-1)
+
+
+def _as_transforms(t_map_cam) -> tuple[np.ndarray, bool]:
+    """Validate one (4, 4) or a batch (V, 4, 4) of camera poses: ``(batch, was_batched)``."""
+    t = np.asarray(t_map_cam, dtype=float)
+    if t.ndim == 2:
+        return validate_transform(t)[None], False
+    if t.ndim != 3 or t.shape[1:] != (4, 4):
+        raise ValueError(f"camera poses must be (4, 4) or (V, 4, 4), got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError("camera poses contain NaN or inf")
+    return t, True
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    """Visibility and observation-noise model of an RGB-D camera with an object detector.
+
+    Position noise, in the camera frame, has standard deviation
+    ``sigma_floor + sigma_lateral * r`` across the ray and ``sigma_floor + sigma_depth * r**2``
+    along it (r: range), both scaled by ``1 + angle_gain * a**2`` (a: angle off the optical
+    axis). Classifier accuracy is ``1/K + (accuracy_max - 1/K) * exp(-(r / accuracy_range)**2)
+    * cos(a)**2``. Detection probability is ``p_detect`` inside the image (minus
+    ``border_px``) and the range limits, 0 outside.
+    """
+
+    intrinsics: CameraIntrinsics
+    min_range: float = 0.1
+    max_range: float = 3.0
+    p_detect: float = 0.9
+    border_px: float = 2.0
+    sigma_floor: float = 0.003
+    sigma_lateral: float = 0.004
+    sigma_depth: float = 0.006
+    angle_gain: float = 1.0
+    accuracy_max: float = 0.9
+    accuracy_range: float = 1.2
+    occlusion_margin: float = 0.05
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_range < self.max_range:
+            raise ValueError(f"range [{self.min_range}, {self.max_range}] is empty")
+        if not 0.0 < self.p_detect < 1.0:
+            raise ValueError(f"p_detect={self.p_detect} must lie in (0, 1)")
+        if not 0.0 < self.accuracy_max <= 1.0:
+            raise ValueError(f"accuracy_max={self.accuracy_max} must lie in (0, 1]")
+        for name in ("sigma_floor", "sigma_lateral", "sigma_depth", "accuracy_range"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+
+    def geometry(self, t_map_cam, points) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                   np.ndarray]:
+        """Return ``(uv, depth, range, off-axis angle)`` of map points seen from a camera.
+
+        ``t_map_cam`` is one pose (4, 4), giving shapes (N, 2), (N,), (N,), (N,), or a batch
+        (V, 4, 4), giving (V, N, 2), (V, N), (V, N), (V, N).
+        """
+        ts, batched = _as_transforms(t_map_cam)
+        p = np.atleast_2d(np.asarray(points, dtype=float))
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise ValueError(f"points must be (N, 3), got shape {p.shape}")
+        rel = p[None, :, :] - ts[:, None, :3, 3]                 # (V, N, 3)
+        cam = np.einsum("vnk,vkj->vnj", rel, ts[:, :3, :3])      # camera-frame coordinates
+        z = cam[..., 2]
+        intr = self.intrinsics
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([intr.fx * cam[..., 0] / z + intr.cx,
+                           intr.fy * cam[..., 1] / z + intr.cy], axis=-1)
+        rng = np.linalg.norm(rel, axis=-1)
+        angle = np.arccos(np.clip(z / np.maximum(rng, 1e-12), -1.0, 1.0))
+        if batched:
+            return uv, z, rng, angle
+        return uv[0], z[0], rng[0], angle[0]
+
+    def detection_probability(self, t_map_cam, points, depth=None) -> np.ndarray:
+        """Probability that each map point would be detected from this camera pose (or batch).
+
+        With a depth image (H, W) (single pose only), points whose pixel shows a surface nearer
+        than their own depth by ``occlusion_margin`` count as occluded (probability 0); pixels
+        without valid depth leave the point visible.
+        """
+        uv, z, _, _ = self.geometry(t_map_cam, points)
+        b = self.border_px
+        with np.errstate(invalid="ignore"):
+            inside = ((z > self.min_range) & (z < self.max_range)
+                      & (uv[..., 0] >= b) & (uv[..., 0] <= self.intrinsics.width - 1 - b)
+                      & (uv[..., 1] >= b) & (uv[..., 1] <= self.intrinsics.height - 1 - b))
+        if depth is not None and np.any(inside):
+            if inside.ndim != 1:
+                raise ValueError("a depth image needs a single camera pose, not a batch")
+            depth = np.asarray(depth, dtype=float)
+            if depth.shape != (self.intrinsics.height, self.intrinsics.width):
+                raise ValueError(f"depth shape {depth.shape} does not match the sensor's "
+                                 f"{self.intrinsics.height}x{self.intrinsics.width}")
+            idx = np.flatnonzero(inside)
+            col = np.round(uv[idx, 0]).astype(int)
+            row = np.round(uv[idx, 1]).astype(int)
+            seen = depth[row, col]
+            with np.errstate(invalid="ignore"):
+                occluded = np.isfinite(seen) & (seen > 0.0) & (seen < z[idx]
+                                                               - self.occlusion_margin)
+            inside[idx[occluded]] = False
+        return np.where(inside, self.p_detect, 0.0)
+
+    def position_covariance(self, t_map_cam, points) -> np.ndarray:
+        """Map-frame covariance (N, 3, 3) (or (V, N, 3, 3)) of a position measurement."""
+        ts, batched = _as_transforms(t_map_cam)
+        p = np.atleast_2d(np.asarray(points, dtype=float))
+        _, _, r, angle = self.geometry(ts, p)
+        gain = 1.0 + self.angle_gain * angle ** 2
+        lat = (self.sigma_floor + self.sigma_lateral * r) * gain
+        dep = (self.sigma_floor + self.sigma_depth * r ** 2) * gain
+        ray = p[None, :, :] - ts[:, None, :3, 3]
+        ray = ray / np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-12)
+        outer = ray[..., :, None] * ray[..., None, :]
+        cov = (lat ** 2)[..., None, None] * (np.eye(3) - outer) \
+            + (dep ** 2)[..., None, None] * outer
+        return cov if batched else cov[0]
+
+    def class_accuracy(self, t_map_cam, points, n_categories: int) -> np.ndarray:
+        """Probability (N,) (or (V, N)) that the detector reports each point's true category."""
+        _, _, r, angle = self.geometry(t_map_cam, points)
+        chance = 1.0 / n_categories
+        quality = np.exp(-(r / self.accuracy_range) ** 2) * np.cos(angle) ** 2
+        return chance + (self.accuracy_max - chance) * np.clip(quality, 0.0, 1.0)
+
+    @staticmethod
+    def confusion(accuracy, n_categories: int) -> np.ndarray:
+        """Detector likelihoods p(y | c), shape accuracy.shape + (K, K) indexed [..., c, y]."""
+        a = np.atleast_1d(np.asarray(accuracy, dtype=float))
+        k = n_categories
+        off = (1.0 - a) / max(k - 1, 1)
+        out = np.broadcast_to(off[..., None, None], a.shape + (k, k)).copy()
+        out[..., np.arange(k), np.arange(k)] = a[..., None]
+        return out
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object detection in the map frame, with its measurement model."""
+
+    position: np.ndarray           # (3,)
+    position_cov: np.ndarray       # (3, 3)
+    category_likelihood: np.ndarray  # (K,) p(y | c) of the observed label y, any positive scale
+    extent: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    colour: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+
+    def __post_init__(self):
+        pos = np.asarray(self.position, dtype=float)
+        cov = np.asarray(self.position_cov, dtype=float)
+        lik = np.asarray(self.category_likelihood, dtype=float)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+            raise ValueError(f"detection position must be 3 finite numbers, got {pos}")
+        if cov.shape != (3, 3) or not np.allclose(cov, cov.T) \
+                or np.any(np.linalg.eigvalsh(cov) <= 0.0):
+            raise ValueError(f"detection position_cov must be 3x3 symmetric positive definite, "
+                             f"got shape {cov.shape}")
+        if lik.ndim != 1 or lik.size < 1 or np.any(lik < 0.0) or not np.any(lik > 0.0) \
+                or not np.all(np.isfinite(lik)):
+            raise ValueError(f"category_likelihood must be a non-negative, non-zero vector, "
+                             f"got {lik}")
+        object.__setattr__(self, "position", pos)
+        object.__setattr__(self, "position_cov", cov)
+        object.__setattr__(self, "category_likelihood", lik)
+        object.__setattr__(self, "extent", np.asarray(self.extent, dtype=float).reshape(3))
+        object.__setattr__(self, "colour", np.asarray(self.colour, dtype=float).reshape(3))
+
+
+@dataclass(frozen=True)
+class ObjectBelief:
+    """The belief about one tracked object."""
+
+    id: str
+    category_probs: np.ndarray  # (K,) sums to 1
+    mean: np.ndarray            # (3,) map-frame position
+    cov: np.ndarray             # (3, 3)
+    extent: np.ndarray          # (3,)
+    colour: np.ndarray          # (3,) mean RGB in [0, 1] (NaN unknown)
+    existence: float
+    last_seen: float
+    n_detections: int = 1
+    n_misses: int = 0           # consecutive misses while expected in view
+    in_view: bool = True
+    first_seen: float = 0.0
+
+    def __post_init__(self):
+        p = np.asarray(self.category_probs, dtype=float)
+        if p.ndim != 1 or np.any(p < 0.0) or not np.isclose(p.sum(), 1.0):
+            raise ValueError(f"object {self.id}: category_probs must be a distribution, got {p}")
+        if np.asarray(self.mean).shape != (3,) or np.asarray(self.cov).shape != (3, 3):
+            raise ValueError(f"object {self.id}: mean {np.shape(self.mean)} / cov "
+                             f"{np.shape(self.cov)} must be (3,) / (3, 3)")
+        if not 0.0 <= self.existence <= 1.0:
+            raise ValueError(f"object {self.id}: existence={self.existence} not in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SceneBeliefs:
+    """All object beliefs at time ``stamp`` (seconds), with the category names."""
+
+    objects: tuple[ObjectBelief, ...]
+    category_names: tuple[str, ...]
+    stamp: float = 0.0
+    next_id: int = 0
+
+    def __post_init__(self):
+        k = len(self.category_names)
+        if k < 1:
+            raise ValueError("category_names must not be empty")
+        for obj in self.objects:
+            if obj.category_probs.shape != (k,):
+                raise ValueError(f"object {obj.id}: {obj.category_probs.shape[0]} category "
+                                 f"probabilities for {k} categories")
+
+    def get(self, object_id: str) -> ObjectBelief | None:
+        """Return the belief with this id, or None."""
+        return next((o for o in self.objects if o.id == object_id), None)
+
+
+def empty_scene(category_names, stamp: float = 0.0) -> SceneBeliefs:
+    """Scene beliefs with no objects."""
+    return SceneBeliefs(objects=(), category_names=tuple(category_names), stamp=stamp)
+
+
+@dataclass(frozen=True)
+class BeliefConfig:
+    """Parameters of ``update``."""
+
+    q_in_view: float = 1e-5        # position random-walk rate (m^2/s) while expected in view
+    q_out_of_view: float = 2e-5    # faster growth out of view
+    max_variance: float = 1.0      # cap on each position variance (m^2)
+    gate_chi2: float = 16.27       # chi-square(3) 99.9% gate on the innovation
+    category_weight: float = 1.0   # weight of category disagreement in the association cost
+    category_floor: float = 1e-4   # mixing with uniform before each fusion
+    birth_existence: float = 0.6
+    p_false_alarm: float = 0.1
+    max_existence: float = 0.999
+    remove_below: float = 0.1
+    extent_rate: float = 0.3       # exponential averaging of extent and colour
+    relocate: bool = True
+    relocate_below: float = 0.6    # a track missed in view down to this existence has moved
+    relocate_colour_gate: float = 0.2
+    relocate_min_category_ratio: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 < self.remove_below < self.birth_existence < 1.0:
+            raise ValueError(f"need 0 < remove_below={self.remove_below} < birth_existence="
+                             f"{self.birth_existence} < 1")
+        if self.gate_chi2 <= 0.0 or self.q_in_view < 0.0 or self.q_out_of_view < 0.0:
+            raise ValueError("gate_chi2 must be > 0 and process noise rates >= 0")
+        if not 0.0 < self.p_false_alarm < 1.0:
+            raise ValueError(f"p_false_alarm={self.p_false_alarm} must lie in (0, 1)")
+
+
+def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
+                           category_likelihood, shape_fraction: float = 0.15,
+                           truncation_sigma: float = 0.03) -> Detection:
+    """Turn a segmented cluster into a Detection with its measurement covariance.
+
+    The covariance adds to the sensor's noise at the cluster centre a per-axis term
+    ``(shape_fraction * extent)**2`` (the box of the visible surface is not the object's box)
+    and, for a cluster truncated by the image border, ``truncation_sigma**2`` on every axis.
+    """
+    cov = sensor.position_covariance(t_map_cam, cluster.center)[0]
+    cov = cov + np.diag((shape_fraction * np.asarray(cluster.extent)) ** 2)
+    if cluster.truncated:
+        cov = cov + truncation_sigma ** 2 * np.eye(3)
+    return Detection(position=cluster.center, position_cov=cov,
+                     category_likelihood=category_likelihood, extent=cluster.extent,
+                     colour=cluster.colour)
+
+
+def _fuse_category(p: np.ndarray, lik: np.ndarray, floor: float) -> np.ndarray:
+    prior = (1.0 - floor) * p + floor / p.size
+    post = prior * lik
+    return post / post.sum()
+
+
+def _category_ratio(p: np.ndarray, lik: np.ndarray) -> float:
+    """Evidence ratio sum_c p(c) lik(c) / mean_c lik(c): > 1 when the label agrees with p."""
+    return float(p @ lik / lik.mean())
+
+
+def _existence_hit(r: float, pd: float, config: BeliefConfig) -> float:
+    pd = max(pd, config.p_false_alarm)
+    post = r * pd / (r * pd + (1.0 - r) * config.p_false_alarm)
+    return min(post, config.max_existence)
+
+
+def _existence_miss(r: float, pd: float) -> float:
+    return r * (1.0 - pd) / (1.0 - r * pd)
+
+
+def _colour_distance(a: np.ndarray, b: np.ndarray) -> float:
+    if np.any(np.isnan(a)) or np.any(np.isnan(b)):
+        return 0.0
+    return float(np.linalg.norm(a - b))
+
+
+def _blend(old: np.ndarray, new: np.ndarray, rate: float) -> np.ndarray:
+    if np.any(np.isnan(old)):
+        return new.copy()
+    if np.any(np.isnan(new)):
+        return old
+    return (1.0 - rate) * old + rate * new
+
+
+def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
+    """Merge tracks that went missing in view into younger look-alike tracks (in place).
+
+    An old track qualifies once repeated misses have brought its existence below
+    ``relocate_below``; a partner must have been first seen after the old one was last seen
+    (so the two were never seen together), be seen currently, and agree in category (ratio
+    K sum_c p_old(c) p_young(c) >= ``relocate_min_category_ratio``) and colour. The merged
+    track keeps the old id and the partner's position. Returns [(old id, merged-in id)].
+    """
+    pairs = []
+    olds = [i for i, o in enumerate(objects)
+            if o is not None and o.n_misses > 0 and o.existence < config.relocate_below]
+    for i in sorted(olds, key=lambda i: objects[i].existence):
+        old = objects[i]
+        best, best_score = None, -np.inf
+        for j, young in enumerate(objects):
+            if young is None or j == i or young.n_misses > 0 \
+                    or young.first_seen <= old.last_seen:
+                continue
+            ratio = old.category_probs.size * float(old.category_probs @ young.category_probs)
+            colour_d = _colour_distance(old.colour, young.colour)
+            if ratio < config.relocate_min_category_ratio \
+                    or colour_d > config.relocate_colour_gate:
+                continue
+            score = np.log(ratio) - colour_d
+            if score > best_score:
+                best, best_score = j, score
+        if best is None:
+            continue
+        young = objects[best]
+        fused = old.category_probs * young.category_probs  # young started from uniform
+        objects[i] = replace(
+            young, id=old.id, category_probs=fused / fused.sum(),
+            extent=_blend(old.extent, young.extent, 0.5),
+            colour=_blend(old.colour, young.colour, 0.5),
+            n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen)
+        objects[best] = None
+        pairs.append((old.id, young.id))
+    return pairs
+
+
+def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stamp: float,
+           config: BeliefConfig, depth=None) -> tuple[SceneBeliefs, dict]:
+    """Advance the scene beliefs to ``stamp`` and fuse one frame's detections.
+
+    ``t_map_cam`` is the pose of the camera that produced ``detections`` (used to decide which
+    tracks were expected in view); ``depth`` (optional, H x W metres) marks occluded tracks.
+    Returns the new beliefs and an info dict: ``matched`` [(id, detection index)], ``born``,
+    ``relocated`` [(kept id, merged-in id)], ``removed`` ids, ``missed`` ids and ``cost``
+    (the association cost matrix).
+    """
+    detections = list(detections)
+    k = len(scene.category_names)
+    for j, det in enumerate(detections):
+        if det.category_likelihood.shape != (k,):
+            raise ValueError(f"detection {j}: category_likelihood has shape "
+                             f"{det.category_likelihood.shape}, expected ({k},)")
+    dt = float(stamp) - scene.stamp
+    if dt < 0.0:
+        raise ValueError(f"stamp {stamp} is earlier than the beliefs' stamp {scene.stamp}")
+    objects = list(scene.objects)
+    n, m = len(objects), len(detections)
+
+    # Predict: random-walk growth, faster out of view.
+    means = np.array([o.mean for o in objects]).reshape(n, 3)
+    pd = (sensor.detection_probability(t_map_cam, means, depth) if n else np.zeros(0))
+    covs = []
+    for i, obj in enumerate(objects):
+        q = config.q_in_view if pd[i] > 0.0 else config.q_out_of_view
+        cov = obj.cov + q * dt * np.eye(3)
+        d = np.minimum(np.diag(cov), config.max_variance)
+        scale = np.sqrt(d / np.maximum(np.diag(cov), 1e-300))
+        covs.append(cov * np.outer(scale, scale))
+
+    # Association cost: negative log-likelihood of the innovation plus category disagreement.
+    big = 1e6
+    cost = np.full((n, m), big)
+    for i in range(n):
+        for j, det in enumerate(detections):
+            s = covs[i] + det.position_cov
+            innov = det.position - means[i]
+            d2 = float(innov @ np.linalg.solve(s, innov))
+            if d2 > config.gate_chi2:
+                continue
+            ratio = _category_ratio(objects[i].category_probs, det.category_likelihood)
+            cost[i, j] = (0.5 * d2 + 0.5 * np.linalg.slogdet(2.0 * np.pi * s)[1]
+                          - config.category_weight * np.log(max(ratio, 1e-12)))
+    matched = []
+    if n and m:
+        rows, cols = linear_sum_assignment(cost)
+        matched = [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < big]
+    matched_tracks = {i for i, _ in matched}
+    matched_dets = {j for _, j in matched}
+
+    new_objects: list[ObjectBelief | None] = [None] * n
+    for i, j in matched:
+        obj, det = objects[i], detections[j]
+        s = covs[i] + det.position_cov
+        gain = covs[i] @ np.linalg.inv(s)
+        mean = means[i] + gain @ (det.position - means[i])
+        cov = (np.eye(3) - gain) @ covs[i]
+        new_objects[i] = replace(
+            obj, mean=mean, cov=0.5 * (cov + cov.T),
+            category_probs=_fuse_category(obj.category_probs, det.category_likelihood,
+                                          config.category_floor),
+            extent=_blend(obj.extent, det.extent, config.extent_rate),
+            colour=_blend(obj.colour, det.colour, config.extent_rate),
+            existence=_existence_hit(obj.existence, pd[i], config), last_seen=float(stamp),
+            n_detections=obj.n_detections + 1, n_misses=0, in_view=True)
+
+    missed = []
+    for i, obj in enumerate(objects):
+        if i in matched_tracks:
+            continue
+        if pd[i] > 0.0:
+            missed.append(i)
+            new_objects[i] = replace(obj, cov=covs[i], existence=_existence_miss(obj.existence,
+                                                                                 pd[i]),
+                                     n_misses=obj.n_misses + 1, in_view=True)
+        else:
+            new_objects[i] = replace(obj, cov=covs[i], in_view=False)
+
+    free = [j for j in range(m) if j not in matched_dets]
+
+    born = []
+    next_id = scene.next_id
+    for j in free:
+        det = detections[j]
+        uniform = np.full(k, 1.0 / k)
+        obj = ObjectBelief(
+            id=f"obj_{next_id}", category_probs=_fuse_category(uniform, det.category_likelihood,
+                                                               0.0),
+            mean=det.position.copy(), cov=det.position_cov.copy(), extent=det.extent.copy(),
+            colour=det.colour.copy(), existence=config.birth_existence,
+            last_seen=float(stamp), first_seen=float(stamp))
+        next_id += 1
+        new_objects.append(obj)
+        born.append(obj.id)
+
+    relocated = _relocate(new_objects, config) if config.relocate else []
+    new_objects = [o for o in new_objects if o is not None]
+
+    kept = [o for o in new_objects if o.existence >= config.remove_below]
+    removed = [o.id for o in new_objects if o.existence < config.remove_below]
+    info = {
+        "matched": [(objects[i].id, j) for i, j in matched],
+        "born": born,
+        "relocated": relocated,
+        "removed": removed,
+        "missed": [objects[i].id for i in missed],
+        "cost": cost,
+    }
+    return SceneBeliefs(objects=tuple(kept), category_names=scene.category_names,
+                        stamp=float(stamp), next_id=next_id), info
+
+
+def pose_covariance_6x6(obj: ObjectBelief, orientation_variance: float = np.pi ** 2
+                        ) -> np.ndarray:
+    """6x6 (x, y, z, roll, pitch, yaw) covariance: the position block and unknown orientation."""
+    cov = np.zeros((6, 6))
+    cov[:3, :3] = obj.cov
+    cov[3:, 3:] = orientation_variance * np.eye(3)
+    return cov
+
+
+def belief_summary(obj: ObjectBelief, category_names) -> dict:
+    """Plain-data view of one belief with the fields of the ObjectBelief message."""
+    return {
+        "id": obj.id,
+        "category_names": list(category_names),
+        "category_probs": [float(x) for x in obj.category_probs],
+        "position": [float(x) for x in obj.mean],
+        "orientation_xyzw": [0.0, 0.0, 0.0, 1.0],
+        "covariance": [float(x) for x in pose_covariance_6x6(obj).reshape(-1)],
+        "extent": [float(x) for x in obj.extent],
+        "shape_code": [],
+        "last_seen": float(obj.last_seen),
+        "in_view": bool(obj.in_view),
+        "existence": float(obj.existence),
+    }
