@@ -22,24 +22,41 @@ def log(message: str) -> None:
     print(f'[embodied-aif run] {message}', file=sys.stderr, flush=True)
 
 
-def run_composed(stack: Stack, duration: float | None, threads: int) -> int:
-    """Compose every node in this process on one MultiThreadedExecutor; 0 on a clean stop."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+def compose(stack: Stack, context) -> list:
+    """Create every node of the stack in one rclpy context (for a shared executor).
+
+    If one node fails to start, the ones already created are destroyed and the error re-raised:
+    nothing is left half-started.
+    """
     from rclpy.parameter import Parameter
 
     classes = [node_class(entry, stack.path) for entry in stack.nodes]
-    rclpy.init()
     nodes = []
     try:
         for entry, cls in zip(stack.nodes, classes, strict=True):
             remaps = entry.remap_args()
-            nodes.append(cls(namespace=entry.namespace or None,
+            nodes.append(cls(namespace=entry.namespace or None, context=context,
                              cli_args=['--ros-args', *remaps] if remaps else None,
                              use_global_arguments=False,
                              parameter_overrides=[Parameter(k, value=v)
                                                   for k, v in entry.parameters.items()]))
             log(f'composed {entry.namespace}/{entry.name}')
+    except BaseException:
+        for node in nodes:
+            node.destroy_node()
+        raise
+    return nodes
+
+
+def run_composed(stack: Stack, duration: float | None, threads: int) -> int:
+    """Compose every node in this process on one MultiThreadedExecutor; 0 on a clean stop."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init()
+    nodes = []
+    try:
+        nodes = compose(stack, None)
         executor = MultiThreadedExecutor(num_threads=threads)
         for node in nodes:
             executor.add_node(node)

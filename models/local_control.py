@@ -1,0 +1,153 @@
+"""Local controller: laser scan + goal in the robot frame -> (v, w) that never hits obstacles.
+
+A dynamic-window style search over constant (v, w) arcs. An arc is admissible only if the
+circular robot (radius + margin) stays clear of every scan point for the whole check horizon,
+which covers the braking distance, so stopping is always possible. Among admissible arcs the
+one that best reduces the distance to the goal (with clearance and speed as tie-breakers) is
+chosen; when no forward arc is admissible the robot turns in place towards the goal (a circular
+robot turning in place cannot hit anything). NaN ranges are treated as obstacles at the minimum
+range (unknown means unsafe), +inf as "no return".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Limits (m/s, rad/s, m, s) and weights of the arc search."""
+
+    max_v: float = 0.5
+    max_w: float = 1.2
+    robot_radius: float = 0.3
+    margin: float = 0.08
+    horizon: float = 1.5
+    dt: float = 0.1
+    v_samples: int = 6
+    w_samples: int = 15
+    goal_tolerance: float = 0.15
+    heading_gain: float = 1.5
+    clearance_weight: float = 0.2
+    speed_weight: float = 0.1
+
+    def __post_init__(self):
+        for name in ('max_v', 'max_w', 'robot_radius', 'horizon', 'dt', 'goal_tolerance',
+                     'heading_gain'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'ControllerConfig.{name} must be finite and > 0, got {value}')
+        if not self.margin >= 0 or self.v_samples < 2 or self.w_samples < 3:
+            raise ValueError(f'need margin >= 0, v_samples >= 2, w_samples >= 3; got '
+                             f'{self.margin}, {self.v_samples}, {self.w_samples}')
+
+
+def scan_points(ranges: np.ndarray, angles: np.ndarray, range_min: float,
+                range_max: float) -> np.ndarray:
+    """Return obstacle points (M, 2) in the robot frame from a scan (laser at the origin)."""
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    if r.shape != a.shape:
+        raise ValueError(f'ranges {r.shape} and angles {a.shape} differ in shape')
+    if not np.all(np.isfinite(a)):
+        raise ValueError('scan angles must be finite')
+    r = np.where(np.isnan(r), range_min, r)
+    r = np.maximum(r, range_min)
+    keep = r < range_max
+    return np.stack([r[keep] * np.cos(a[keep]), r[keep] * np.sin(a[keep])], axis=1)
+
+
+def scan_to_base(ranges: np.ndarray, angles: np.ndarray, laser_pose, range_min: float,
+                 range_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (ranges, angles) of the same scan as seen from the base origin (base_link).
+
+    ``laser_pose`` is the laser's (x, y, yaw) in the base frame. Every function of this stack
+    that takes a scan assumes it starts at the robot's origin, so a laser mounted off-centre
+    must be re-expressed first. NaN beams become returns at ``range_min`` (unknown = unsafe),
+    +inf beams stay +inf (no return) along their direction from the base. Pass the result on
+    with range_min = 0 and range_max + |laser offset|.
+    """
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    if r.shape != a.shape:
+        raise ValueError(f'ranges {r.shape} and angles {a.shape} differ in shape')
+    lx, ly, lyaw = (float(v) for v in laser_pose)
+    if not all(math.isfinite(v) for v in (lx, ly, lyaw)):
+        raise ValueError(f'laser_pose must be finite, got {laser_pose!r}')
+    r = np.where(np.isnan(r), range_min, r)
+    r = np.maximum(r, range_min)
+    c, s_ = math.cos(lyaw), math.sin(lyaw)
+    hit = np.isfinite(r) & (r < range_max)
+    ux, uy = np.cos(a), np.sin(a)
+    rr = np.where(hit, r, 0.0)
+    px = lx + c * rr * ux - s_ * rr * uy
+    py = ly + s_ * rr * ux + c * rr * uy
+    out_r = np.where(hit, np.hypot(px, py), np.inf)
+    out_a = np.where(hit, np.arctan2(py, px), np.arctan2(s_ * ux + c * uy, c * ux - s_ * uy))
+    return out_r, out_a
+
+
+def arc_positions(v: np.ndarray, w: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Return (K, T, 2) positions along constant-velocity arcs from the origin, heading +x."""
+    v = v[:, None]
+    w = w[:, None]
+    t = times[None, :]
+    small = np.abs(w) < 1e-6
+    w_safe = np.where(small, 1.0, w)
+    x = np.where(small, v * t, v / w_safe * np.sin(w_safe * t))
+    y = np.where(small, 0.0, v / w_safe * (1.0 - np.cos(w_safe * t)))
+    return np.stack([x, y], axis=2)
+
+
+def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: float,
+                  range_max: float,
+                  config: ControllerConfig = ControllerConfig()  # noqa: B008
+                  ) -> tuple[float, float]:
+    """Return (v, w) driving towards ``goal_xy`` (robot frame) without driving into obstacles."""
+    goal = np.asarray(goal_xy, dtype=float).ravel()
+    if goal.shape != (2,) or not np.all(np.isfinite(goal)):
+        raise ValueError(f'goal must be a finite (x, y) in the robot frame, got {goal_xy!r}')
+    dist = float(np.linalg.norm(goal))
+    if dist <= config.goal_tolerance:
+        return 0.0, 0.0
+    points = scan_points(ranges, angles, range_min, range_max)
+    bearing = math.atan2(goal[1], goal[0])
+    turn = float(np.clip(config.heading_gain * bearing, -config.max_w, config.max_w))
+    safe = config.robot_radius + config.margin
+    reach = config.max_v * config.horizon + safe
+    near = points[np.linalg.norm(points, axis=1) <= reach] if points.size else points
+    v = np.repeat(np.linspace(0.0, config.max_v, config.v_samples)[1:], config.w_samples)
+    w = np.tile(np.linspace(-config.max_w, config.max_w, config.w_samples),
+                config.v_samples - 1)
+    times = np.arange(config.dt, config.horizon + 1e-9, config.dt)
+    pos = arc_positions(v, w, times)
+    if near.size:
+        d = np.linalg.norm(pos[:, :, None, :] - near[None, None, :, :], axis=3).min(axis=2)
+        clearance = d.min(axis=1)
+        now = float(np.linalg.norm(near, axis=1).min())
+        # admissible: always outside the safety radius, or (already inside it) never closer
+        ok = (clearance >= safe) | ((now < safe) & (clearance >= now) & (d[:, 0] >= now))
+    else:
+        clearance = np.full(len(v), np.inf)
+        ok = np.ones(len(v), dtype=bool)
+    if not np.any(ok) or abs(bearing) > math.pi / 2:
+        return 0.0, turn if abs(turn) > 1e-3 else config.max_w
+    # progress after one second of the arc (or less near the goal)
+    k = min(len(times) - 1, int(round(1.0 / config.dt)) - 1)
+    progress = dist - np.linalg.norm(pos[:, k, :] - goal, axis=1)
+    end_heading = w * times[k]
+    heading_err = np.abs(np.angle(np.exp(1j * (bearing - end_heading))))
+    score = progress - 0.3 * heading_err + config.clearance_weight * \
+        np.minimum(clearance, 1.0) + config.speed_weight * v
+    score = np.where(ok, score, -np.inf)
+    best = int(np.argmax(score))
+    if progress[best] <= 0.0:
+        return 0.0, turn
+    # slow down near the goal; scaling v and w together keeps the checked arc (same curvature)
+    scale = min(1.0, max(dist / config.max_v, 0.2))
+    return float(v[best] * scale), float(w[best] * scale)
+
+
+__all__ = ['ControllerConfig', 'arc_positions', 'local_command', 'scan_points', 'scan_to_base']

@@ -1,0 +1,455 @@
+"""Choosing one plan of a Pareto set: expected free energy and classical baselines.
+
+For plan pi with predicted total cost q = N(m_pi, S_pi) and the user's preference
+p = N(m_pref, S_pref) over total costs,
+
+    efe(pi) = risk(pi) - epistemic_weight * info_gain(pi)
+    risk(pi) = H[q, p] = 0.5 * (d log 2 pi + log|S_pref| + tr(S_pref^-1 S_pi)
+                                + (m_pi - m_pref)^T S_pref^-1 (m_pi - m_pref))
+    info_gain(pi) = I(theta; x) = E[log p(x | theta) - log p(x)],
+
+the mutual information between the Normal-Inverse-Wishart cost parameters theta of the plan's
+steps and the step costs x that executing it would reveal: the expected drop in the entropy of
+the parameter belief. It is estimated by Monte Carlo, vectorised over steps and samples: draw
+theta from the belief, x from N(mu, Sigma), and score x under the likelihood and under the
+sequential Student-t predictive. Lower efe is better.
+
+Baselines: 'uniform' (any plan at random), 'topsis' (closeness to the ideal point with equal or
+given weights), 'weights' (fixed linear weights on min-max normalised costs).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import gammaln
+
+from embodied_aif.models.transition_system import (
+    DEFAULT_REL_STD,
+    MIN_STD,
+    CostBeliefs,
+    path_cost_distribution,
+)
+
+__all__ = ['METHODS', 'Candidate', 'Preference', 'SelectionError', 'Selection',
+           'candidates_from_dicts', 'candidates_from_result', 'cross_entropy', 'efe_terms',
+           'info_gain', 'preference_from_dict', 'select']
+
+METHODS = ('aif', 'uniform', 'topsis', 'weights')
+
+
+class SelectionError(ValueError):
+    """Malformed plans or preference; the message names the source and key."""
+
+
+def _check_cov(cov: np.ndarray, d: int, name: str) -> np.ndarray:
+    cov = np.asarray(cov, dtype=float)
+    if cov.shape != (d, d):
+        raise ValueError(f'{name} must be {d}x{d}, got shape {cov.shape}')
+    if not np.isfinite(cov).all() or not np.allclose(cov, cov.T, atol=1e-12):
+        raise ValueError(f'{name} must be finite and symmetric')
+    return cov
+
+
+@dataclass(frozen=True)
+class Preference:
+    """The user's preferred distribution N(mean, covariance) over total plan costs.
+
+    epistemic_weight scales the information-gain term (0: purely pragmatic); weights (d,)
+    are used by the 'topsis' and 'weights' baselines (default equal).
+    """
+
+    objectives: tuple[str, ...]
+    mean: np.ndarray
+    covariance: np.ndarray
+    epistemic_weight: float = 1.0
+    weights: np.ndarray | None = None
+
+    def __post_init__(self):
+        d = len(self.objectives)
+        mean = np.asarray(self.mean, dtype=float).reshape(-1)
+        if mean.shape != (d,) or not np.isfinite(mean).all():
+            raise ValueError(f'mean must be {d} finite numbers, got {self.mean!r}')
+        cov = _check_cov(self.covariance, d, 'covariance')
+        if np.linalg.eigvalsh(cov).min() <= 0:
+            raise ValueError('covariance must be positive definite')
+        w = float(self.epistemic_weight)
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f'epistemic_weight must be a finite number >= 0, got {w}')
+        weights = np.full(d, 1.0 / d) if self.weights is None else np.asarray(
+            self.weights, dtype=float).reshape(-1)
+        if weights.shape != (d,) or not np.isfinite(weights).all() or (weights < 0).any() \
+                or weights.sum() <= 0:
+            raise ValueError(f'weights must be {d} non-negative numbers, not all 0')
+        object.__setattr__(self, 'objectives', tuple(self.objectives))
+        object.__setattr__(self, 'mean', mean)
+        object.__setattr__(self, 'covariance', cov)
+        object.__setattr__(self, 'epistemic_weight', w)
+        object.__setattr__(self, 'weights', weights / weights.sum())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plan as the selector sees it.
+
+    mean (d,), cov (d, d): predicted total cost; beliefs: NIW beliefs of the plan's distinct
+    steps (transitions), each executed multiplicity[i] times.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    beliefs: CostBeliefs
+    multiplicity: np.ndarray
+
+    def __post_init__(self):
+        mean = np.asarray(self.mean, dtype=float).reshape(-1)
+        d = mean.shape[0]
+        if not np.isfinite(mean).all():
+            raise ValueError(f'mean must be finite, got {self.mean!r}')
+        cov = _check_cov(self.cov, d, 'cov')
+        mult = np.asarray(self.multiplicity, dtype=np.int64).reshape(-1)
+        if self.beliefs.mu.shape[1] != d and self.beliefs.mu.shape[0]:
+            raise ValueError(f'beliefs have {self.beliefs.mu.shape[1]} objectives, plan has {d}')
+        if mult.shape != (self.beliefs.mu.shape[0],) or (mult < 1).any():
+            raise ValueError('multiplicity needs one positive count per step belief')
+        object.__setattr__(self, 'mean', mean)
+        object.__setattr__(self, 'cov', cov)
+        object.__setattr__(self, 'multiplicity', mult)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen plan and every plan's terms (efe = risk - epistemic_weight * info_gain)."""
+
+    index: int
+    method: str
+    efe: np.ndarray
+    risk: np.ndarray
+    info_gain: np.ndarray
+    scores: np.ndarray
+    epistemic_weight: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form of ``embodied-aif select --json`` (without the plan itself)."""
+        return {
+            'method': self.method,
+            'chosen': int(self.index),
+            'epistemic_weight': self.epistemic_weight,
+            'terms': [{'index': i, 'efe': float(self.efe[i]), 'risk': float(self.risk[i]),
+                       'info_gain': float(self.info_gain[i]), 'score': float(self.scores[i])}
+                      for i in range(len(self.efe))],
+        }
+
+
+# ------------------------------------------------------------------------------- candidates
+
+def candidates_from_result(result, beliefs: CostBeliefs) -> list[Candidate]:
+    """Candidates for the plans of a pareto.PlanResult, with the TS's current beliefs."""
+    out = []
+    for p in result.plans:
+        ids, counts = np.unique(np.asarray(p.transitions, dtype=np.int64), return_counts=True)
+        mean, cov = path_cost_distribution(beliefs, p.transitions)
+        sub = CostBeliefs(mu=beliefs.mu[ids], kappa=beliefs.kappa[ids], nu=beliefs.nu[ids],
+                          psi=beliefs.psi[ids], count=beliefs.count[ids])
+        out.append(Candidate(mean=mean, cov=cov, beliefs=sub, multiplicity=counts))
+    return out
+
+
+def _fail(source: str, key: str, message: str):
+    raise SelectionError(f'{source}: {key}: {message}')
+
+
+def _vector(value, d: int, source: str, key: str) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != d or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        _fail(source, key, f'expected {d} numbers, got {value!r}')
+    arr = np.asarray(value, dtype=float)
+    if not np.isfinite(arr).all():
+        _fail(source, key, f'expected finite numbers, got {value!r}')
+    return arr
+
+
+def _matrix(value, d: int, source: str, key: str) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != d:
+        _fail(source, key, f'expected a {d}x{d} matrix')
+    m = np.stack([_vector(r, d, source, key) for r in value])
+    if not np.allclose(m, m.T) or np.linalg.eigvalsh(m).min() <= 0:
+        _fail(source, key, 'must be symmetric positive definite')
+    return m
+
+
+def _default_cov(mean: np.ndarray) -> np.ndarray:
+    return np.diag(np.maximum(DEFAULT_REL_STD * np.abs(mean), MIN_STD) ** 2)
+
+
+def candidates_from_dicts(data, source: str = '<plans>') -> tuple[tuple[str, ...],
+                                                                 list[Candidate]]:
+    """Read the PLANS.json format (docs/task_planning.md); return (objectives, candidates).
+
+    Each plan needs `cost` (or `expected_cost`); optional `cost_cov`, `count` and `steps`
+    (per-step beliefs: cost, cost_cov, count, optional transition id for repeated steps).
+    """
+    if not isinstance(data, Mapping):
+        _fail(source, '(top level)', 'expected a JSON object')
+    objectives = data.get('objectives')
+    if not isinstance(objectives, list) or not objectives or not all(
+            isinstance(o, str) for o in objectives):
+        _fail(source, 'objectives', 'expected a non-empty list of names')
+    d = len(objectives)
+    plans = data.get('plans')
+    if not isinstance(plans, list) or not plans:
+        reason = data.get('reason') if isinstance(data, Mapping) else None
+        _fail(source, 'plans', 'expected a non-empty list of plans'
+              + (f' (the planner said: {reason})' if reason else ''))
+    out = []
+    for i, p in enumerate(plans):
+        key = f'plans[{i}]'
+        if not isinstance(p, Mapping):
+            _fail(source, key, 'expected an object')
+        mean_key = 'expected_cost' if 'expected_cost' in p else 'cost'
+        if mean_key not in p:
+            _fail(source, f'{key}.cost', 'missing required key')
+        mean = _vector(p[mean_key], d, source, f'{key}.{mean_key}')
+        if (mean < 0).any():
+            _fail(source, f'{key}.{mean_key}', 'costs must be non-negative')
+        cov = (_matrix(p['cost_cov'], d, source, f'{key}.cost_cov') if 'cost_cov' in p
+               else _default_cov(mean))
+        steps = p.get('steps')
+        if steps:
+            if not isinstance(steps, list):
+                _fail(source, f'{key}.steps', 'expected a list')
+            groups: dict = {}
+            for k, st in enumerate(steps):
+                skey = f'{key}.steps[{k}]'
+                if not isinstance(st, Mapping) or 'cost' not in st:
+                    _fail(source, skey, 'expected an object with "cost"')
+                m = _vector(st['cost'], d, source, f'{skey}.cost')
+                c = (_matrix(st['cost_cov'], d, source, f'{skey}.cost_cov')
+                     if 'cost_cov' in st else _default_cov(m))
+                n = st.get('count', 1)
+                if isinstance(n, bool) or not isinstance(n, int | float) or not n > 0:
+                    _fail(source, f'{skey}.count', f'expected a positive number, got {n!r}')
+                ident = st.get('transition')
+                if ident is None:
+                    ident = ('step', k)
+                elif isinstance(ident, list):
+                    ident = tuple(ident)
+                if not isinstance(ident, str | int | tuple) or isinstance(ident, bool):
+                    _fail(source, f'{skey}.transition', f'expected an id, got {ident!r}')
+                if ident in groups:
+                    groups[ident][3] += 1
+                else:
+                    groups[ident] = [m, c, float(n), 1]
+            vals = list(groups.values())
+            beliefs = CostBeliefs.from_costs(np.stack([v[0] for v in vals]),
+                                             np.stack([v[1] for v in vals]),
+                                             np.array([v[2] for v in vals]))
+            mult = np.array([v[3] for v in vals])
+        else:
+            n = p.get('count', 1)
+            if isinstance(n, bool) or not isinstance(n, int | float) or not n > 0:
+                _fail(source, f'{key}.count', f'expected a positive number, got {n!r}')
+            beliefs = CostBeliefs.from_costs(mean[None], cov[None], np.array([float(n)]))
+            mult = np.array([1])
+        out.append(Candidate(mean=mean, cov=cov, beliefs=beliefs, multiplicity=mult))
+    return tuple(objectives), out
+
+
+def preference_from_dict(data, source: str = '<preference>',
+                         objectives: Sequence[str] | None = None) -> Preference:
+    """Read the PREFERENCE.json format; reorder to `objectives` when given (names must match)."""
+    if not isinstance(data, Mapping):
+        _fail(source, '(top level)', 'expected a JSON object')
+    names = data.get('objectives')
+    if not isinstance(names, list) or not names or not all(isinstance(o, str) for o in names):
+        _fail(source, 'objectives', 'expected a non-empty list of names')
+    d = len(names)
+    if 'mean' not in data:
+        _fail(source, 'mean', 'missing required key')
+    mean = _vector(data['mean'], d, source, 'mean')
+    if 'covariance' not in data:
+        _fail(source, 'covariance', 'missing required key')
+    cov = _matrix(data['covariance'], d, source, 'covariance')
+    w = data.get('epistemic_weight', 1.0)
+    if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+        _fail(source, 'epistemic_weight', f'expected a number >= 0, got {w!r}')
+    weights = data.get('weights')
+    if weights is not None:
+        weights = _vector(weights, d, source, 'weights')
+        if (weights < 0).any() or weights.sum() <= 0:
+            _fail(source, 'weights', 'expected non-negative numbers, not all 0')
+    if objectives is not None and list(objectives) != names:
+        if sorted(objectives) != sorted(names):
+            _fail(source, 'objectives', f'{names} do not match the plans\' objectives '
+                                        f'{list(objectives)}')
+        order = [names.index(o) for o in objectives]
+        mean, cov = mean[order], cov[np.ix_(order, order)]
+        weights = None if weights is None else weights[order]
+        names = list(objectives)
+    return Preference(objectives=tuple(names), mean=mean, covariance=cov,
+                      epistemic_weight=float(w), weights=weights)
+
+
+# ------------------------------------------------------------------------------------ terms
+
+def cross_entropy(mean, cov, pref_mean, pref_cov) -> np.ndarray:
+    """H[N(mean, cov), N(pref_mean, pref_cov)] in nats; mean (n, d), cov (n, d, d) -> (n,)."""
+    mean = np.atleast_2d(np.asarray(mean, dtype=float))
+    cov = np.asarray(cov, dtype=float).reshape(mean.shape[0], mean.shape[1], mean.shape[1])
+    d = mean.shape[1]
+    _, logdet = np.linalg.slogdet(pref_cov)
+    inv = np.linalg.inv(pref_cov)
+    diff = mean - pref_mean
+    maha = np.einsum('ni,ij,nj->n', diff, inv, diff)
+    trace = np.einsum('ij,nji->n', inv, cov)
+    return 0.5 * (d * math.log(2 * math.pi) + logdet + trace + maha)
+
+
+def _log_normal(x, mu, chol):
+    """Log N(x; mu, L L^T) for batched x, mu (..., d) and Cholesky factors (..., d, d)."""
+    d = x.shape[-1]
+    z = np.linalg.solve(chol, (x - mu)[..., None])[..., 0]
+    logdet = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    return -0.5 * (d * math.log(2 * math.pi) + logdet + (z ** 2).sum(-1))
+
+
+def _log_student(x, loc, scale, df):
+    """Log St(x; loc, scale, df), batched; df broadcasts against x[..., 0]."""
+    d = x.shape[-1]
+    chol = np.linalg.cholesky(scale)
+    z = np.linalg.solve(chol, (x - loc)[..., None])[..., 0]
+    logdet = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    maha = (z ** 2).sum(-1)
+    return (gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * math.pi)
+            - 0.5 * logdet - 0.5 * (df + d) * np.log1p(maha / df))
+
+
+def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
+              n_samples: int = 128) -> np.ndarray:
+    """Estimate the information gain of executing each belief's transition by Monte Carlo.
+
+    Returns the mutual information (nats, clipped at 0) between each belief's parameters and
+    the costs of multiplicity[u] executions of its transition, a (U,) array.
+    """
+    mult = np.asarray(multiplicity, dtype=np.int64).reshape(-1)
+    n_units, d = beliefs.mu.shape
+    if n_units == 0:
+        return np.zeros(0)
+    if n_samples < 2:
+        raise ValueError(f'n_samples must be >= 2, got {n_samples}')
+    s = n_samples
+    # Sigma ~ IW(nu, psi) by Bartlett: W = L A A^T L^T ~ Wishart(nu, psi^-1), Sigma = W^-1.
+    chol_inv_psi = np.linalg.cholesky(np.linalg.inv(beliefs.psi))
+    a = np.zeros((n_units, s, d, d))
+    dfs = beliefs.nu[:, None, None] - np.arange(d)[None, None, :]
+    diag = np.sqrt(rng.chisquare(np.broadcast_to(dfs, (n_units, s, d))))
+    a[..., np.arange(d), np.arange(d)] = diag
+    rows, cols = np.tril_indices(d, -1)
+    a[..., rows, cols] = rng.standard_normal((n_units, s, rows.shape[0]))
+    la = chol_inv_psi[:, None] @ a
+    sigma = np.linalg.inv(la @ np.swapaxes(la, -1, -2))
+    sigma = 0.5 * (sigma + np.swapaxes(sigma, -1, -2))
+    chol_sigma = np.linalg.cholesky(sigma)
+    mu = beliefs.mu[:, None, :] + (chol_sigma @ rng.standard_normal((n_units, s, d, 1)))[
+        ..., 0] / np.sqrt(beliefs.kappa)[:, None, None]
+    loc = np.broadcast_to(beliefs.mu[:, None, :], (n_units, s, d)).copy()
+    psi = np.broadcast_to(beliefs.psi[:, None], (n_units, s, d, d)).copy()
+    kappa = beliefs.kappa[:, None].repeat(s, axis=1)
+    nu = beliefs.nu[:, None].repeat(s, axis=1)
+    total = np.zeros((n_units, s))
+    for i in range(int(mult.max())):
+        active = (i < mult)[:, None]
+        x = mu + (chol_sigma @ rng.standard_normal((n_units, s, d, 1)))[..., 0]
+        df = nu - d + 1
+        scale = psi * ((kappa + 1) / (kappa * df))[..., None, None]
+        term = _log_normal(x, mu, chol_sigma) - _log_student(x, loc, scale, df)
+        total += np.where(active, term, 0.0)
+        diff = x - loc
+        psi = psi + (kappa / (kappa + 1))[..., None, None] * diff[..., :, None] * diff[..., None, :]
+        loc = (kappa[..., None] * loc + x) / (kappa + 1)[..., None]
+        kappa = kappa + 1
+        nu = nu + 1
+    return np.maximum(total.mean(axis=1), 0.0)
+
+
+def efe_terms(candidates: Sequence[Candidate], preference: Preference,
+              rng: np.random.Generator, n_samples: int = 128) -> dict[str, np.ndarray]:
+    """Return {'risk', 'info_gain', 'efe'} arrays over the candidates (efe lower is better)."""
+    if not candidates:
+        raise ValueError('no candidate plans to select from')
+    d = len(preference.objectives)
+    for i, c in enumerate(candidates):
+        if c.mean.shape != (d,):
+            raise ValueError(f'plan {i} has {c.mean.shape[0]} objectives, preference has {d}')
+    mean = np.stack([c.mean for c in candidates])
+    cov = np.stack([c.cov for c in candidates])
+    risk = cross_entropy(mean, cov, preference.mean, preference.covariance)
+    if preference.epistemic_weight > 0:
+        units = [c.beliefs for c in candidates]
+        sizes = [u.mu.shape[0] for u in units]
+        stacked = CostBeliefs(
+            mu=np.concatenate([u.mu for u in units]),
+            kappa=np.concatenate([u.kappa for u in units]),
+            nu=np.concatenate([u.nu for u in units]),
+            psi=np.concatenate([u.psi for u in units]),
+            count=np.concatenate([u.count for u in units]))
+        mult = np.concatenate([c.multiplicity for c in candidates])
+        per_unit = info_gain(stacked, mult, rng, n_samples)
+        owner = np.repeat(np.arange(len(candidates)), sizes)
+        gain = np.bincount(owner, weights=per_unit, minlength=len(candidates))
+    else:
+        gain = np.zeros(len(candidates))
+    return {'risk': risk, 'info_gain': gain, 'efe': risk - preference.epistemic_weight * gain}
+
+
+def _topsis(costs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    norm = np.sqrt((costs ** 2).sum(axis=0))
+    v = weights * costs / np.where(norm > 0, norm, 1.0)
+    best, worst = v.min(axis=0), v.max(axis=0)
+    d_best = np.sqrt(((v - best) ** 2).sum(axis=1))
+    d_worst = np.sqrt(((v - worst) ** 2).sum(axis=1))
+    denom = d_best + d_worst
+    return np.where(denom > 0, d_worst / np.where(denom > 0, denom, 1.0), 0.5)
+
+
+def _linear(costs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    lo, hi = costs.min(axis=0), costs.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return ((costs - lo) / span) @ weights
+
+
+def select(candidates: Sequence[Candidate], preference: Preference, method: str = 'aif',
+           rng: np.random.Generator | None = None, n_samples: int = 128) -> Selection:
+    """Choose one candidate by `method` ('aif', 'uniform', 'topsis' or 'weights').
+
+    EFE terms are computed for every method so they can be logged; scores are the quantity
+    each method optimises (aif: -efe, topsis: closeness, weights: -weighted cost, uniform: 0).
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown method {method!r}; choose one of {", ".join(METHODS)}')
+    rng = np.random.default_rng(0) if rng is None else rng
+    if not candidates:
+        raise ValueError('no candidate plans to select from')
+    # The uniform draw comes first so that the baseline's choices do not depend on the
+    # Monte Carlo draws of the (logged) EFE terms.
+    uniform_index = int(rng.integers(len(candidates))) if method == 'uniform' else -1
+    terms = efe_terms(candidates, preference, rng, n_samples)
+    costs = np.stack([c.mean for c in candidates])
+    if method == 'aif':
+        scores = -terms['efe']
+        index = int(np.argmax(scores))
+    elif method == 'uniform':
+        scores = np.zeros(len(candidates))
+        index = uniform_index
+    elif method == 'topsis':
+        scores = _topsis(costs, preference.weights)
+        index = int(np.argmax(scores))
+    else:
+        scores = -_linear(costs, preference.weights)
+        index = int(np.argmax(scores))
+    return Selection(index=index, method=method, efe=terms['efe'], risk=terms['risk'],
+                     info_gain=terms['info_gain'], scores=scores,
+                     epistemic_weight=preference.epistemic_weight)

@@ -1,0 +1,580 @@
+"""cognitive_map: the topological map of places, grown from odometry, the scan and the camera.
+
+Subscribes (sensor QoS): odom (nav_msgs/Odometry), scan (sensor_msgs/LaserScan),
+head_camera/color/image_raw (sensor_msgs/Image rgb8); ``~/edge_events``
+(embodied_aif_msgs/PlaceEdge, reliable): a navigator reports an edge it found BLOCKED (or
+travelled, EXPERIENCED).
+Publishes: cognitive_map (embodied_aif_msgs/CognitiveMap, latched, in the odometry frame:
+places, edges, current place, localisation confidence), ``~/markers``
+(visualization_msgs/MarkerArray: a sphere per place sized by its visits, edges coloured by
+kind, experienced green, imagined blue and dashed, blocked red, alpha by confidence, text ids),
+``~/occupancy`` (nav_msgs/OccupancyGrid, log-odds from the scans, in the odometry frame),
+/diagnostics.
+
+The map is updated at ``update_rate`` (sim time) in its own callback group by
+:func:`embodied_aif.models.cognitive_map.observe`; sensor callbacks only keep the latest message.
+Bad input never stops the node: NaN scans are handled by the model (NaN = unknown), NaN
+odometry is dropped, an odometry jump makes the model re-localise (current place -1 while lost).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from sensor_msgs.msg import Image, LaserScan
+from std_msgs.msg import ColorRGBA
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
+
+from embodied_aif.models import cognitive_map as cm
+from embodied_aif.models.transforms import yaw_quaternion
+from embodied_aif.nodes._common import (
+    COMMAND_QOS,
+    LATCHED_QOS,
+    SENSOR_QOS,
+    Param,
+    ParamNode,
+    node_main,
+)
+from embodied_aif.nodes._tf import TfBuffer, TransformError
+from embodied_aif_msgs.msg import CognitiveMap, Place, PlaceEdge
+
+KIND_COLOURS = {cm.EXPERIENCED: (0.1, 0.8, 0.2), cm.IMAGINED: (0.2, 0.4, 1.0),
+                cm.BLOCKED: (1.0, 0.1, 0.1)}
+
+
+# ---------------------------------------------------------------- conversions (no ROS state)
+def yaw_of(q) -> float:
+    """Return the yaw of a geometry_msgs/Quaternion (rotation about z)."""
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def odom_pose(msg: Odometry) -> np.ndarray:
+    """Return (x, y, yaw) of an Odometry message (may contain NaN: the caller checks)."""
+    p = msg.pose.pose
+    return np.array([p.position.x, p.position.y, yaw_of(p.orientation)])
+
+
+def scan_arrays(msg: LaserScan) -> tuple[np.ndarray, np.ndarray]:
+    """Return (ranges, angles) of a LaserScan as float arrays."""
+    ranges = np.asarray(msg.ranges, dtype=float)
+    angles = msg.angle_min + msg.angle_increment * np.arange(ranges.size)
+    return ranges, angles
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """Return an (H, W, 3) uint8 array of an rgb8/bgr8 Image; ValueError on other encodings."""
+    if msg.encoding not in ('rgb8', 'bgr8'):
+        raise ValueError(f'image encoding {msg.encoding!r} is not rgb8 or bgr8')
+    if msg.height == 0 or msg.width == 0 or msg.step < 3 * msg.width or \
+            len(msg.data) < msg.step * msg.height:
+        raise ValueError(f'image {msg.width}x{msg.height} step {msg.step} has '
+                         f'{len(msg.data)} bytes')
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8)[:msg.step * msg.height]
+    img = rows.reshape(msg.height, msg.step)[:, :3 * msg.width].reshape(msg.height, msg.width, 3)
+    return img[:, :, ::-1] if msg.encoding == 'bgr8' else img
+
+
+def map_to_msg(cmap: cm.CognitiveMap, frame: str, stamp=None) -> CognitiveMap:
+    """Return the CognitiveMap message of a model map, with poses in the odometry frame.
+
+    The model keeps places in its map frame (odometry + ``offset`` after a re-localisation);
+    the message subtracts the offset so that places line up with the odometry the navigator
+    sees.
+    """
+    fields = cm.to_message_fields(cmap)
+    ox, oy = float(cmap.offset[0]), float(cmap.offset[1])
+    msg = CognitiveMap()
+    msg.header.frame_id = frame
+    if stamp is not None:
+        msg.header.stamp = stamp
+    for p in fields['places']:
+        place = Place(id=p['id'], visit_count=p['visit_count'],
+                      observation_code=[float(v) for v in p['observation_code']],
+                      radius=p['radius'], belief=p['belief'])
+        place.pose.position.x, place.pose.position.y = p['x'] - ox, p['y'] - oy
+        q = yaw_quaternion(p['yaw'])
+        place.pose.orientation.z, place.pose.orientation.w = float(q[2]), float(q[3])
+        msg.places.append(place)
+    for e in fields['edges']:
+        msg.edges.append(PlaceEdge(from_id=e['from_id'], to_id=e['to_id'], kind=e['kind'],
+                                   confidence=e['confidence'], count=e['count'],
+                                   length=e['length']))
+    msg.current_place = fields['current_place']
+    msg.localisation_confidence = fields['localisation_confidence']
+    return msg
+
+
+def map_from_msg(msg: CognitiveMap) -> cm.CognitiveMap:
+    """Return a model map (odometry frame, zero offset) rebuilt from a CognitiveMap message.
+
+    What the message does not carry (the paths stored on edges, extra views, scans, lost
+    hypotheses) is left empty: edges are then driven straight, place to place.
+    """
+    places = sorted(msg.places, key=lambda p: p.id)
+    if [p.id for p in places] != list(range(len(places))):
+        raise ValueError(f'place ids must be 0..{len(places) - 1}, got '
+                         f'{[p.id for p in places]}')
+    n = len(places)
+    dim = max((len(p.observation_code) for p in places), default=0)
+    codes = np.zeros((n, dim))
+    for i, p in enumerate(places):
+        if len(p.observation_code) not in (0, dim):
+            raise ValueError(f'place {p.id} has a code of {len(p.observation_code)} entries, '
+                             f'others {dim}')
+        codes[i, :len(p.observation_code)] = p.observation_code
+    poses = np.array([[p.pose.position.x, p.pose.position.y, yaw_of(p.pose.orientation)]
+                      for p in places], dtype=float).reshape(n, 3)
+    edges = {}
+    for e in msg.edges:
+        a, b = sorted((int(e.from_id), int(e.to_id)))
+        if not (0 <= a < b < n):
+            raise ValueError(f'edge {e.from_id}--{e.to_id} does not join two places of {n}')
+        count = max(float(e.count), 1e-6)
+        success = min(max(float(e.confidence), 0.0), 1.0) * count
+        edges[(a, b)] = cm.Edge(a, b, max(success, 1e-6), max(count - success, 0.0),
+                                int(e.kind), float(e.length))
+    current = int(msg.current_place) if -1 <= msg.current_place < n else -1
+    belief = np.array([p.belief for p in places], dtype=float).reshape(n)
+    return cm.CognitiveMap(poses=poses, codes=codes,
+                           radius=np.array([p.radius for p in places], dtype=float).reshape(n),
+                           visits=np.array([p.visit_count for p in places], dtype=int).reshape(n),
+                           edges=edges, current=current, belief=belief)
+
+
+def scan_in_base(ranges: np.ndarray, angles: np.ndarray, laser_pose) -> np.ndarray:
+    """Return the ranges of a planar scan re-projected to the base origin, on the same beams.
+
+    ``laser_pose`` is (x, y, yaw) of the laser in the base frame. Every return is moved into the
+    base frame and kept in the beam nearest its bearing (the nearest return wins); beams that
+    receive no return are +inf (no return); NaN beams stay NaN (unknown). The models assume the
+    scan is taken at the base origin.
+    """
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    x, y, yaw = (float(v) for v in laser_pose)
+    if x == 0.0 and y == 0.0 and yaw == 0.0 or r.size < 2:
+        return r.copy()
+    out = np.full(r.shape, np.inf)
+    hit = np.isfinite(r)
+    px = x + r[hit] * np.cos(a[hit] + yaw)
+    py = y + r[hit] * np.sin(a[hit] + yaw)
+    step = (a[-1] - a[0]) / (a.size - 1)
+    beam = np.round((np.arctan2(py, px) - a[0]) / step).astype(int)
+    covers = abs(step * a.size - 2.0 * math.pi) < 1.5 * abs(step)  # a full circle wraps
+    beam = np.mod(beam, a.size) if covers else beam
+    ok = (beam >= 0) & (beam < a.size)
+    np.minimum.at(out, beam[ok], np.hypot(px, py)[ok])
+    out[np.isnan(r)] = np.nan
+    return out
+
+
+def compose_planar(pose, offset) -> np.ndarray:
+    """Return the planar pose ``pose`` (x, y, yaw) composed with ``offset`` in its frame."""
+    x, y, yaw = (float(v) for v in pose)
+    ox, oy, oyaw = (float(v) for v in offset)
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([x + c * ox - s * oy, y + s * ox + c * oy, yaw + oyaw])
+
+
+class LaserMount:
+    """Where the laser sits on the base, from /tf_static (identity until it is known)."""
+
+    def __init__(self, node, base_frame: str):
+        self.node, self.base_frame = node, base_frame
+        self.buffer = TfBuffer()
+        self.poses: dict[str, np.ndarray] = {}
+        self.problem = ''
+        node.create_subscription(TFMessage, '/tf_static',
+                                 lambda msg: self.buffer.set_message(msg, static=True),
+                                 LATCHED_QOS)
+
+    def pose(self, frame: str) -> np.ndarray:
+        """Return (x, y, yaw) of ``frame`` in the base frame (zeros while unknown)."""
+        frame = frame.lstrip('/') or self.base_frame
+        if frame in self.poses:
+            return self.poses[frame]
+        if frame == self.base_frame:
+            self.poses[frame] = np.zeros(3)
+            return self.poses[frame]
+        try:
+            position, q = self.buffer.lookup_pose(self.base_frame, frame)
+        except TransformError as exc:
+            self.problem = f'{exc}; assuming the scan is taken at the base origin'
+            return np.zeros(3)
+        yaw = math.atan2(2.0 * (q[3] * q[2] + q[0] * q[1]), 1.0 - 2.0 * (q[1] ** 2 + q[2] ** 2))
+        self.poses[frame] = np.array([position[0], position[1], yaw])
+        self.problem = ''
+        return self.poses[frame]
+
+
+def _colour(rgb, alpha: float) -> ColorRGBA:
+    return ColorRGBA(r=float(rgb[0]), g=float(rgb[1]), b=float(rgb[2]), a=float(alpha))
+
+
+def _point(x: float, y: float, z: float = 0.0) -> Point:
+    return Point(x=float(x), y=float(y), z=float(z))
+
+
+def map_markers(msg: CognitiveMap, namespace: str = 'cognitive_map',
+                dash: float = 0.2) -> MarkerArray:
+    """Return RViz markers of a CognitiveMap message (same frame and stamp).
+
+    Places: spheres sized by visit count (hypothesised places small and grey, the current
+    place yellow), alpha by belief, a text id above each. Edges: one LINE_LIST per kind,
+    experienced green, imagined blue and dashed (every other ``dash`` metres), blocked red,
+    alpha by the edge's confidence.
+    """
+    out = MarkerArray()
+    clear = Marker(action=Marker.DELETEALL)
+    clear.header = msg.header
+    out.markers.append(clear)
+    poses = {p.id: p.pose.position for p in msg.places}
+    for p in msg.places:
+        visited = p.visit_count > 0
+        size = 0.15 + 0.05 * min(p.visit_count, 10) if visited else 0.12
+        rgb = (1.0, 0.9, 0.0) if p.id == msg.current_place else \
+            (1.0, 0.5, 0.0) if visited else (0.6, 0.6, 0.6)
+        sphere = Marker(ns=f'{namespace}/places', id=int(p.id), type=Marker.SPHERE,
+                        action=Marker.ADD)
+        sphere.header = msg.header
+        sphere.pose.position = _point(p.pose.position.x, p.pose.position.y, 0.1)
+        sphere.pose.orientation.w = 1.0
+        sphere.scale.x = sphere.scale.y = sphere.scale.z = float(size)
+        sphere.color = _colour(rgb, 0.4 + 0.6 * min(max(p.belief, 0.0), 1.0) if visited else 0.5)
+        text = Marker(ns=f'{namespace}/ids', id=int(p.id), type=Marker.TEXT_VIEW_FACING,
+                      action=Marker.ADD, text=str(p.id))
+        text.header = msg.header
+        text.pose.position = _point(p.pose.position.x, p.pose.position.y, 0.45)
+        text.pose.orientation.w = 1.0
+        text.scale.z = 0.25
+        text.color = _colour((1.0, 1.0, 1.0), 0.9)
+        out.markers += [sphere, text]
+    for kind, rgb in KIND_COLOURS.items():
+        lines = Marker(ns=f'{namespace}/edges_{cm.KIND_NAMES[kind]}', id=0,
+                       type=Marker.LINE_LIST, action=Marker.ADD)
+        lines.header = msg.header
+        lines.pose.orientation.w = 1.0
+        lines.scale.x = 0.04 if kind == cm.IMAGINED else 0.06
+        for e in msg.edges:
+            if e.kind != kind or e.from_id not in poses or e.to_id not in poses:
+                continue
+            a, b = poses[e.from_id], poses[e.to_id]
+            colour = _colour(rgb, 0.2 + 0.8 * min(max(e.confidence, 0.0), 1.0))
+            length = math.hypot(b.x - a.x, b.y - a.y)
+            pieces = max(1, int(length / dash)) if kind == cm.IMAGINED else 1
+            for k in range(0, pieces, 2 if kind == cm.IMAGINED and pieces > 1 else 1):
+                s0, s1 = k / pieces, min(k + 1, pieces) / pieces
+                lines.points += [_point(a.x + s0 * (b.x - a.x), a.y + s0 * (b.y - a.y), 0.1),
+                                 _point(a.x + s1 * (b.x - a.x), a.y + s1 * (b.y - a.y), 0.1)]
+                lines.colors += [colour, colour]
+        if lines.points:
+            out.markers.append(lines)
+    return out
+
+
+# ---------------------------------------------------------------- occupancy (pure numpy)
+@dataclass(frozen=True)
+class GridConfig:
+    """Size and log-odds increments of the occupancy grid (metres, nats)."""
+
+    resolution: float = 0.1
+    size: float = 30.0
+    hit: float = 0.85
+    miss: float = -0.4
+    clamp: float = 5.0
+
+    def __post_init__(self):
+        if not (self.resolution > 0 and self.size > self.resolution and self.clamp > 0):
+            raise ValueError(f'GridConfig needs resolution > 0, size > resolution, clamp > 0; '
+                             f'got {self.resolution}, {self.size}, {self.clamp}')
+
+
+def empty_grid(config: GridConfig) -> np.ndarray:
+    """Return a zero log-odds grid (rows = y, columns = x) centred on the frame's origin."""
+    n = int(round(config.size / config.resolution))
+    return np.zeros((n, n))
+
+
+def integrate_scan(logodds: np.ndarray, pose, ranges: np.ndarray, angles: np.ndarray,
+                   range_min: float, range_max: float, config: GridConfig) -> np.ndarray:
+    """Return the log-odds grid after one scan taken at ``pose`` (x, y, yaw).
+
+    Cells along each beam before its return get ``miss``, the cell of the return ``hit``
+    (beams without a return, +inf, clear up to ``range_max``); NaN beams carry no information.
+    Points beyond the grid are ignored.
+    """
+    x, y, yaw = (float(v) for v in pose)
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel() + yaw
+    keep = ~np.isnan(r) & (r >= range_min)
+    r, a = r[keep], a[keep]
+    hit = r < range_max
+    reach = np.minimum(r, range_max)
+    n = logodds.shape[0]
+    half = n * config.resolution / 2.0
+    steps = np.arange(0.0, range_max, config.resolution)
+    along = steps[None, :] < (reach[:, None] - config.resolution / 2)
+    px = x + steps[None, :] * np.cos(a)[:, None]
+    py = y + steps[None, :] * np.sin(a)[:, None]
+    out = logodds.copy()
+
+    def cells(xs, ys):
+        cx = np.floor((xs + half) / config.resolution).astype(int)
+        cy = np.floor((ys + half) / config.resolution).astype(int)
+        ok = (cx >= 0) & (cx < n) & (cy >= 0) & (cy < n)
+        return cy[ok], cx[ok]
+
+    free = np.zeros_like(out, dtype=bool)
+    free[cells(px[along], py[along])] = True
+    occupied = np.zeros_like(out, dtype=bool)
+    occupied[cells(x + r[hit] * np.cos(a[hit]), y + r[hit] * np.sin(a[hit]))] = True
+    out[free & ~occupied] += config.miss
+    out[occupied] += config.hit
+    return np.clip(out, -config.clamp, config.clamp)
+
+
+def grid_to_msg(logodds: np.ndarray, config: GridConfig, frame: str, stamp=None
+                ) -> OccupancyGrid:
+    """Return the OccupancyGrid of a log-odds grid: -1 unknown, else 0..100 occupancy."""
+    msg = OccupancyGrid()
+    msg.header.frame_id = frame
+    if stamp is not None:
+        msg.header.stamp = stamp
+    n = logodds.shape[0]
+    msg.info.resolution = float(config.resolution)
+    msg.info.width = msg.info.height = n
+    msg.info.origin.position.x = msg.info.origin.position.y = -n * config.resolution / 2.0
+    msg.info.origin.orientation.w = 1.0
+    prob = 1.0 / (1.0 + np.exp(-logodds))
+    data = np.where(logodds == 0.0, -1, np.round(100 * prob)).astype(np.int8)
+    msg.data = data.ravel().tolist()
+    return msg
+
+
+
+# ---------------------------------------------------------------- the node
+class CognitiveMapNode(ParamNode):
+    """Keeps the model map, feeds it odometry, scans and image codes, publishes it."""
+
+    PARAMETERS = (
+        Param('update_rate', 10.0, 'map updates per second (sim time)', low=0.5, high=50.0,
+              read_only=True),
+        Param('publish_period', 1.0, 'republish the map at least this often, s', low=0.1,
+              high=60.0),
+        Param('occupancy_rate', 2.0, 'occupancy grid updates per second (0 = off)', low=0.0,
+              high=20.0, read_only=True),
+        Param('occupancy_resolution', 0.1, 'occupancy cell size, m', low=0.02, high=1.0,
+              read_only=True),
+        Param('occupancy_size', 30.0, 'occupancy grid side, m, centred on the odom origin',
+              low=2.0, high=200.0, read_only=True),
+        Param('code_source', 'image', 'observation code of a place: head camera image or scan',
+              choices=('image', 'scan'), read_only=True),
+        Param('place_radius', 1.5, 'influence radius of a place, m', low=0.3, high=10.0,
+              read_only=True),
+        Param('code_threshold', 0.15, 'cosine distance below which codes match', low=0.001,
+              high=1.99, read_only=True),
+        Param('max_jump', 1.0, 'odometry jump that makes the map re-localise, m', low=0.05,
+              high=100.0, read_only=True),
+        Param('lost_threshold', 0.6, 'belief needed to be localised on a place', low=0.01,
+              high=1.0, read_only=True),
+        Param('sensor_timeout', 1.0, 'skip updates when odom/scan/image are older than this, s',
+              low=0.05, high=60.0),
+        Param('odom_frame', 'odom', 'frame of the map, the markers and the occupancy grid',
+              read_only=True),
+        Param('base_frame', 'base_link', 'robot base frame (the laser mount is looked up in '
+              '/tf_static)', read_only=True),
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__('cognitive_map', **kwargs)
+        self.config = cm.MapConfig(radius=self.param('place_radius'),
+                                   code_threshold=self.param('code_threshold'),
+                                   max_jump=self.param('max_jump'),
+                                   lost_threshold=self.param('lost_threshold'))
+        self.grid_config = GridConfig(resolution=self.param('occupancy_resolution'),
+                                      size=self.param('occupancy_size'))
+        self.cmap = cm.CognitiveMap()
+        self.grid = empty_grid(self.grid_config)
+        self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
+        self.scan: LaserScan | None = None
+        self.image: Image | None = None
+        self.counts = {'updates': 0, 'invalid_odom': 0, 'bad_images': 0, 'edge_events': 0,
+                       'rejected_events': 0, 'errors': 0}
+        self.last_event = cm.MapEvent('start', -1, 'no update yet')
+        self.status = ('waiting for odom, scan and image', DiagnosticStatus.OK)
+        self.update_ms = 0.0
+        self.last_publish_ns = 0
+        self.signature = None
+
+        self.laser = LaserMount(self, self.param('base_frame'))
+        self.pub_map = self.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, '~/markers', LATCHED_QOS)
+        self.pub_grid = self.create_publisher(OccupancyGrid, '~/occupancy', LATCHED_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        sensors = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Odometry, 'odom', self._on_odom, SENSOR_QOS,
+                                 callback_group=sensors)
+        self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
+                                 callback_group=sensors)
+        if self.param('code_source') == 'image':
+            self.create_subscription(Image, 'head_camera/color/image_raw', self._on_image,
+                                     SENSOR_QOS, callback_group=sensors)
+        work = MutuallyExclusiveCallbackGroup()  # the map is only touched in this group
+        self.create_subscription(PlaceEdge, '~/edge_events', self._on_edge_event, COMMAND_QOS,
+                                 callback_group=work)
+        self.create_timer(1.0 / self.param('update_rate'), self._update, callback_group=work)
+        if self.param('occupancy_rate') > 0:
+            self.create_timer(1.0 / self.param('occupancy_rate'), self._update_grid,
+                              callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # -------------------------------------------------------------- inputs (cheap)
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_odom(self, msg: Odometry) -> None:
+        pose = odom_pose(msg)
+        if not np.all(np.isfinite(pose)):
+            self.counts['invalid_odom'] += 1
+            self.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
+                                      throttle_duration_sec=5.0)
+            return
+        self.odom = (pose, msg.header.stamp, self._now_ns())
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        self.scan = (msg, self._now_ns())
+
+    def _on_image(self, msg: Image) -> None:
+        self.image = (msg, self._now_ns())
+
+    def _on_edge_event(self, msg: PlaceEdge) -> None:
+        i, j, n = int(msg.from_id), int(msg.to_id), self.cmap.num_places
+        why = ''
+        if not (0 <= i < n and 0 <= j < n) or i == j:
+            why = f'edge event {i}->{j}: not two distinct places of {n}'
+        elif msg.kind == PlaceEdge.BLOCKED:
+            if self.cmap.edge(i, j) is None:
+                why = f'edge event: no edge {i}--{j} to mark blocked'
+            else:
+                self.cmap = cm.mark_blocked(self.cmap, i, j, self.config)
+        elif msg.kind == PlaceEdge.EXPERIENCED:
+            self.cmap = cm.mark_traversed(self.cmap, i, j, self.config)
+        else:
+            why = f'edge event {i}->{j}: kind {msg.kind} is not BLOCKED or EXPERIENCED'
+        if why:
+            self.counts['rejected_events'] += 1
+            self.get_logger().warning(why, throttle_duration_sec=2.0)
+            return
+        self.counts['edge_events'] += 1
+        self.get_logger().info(f'edge {i}--{j} marked '
+                               f'{cm.KIND_NAMES.get(int(msg.kind), msg.kind)}')
+        self._publish(force=True)
+
+    # -------------------------------------------------------------- map update
+    def _fresh(self, received) -> bool:
+        timeout = self.param('sensor_timeout') * 1e9
+        return received is not None and self._now_ns() - received[-1] <= timeout
+
+    def _code(self, scan: LaserScan, ranges: np.ndarray):
+        if self.param('code_source') == 'scan':
+            return cm.scan_code(ranges, scan.range_max)
+        return cm.image_code(image_array(self.image[0]))
+
+    def _update(self) -> None:
+        need = [name for name, value in (('odom', self.odom), ('scan', self.scan),
+                                         ('image', self.image))
+                if not self._fresh(value) and not (name == 'image' and
+                                                   self.param('code_source') == 'scan')]
+        if need:
+            self.status = (f'waiting for {", ".join(need)}', DiagnosticStatus.WARN
+                           if self.counts['updates'] else DiagnosticStatus.OK)
+            return
+        start = time.perf_counter()
+        pose, stamp, _ = self.odom
+        scan = self.scan[0]
+        ranges, angles = scan_arrays(scan)
+        ranges = scan_in_base(ranges, angles, self.laser.pose(scan.header.frame_id))
+        try:
+            code = self._code(scan, ranges)
+            self.cmap, event = cm.observe(self.cmap, pose, code, ranges, angles,
+                                          scan.range_min, scan.range_max, self.config)
+        except Exception as exc:  # noqa: BLE001 - a bad image or scan: keep the map, say why
+            self.counts['errors'] += 1
+            self.status = (f'update skipped: {type(exc).__name__}: {exc}',
+                           DiagnosticStatus.WARN)
+            self.get_logger().warning(self.status[0], throttle_duration_sec=5.0)
+            return
+        self.counts['updates'] += 1
+        self.update_ms = 1000.0 * (time.perf_counter() - start)
+        if event.kind not in ('stay',):
+            self.last_event = event
+            if event.kind != 'invalid':
+                self.get_logger().info(f'{event.kind} place {event.place}: {event.reason}')
+        self.status = (('lost: ' + event.reason) if self.cmap.lost else
+                       f'{self.cmap.num_places} places, at place {self.cmap.current}',
+                       DiagnosticStatus.WARN if self.cmap.lost else DiagnosticStatus.OK)
+        self._publish(stamp=stamp)
+
+    def _publish(self, force: bool = False, stamp=None) -> None:
+        cmap = self.cmap
+        signature = (cmap.num_places, int(cmap.visits.sum()), cmap.current,
+                     tuple((k, e.kind, round(e.count, 3)) for k, e in cmap.edges.items()))
+        now = self._now_ns()
+        due = now - self.last_publish_ns >= self.param('publish_period') * 1e9
+        if not force and not due and signature == self.signature:
+            return
+        self.signature, self.last_publish_ns = signature, now
+        msg = map_to_msg(cmap, self.param('odom_frame'),
+                         stamp if stamp is not None else self.get_clock().now().to_msg())
+        self.pub_map.publish(msg)
+        self.pub_markers.publish(map_markers(msg))
+
+    def _update_grid(self) -> None:
+        if not (self._fresh(self.odom) and self._fresh(self.scan)):
+            return
+        pose, stamp, _ = self.odom
+        scan = self.scan[0]
+        ranges, angles = scan_arrays(scan)
+        laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
+        self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
+                                   scan.range_max, self.grid_config)
+        self.pub_grid.publish(grid_to_msg(self.grid, self.grid_config, self.param('odom_frame'),
+                                          stamp))
+
+    def _publish_diagnostics(self) -> None:
+        message, level = self.status
+        if self.laser.problem and level == DiagnosticStatus.OK:
+            message, level = self.laser.problem, DiagnosticStatus.WARN
+        cmap = self.cmap
+        kinds = [e.kind for e in cmap.edges.values()]
+        values = {'places': cmap.num_places, 'visited': int(np.sum(cmap.visits > 0)),
+                  'experienced_edges': kinds.count(cm.EXPERIENCED),
+                  'imagined_edges': kinds.count(cm.IMAGINED),
+                  'blocked_edges': kinds.count(cm.BLOCKED),
+                  'loop_closures': cmap.loop_closures, 'current_place': cmap.current,
+                  'localisation_confidence': f'{cmap.confidence:.3f}',
+                  'last_event': f'{self.last_event.kind} {self.last_event.place} '
+                                f'{self.last_event.reason}',
+                  'update_ms': f'{self.update_ms:.1f}', **self.counts}
+        status = DiagnosticStatus(level=level, name=self.get_fully_qualified_name(),
+                                  message=message[:500],
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in
+                                          values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+
+NODE_CLASS = CognitiveMapNode
+main = node_main(CognitiveMapNode)
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""task_planner: the exact Pareto set of plans that satisfy a temporal-logic task.
+
+Subscribes: task (embodied_aif_msgs/TaskSpec), cognitive_map (CognitiveMap), objects
+(ObjectBeliefArray), plan_outcome (PlanOutcome: realised step costs update the cost beliefs).
+Publishes: pareto_plans (ParetoPlanArray, latched), ~/markers (the Pareto front in cost space),
+/diagnostics. The transition system comes from `model_file` (the JSON format of
+`embodied-aif plan`) when given, else from the cognitive map and the object beliefs. It
+re-plans whenever the task, the map, the objects or the cost beliefs change. A bad task or
+model is rejected with a reason on /diagnostics and in the log; the last good plans stay.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from visualization_msgs.msg import MarkerArray
+
+from embodied_aif.models.ltl import LTLSyntaxError
+from embodied_aif.models.pareto import TaskError, plan
+from embodied_aif.models.task_world import system_from_map
+from embodied_aif.models.transition_system import ModelError, load_model
+from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, Param, ParamNode, node_main
+from embodied_aif.nodes._task_msgs import front_markers, result_to_msg
+from embodied_aif_msgs.msg import (
+    CognitiveMap,
+    ObjectBeliefArray,
+    ParetoPlanArray,
+    PlanOutcome,
+    TaskSpec,
+)
+
+
+class TaskPlanner(ParamNode):
+    """Keeps the task, the transition system and its cost beliefs; publishes Pareto plans."""
+
+    PARAMETERS = (
+        Param('model_file', '', 'transition-system JSON (empty: build from the map and objects)'),
+        Param('optimism', 0.0, 'plan on lower-confidence-bound costs (0 = mean costs)',
+              low=0.0, high=100.0),
+        Param('max_labels', 2_000_000, 'bound on the multi-objective search', low=1000,
+              high=100_000_000),
+        Param('marker_frame', 'pareto_front', 'frame of the Pareto-front markers', read_only=True),
+        Param('marker_scale', 0.05, 'metres per unit of cost in the front markers', low=1e-6,
+              high=100.0),
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__('task_planner', **kwargs)
+        self.task: TaskSpec | None = None
+        self.ts = None
+        self.map_msg: CognitiveMap | None = None
+        self.objects: ObjectBeliefArray | None = None
+        self.dirty = False
+        self.last_good: ParetoPlanArray | None = None
+        self.status = ('no task yet', DiagnosticStatus.OK)
+        self.pub_plans = self.create_publisher(ParetoPlanArray, 'pareto_plans', LATCHED_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, '~/markers', LATCHED_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(TaskSpec, 'task', self._on_task, LATCHED_QOS)
+        self.create_subscription(CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS)
+        self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10)
+        self.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
+        self.create_timer(0.1, self._replan_if_dirty,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self._publish_diagnostics)
+        if self.param('model_file'):
+            self._load_model_file()
+
+    # -------------------------------------------------------------- inputs (cheap)
+    def _on_task(self, msg: TaskSpec) -> None:
+        self.task = msg
+        self.dirty = True
+
+    def _on_map(self, msg: CognitiveMap) -> None:
+        self.map_msg = msg
+        if not self.param('model_file'):
+            self.dirty = True
+
+    def _on_objects(self, msg: ObjectBeliefArray) -> None:
+        self.objects = msg
+        if not self.param('model_file'):
+            self.dirty = True
+
+    def _on_outcome(self, msg: PlanOutcome) -> None:
+        if self.ts is None or msg.step_index < 0 or not msg.success:
+            return
+        step = msg.step
+        try:
+            index = next(k for k in range(self.ts.n_transitions)
+                         if self.ts.states[self.ts.src[k]] == step.from_state
+                         and self.ts.states[self.ts.dst[k]] == step.to_state
+                         and self.ts.actions[k] == step.action)
+            self.ts = self.ts.observe(index, np.asarray(msg.realised_cost, dtype=float))
+        except StopIteration:
+            self._fail(f'plan_outcome for an unknown step {step.from_state} --{step.action}--> '
+                       f'{step.to_state}; beliefs unchanged')
+            return
+        except ValueError as exc:
+            self._fail(f'plan_outcome rejected: {exc}')
+            return
+        self.dirty = True
+
+    # -------------------------------------------------------------- planning
+    def _load_model_file(self) -> None:
+        try:
+            self.ts = load_model(self.param('model_file'))
+        except ModelError as exc:
+            self._fail(str(exc))
+
+    def _system_from_map(self):
+        msg = self.map_msg
+        places = {p.id: (p.pose.position.x, p.pose.position.y) for p in msg.places}
+        edges = [(e.from_id, e.to_id, e.length, e.confidence) for e in msg.edges
+                 if e.kind != e.BLOCKED]
+        objects = {}
+        if self.objects is not None:
+            objects = {o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
+                       for o in self.objects.objects}
+        return system_from_map(places, edges, objects, msg.current_place)
+
+    def _replan_if_dirty(self) -> None:
+        if not self.dirty or self.task is None:
+            return
+        self.dirty = False
+        try:
+            if not self.param('model_file'):
+                if self.map_msg is None:
+                    self._fail('waiting for a cognitive map to plan on', DiagnosticStatus.OK)
+                    return
+                self.ts = self._system_from_map()
+            if self.ts is None:
+                self._fail('no transition system (model_file failed to load)')
+                return
+            optimism = self.task.optimism or self.param('optimism')
+            result = plan(self.ts, self.task.formula, optimism=optimism,
+                          max_labels=self.param('max_labels'))
+        except (LTLSyntaxError, TaskError, ModelError, ValueError, RuntimeError) as exc:
+            self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: {exc}')
+            return
+        msg = result_to_msg(result, self.task.id)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_plans.publish(msg)
+        self.pub_markers.publish(front_markers(msg, self.param('marker_frame'), 'pareto_front',
+                                               scale=self.param('marker_scale')))
+        self.last_good = msg
+        state = (f'{len(msg.plans)} Pareto plans for {result.formula!r} in '
+                 f"{result.stats.get('time_s', 0.0) * 1000:.1f} ms"
+                 if result.satisfiable else f'unsatisfiable: {result.reason}')
+        self.status = (state, DiagnosticStatus.OK if result.satisfiable else DiagnosticStatus.WARN)
+        self.get_logger().info(state)
+
+    def _fail(self, reason: str, level=DiagnosticStatus.ERROR) -> None:
+        self.status = (reason, level)
+        if level == DiagnosticStatus.ERROR:
+            self.get_logger().error(reason, throttle_duration_sec=1.0)
+
+    def _publish_diagnostics(self) -> None:
+        message, level = self.status
+        values = [KeyValue(key='plans', value=str(len(self.last_good.plans)
+                                                  if self.last_good else 0)),
+                  KeyValue(key='task', value=self.task.formula if self.task else '')]
+        msg = DiagnosticArray(status=[DiagnosticStatus(level=level, name='task_planner',
+                                                       message=message[:500], values=values)])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+
+NODE_CLASS = TaskPlanner
+main = node_main(TaskPlanner)
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""perception in-process: beliefs match the simulator's ground truth; bad frames are skipped.
+
+One context, one MultiThreadedExecutor: sim_bridge on the tabletop scenario, the perception node
+on its head camera (namespace robot), a second perception node (namespace crafted) on a camera
+prefix fed by the probe with crafted frames, and the probe.
+"""
+import math
+import re
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from stack_harness import StackHarness, overrides
+from visualization_msgs.msg import Marker, MarkerArray
+
+from embodied_aif.models.segmentation import CameraIntrinsics, project_points, render_boxes
+from embodied_aif.models.transforms import matrix
+from embodied_aif.nodes._common import LATCHED_QOS, SENSOR_QOS
+from embodied_aif.nodes._tf import TfBuffer, TfListener
+from embodied_aif.nodes.perception import Perception
+from embodied_aif.nodes.sim_bridge import SimBridge
+from embodied_aif_msgs.msg import ObjectBeliefArray
+from embodied_aif_msgs.srv import ResetSim
+
+CAMERA = 'head_camera_optical_frame'
+CRAFTED = 'probe_camera'
+CRAFTED_STATUS = f'perception: {CRAFTED}'
+INTR = CameraIntrinsics.from_fov(160, 120, math.radians(60.0))
+
+
+TOPICS = {
+    '/clock': (Clock, 10), '/robot/odom': (Odometry, 10),
+    '/robot/objects': (ObjectBeliefArray, 10),
+    '/robot/perception/markers': (MarkerArray, 10),
+    '/robot/perception/points': (PointCloud2, SENSOR_QOS),
+    '/robot/ground_truth/objects': (ObjectBeliefArray, LATCHED_QOS),
+    '/robot/ground_truth/robot_pose': (PoseStamped, 10),
+    '/robot/head_camera/depth/image_rect': (Image, SENSOR_QOS),
+    '/robot/head_camera/camera_info': (CameraInfo, SENSOR_QOS),
+    '/crafted/objects': (ObjectBeliefArray, 10),
+    '/crafted/perception/markers': (MarkerArray, 10),
+}
+
+
+def make_nodes(context):
+    bridge = SimBridge(context=context, namespace='robot', parameter_overrides=overrides(
+        {'scenario': 'tabletop', 'real_time_factor': 2.0, 'head_camera_width': 240,
+         'head_camera_height': 180, 'wrist_camera_rate': 0.0, 'scan_rate': 0.0}))
+    perception = Perception(context=context, namespace='robot',
+                            parameter_overrides=overrides({'use_sim_time': True}))
+    crafted = Perception(context=context, namespace='crafted', parameter_overrides=overrides(
+        {'use_sim_time': True, 'camera': CRAFTED, 'max_rate': 50.0, 'tf_timeout': 2.0}))
+    return [bridge, perception, crafted]
+
+
+class Harness(StackHarness):
+    """Bridge, two perception nodes and a probe (with a TF listener and crafted frames)."""
+
+    def __init__(self):
+        super().__init__(make_nodes, TOPICS)
+        self.bridge, self.perception, self.crafted = self.nodes
+        self.tf = TfBuffer(cache_s=30.0)
+        self.listener = TfListener(self.probe, self.tf)
+        self.probe.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
+        prefix = f'/crafted/{CRAFTED}'
+        self.pub = {'color': self.probe.create_publisher(Image, f'{prefix}/color/image_raw',
+                                                         SENSOR_QOS),
+                    'depth': self.probe.create_publisher(Image, f'{prefix}/depth/image_rect',
+                                                         SENSOR_QOS),
+                    'info': self.probe.create_publisher(CameraInfo, f'{prefix}/camera_info',
+                                                        SENSOR_QOS)}
+
+    def _on_diag(self, msg):
+        for status in msg.status:
+            if status.name.startswith('perception'):
+                self.recorder(status.name)(status)
+
+
+@pytest.fixture(scope='module')
+def harness():
+    h = Harness()
+    yield h
+    h.close()
+
+
+def pose_matrix(pose):
+    p, q = pose.position, pose.orientation
+    return matrix([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+
+
+def diag_values(status):
+    return {kv.key: kv.value for kv in status.values}
+
+
+def stamp_s(stamp):
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def match_ground_truth(harness, beliefs):
+    """Check the beliefs against the true positions (in odom) of the objects the camera sees."""
+    truth = harness.latest('/robot/ground_truth/objects')
+    # world <- odom from the robot's true pose and its odometry at the same moment (it stands)
+    t_world_base = pose_matrix(harness.latest('/robot/ground_truth/robot_pose').pose)
+    t_odom_base = pose_matrix(harness.latest('/robot/odom').pose.pose)
+    t_odom_world = t_odom_base @ np.linalg.inv(t_world_base)
+    truth_odom = {o.id: (t_odom_world @ [o.pose.pose.position.x, o.pose.pose.position.y,
+                                         o.pose.pose.position.z, 1.0])[:3]
+                  for o in truth.objects}
+    # which objects the head camera sees: inside the image and not hidden behind something
+    assert harness.wait(lambda: harness.tf.can_transform('odom', CAMERA, beliefs.header.stamp))
+    t_odom_cam = harness.tf.lookup('odom', CAMERA, beliefs.header.stamp)
+    info = harness.latest('/robot/head_camera/camera_info')
+    intr = CameraIntrinsics.from_k(info.k, info.width, info.height)
+    depth_msg = harness.latest('/robot/head_camera/depth/image_rect')
+    depth = np.frombuffer(bytes(depth_msg.data), '<f4').reshape(depth_msg.height,
+                                                                depth_msg.width)
+    names = list(truth_odom)
+    uv, z = project_points(np.array([truth_odom[n] for n in names]), intr, t_odom_cam)
+    in_view = []
+    for name, (u, v), d in zip(names, uv, z):
+        if 8 <= u < intr.width - 8 and 8 <= v < intr.height - 8 and 0.1 < d < 3.0 \
+                and depth[int(v), int(u)] > d - 0.1:
+            in_view.append(name)
+    assert len(in_view) >= 4, f'the head camera should see the table: {in_view}'
+    positions = np.array([[o.pose.pose.position.x, o.pose.pose.position.y,
+                           o.pose.pose.position.z] for o in beliefs.objects])
+    errors = {}
+    for name in in_view:
+        d_xy = np.linalg.norm(positions[:, :2] - truth_odom[name][:2], axis=1)
+        k = int(np.argmin(d_xy))
+        errors[name] = (round(float(d_xy[k]), 3), round(float(positions[k, 2]
+                                                              - truth_odom[name][2]), 3))
+    found = [n for n, (e, dz) in errors.items() if e < 0.05 and abs(dz) < 0.15]
+    assert len(found) >= 0.75 * len(in_view), f'errors (xy, dz) per object: {errors}'
+    assert np.median([e for e, _ in errors.values()]) < 0.03, errors
+    return errors
+
+
+def test_objects_match_ground_truth_in_view(harness):
+    assert harness.wait(lambda: len(harness.all('/robot/objects')) >= 8, 60), \
+        f'objects published: {len(harness.all("/robot/objects"))}'
+    beliefs = harness.latest('/robot/objects')
+    assert beliefs.header.frame_id == 'odom'
+    stamp = stamp_s(beliefs.header.stamp)
+    assert 0.0 < stamp <= harness.sim_time()
+    assert abs(stamp * 10 - round(stamp * 10)) < 1e-6, 'stamped with a 10 Hz camera frame'
+    assert harness.wait(lambda: harness.latest('/robot/ground_truth/robot_pose') is not None)
+    match_ground_truth(harness, beliefs)
+    for obj in beliefs.objects:
+        assert obj.header.frame_id == 'odom'
+        assert len(obj.category_names) == len(obj.category_probs) == 10
+        assert sum(obj.category_probs) == pytest.approx(1.0, abs=1e-5)
+        cov = np.reshape(obj.pose.covariance, (6, 6))
+        assert np.all(np.diag(cov) > 0) and np.allclose(cov, cov.T)
+        assert obj.extent.z > 0.0
+        assert stamp_s(obj.last_seen) <= stamp
+
+
+def test_markers_points_and_diagnostics(harness):
+    assert harness.wait(lambda: harness.latest('/robot/perception/markers') is not None)
+    markers = harness.latest('/robot/perception/markers').markers
+    objects = harness.latest('/robot/objects').objects
+    by_ns = {}
+    for m in markers:
+        assert m.header.frame_id == 'odom'
+        by_ns.setdefault(m.ns, []).append(m)
+    added = {ns: [m for m in ms if m.action == Marker.ADD] for ns, ms in by_ns.items()}
+    assert len(added['box']) == len(added['label']) == len(added['covariance']) >= 4
+    assert all(m.type == Marker.CUBE and m.scale.z > 0 for m in added['box'])
+    assert all(m.type == Marker.TEXT_VIEW_FACING for m in added['label'])
+    names = set(objects[0].category_names)
+    for m in added['label']:  # 'obj_3: mug 0.10': id, most probable category, its probability
+        match = re.fullmatch(r'(obj_\d+): (\w+) ([01]\.\d\d)', m.text)
+        assert match and match.group(2) in names, m.text
+        assert float(match.group(3)) >= 1.0 / len(names) - 0.005
+    # 3-sigma ellipsoid: a few centimetres for an object seen several times
+    for m in added['covariance']:
+        assert m.type == Marker.SPHERE and min(m.scale.x, m.scale.y, m.scale.z) > 0.0
+        assert max(m.scale.x, m.scale.y, m.scale.z) < 0.5
+    assert harness.wait(lambda: harness.latest('/robot/perception/points') is not None)
+    cloud = harness.latest('/robot/perception/points')
+    assert cloud.header.frame_id == 'odom' and cloud.width > 50
+    assert [f.name for f in cloud.fields] == ['x', 'y', 'z', 'rgb']
+    xyz = np.frombuffer(bytes(cloud.data), np.float32).reshape(-1, 4)[:, :3]
+    assert np.all(np.isfinite(xyz))
+    # object points lie on or above the table top (~0.6 m), in front of the robot
+    assert np.percentile(xyz[:, 2], 5) > 0.5 and np.median(xyz[:, 0]) > 0.4
+    assert len(objects) >= 4
+    assert harness.wait(lambda: int(diag_values(harness.latest('perception: head_camera'))
+                                    ['frames_processed']) >= 8)
+    values = diag_values(harness.latest('perception: head_camera'))
+    assert int(values['objects_tracked']) >= 4
+    assert 0.0 < float(values['latency_mean_ms']) < 5000.0
+    print(f"\nperception latency per frame: mean {values['latency_mean_ms']} ms, max "
+          f"{values['latency_max_ms']} ms; frames {values['frames_received']} received, "
+          f"{values['frames_processed']} processed, {values['frames_skipped']} skipped "
+          f"({ {k: v for k, v in values.items() if k.startswith('skipped_')} }); stamp to "
+          f"output {values['age_mean_ms']} ms (sim time)")
+
+
+# ---------------------------------------------------------------------- crafted frames
+class Crafter:
+    """Publishes hand-made frames of boxes on a table, seen from the real head camera pose."""
+
+    def __init__(self, harness):
+        self.h = harness
+        self.last_stamp = 0.0
+        assert harness.wait(lambda: all(p.get_subscription_count() > 0
+                                        for p in harness.pub.values()))
+        assert harness.wait(lambda: harness.tf.can_transform('odom', CAMERA))
+        t_odom_cam = harness.tf.lookup('odom', CAMERA)
+        # the optical axis meets a virtual table top at z = 0.6: boxes around that point
+        origin, axis = t_odom_cam[:3, 3], t_odom_cam[:3, 2]
+        hit = origin + (0.6 - origin[2]) / axis[2] * axis
+        self.t_odom_cam = t_odom_cam
+        self.centres = np.array([hit + [0.0, -0.12, 0.05], hit + [0.0, 0.12, 0.05]])
+
+    def stamp(self):
+        """A fresh stamp: the current sim time, at least 50 ms after the previous one."""
+        assert self.h.wait(lambda: self.h.sim_time() >= self.last_stamp + 0.05)
+        self.last_stamp = self.h.sim_time()
+        sec = int(self.last_stamp)
+        return sec, int(round((self.last_stamp - sec) * 1e9))
+
+    def render(self, n_boxes):
+        return render_boxes(INTR, self.t_odom_cam, self.centres[:n_boxes], [[0.1] * 3] * n_boxes,
+                            [[200, 40, 40], [40, 40, 200]][:n_boxes], plane_z=0.6)
+
+    def send(self, depth, rgb, frame_id=CAMERA, encoding='rgb8', k=None, info_size=None,
+             parts=('color', 'depth', 'info')):
+        sec, nanosec = self.stamp()
+        color = Image(height=INTR.height, width=INTR.width, encoding=encoding, step=3 * INTR.width)
+        color.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
+        d = Image(height=INTR.height, width=INTR.width, encoding='32FC1', step=4 * INTR.width)
+        d.data = np.ascontiguousarray(depth, '<f4').tobytes()
+        width, height = info_size or (INTR.width, INTR.height)
+        info = CameraInfo(height=height, width=width)
+        info.k = k if k is not None else [INTR.fx, 0.0, INTR.cx, 0.0, INTR.fy, INTR.cy,
+                                          0.0, 0.0, 1.0]
+        msgs = {'color': color, 'depth': d, 'info': info}
+        for part in parts:
+            msg = msgs[part]
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+            msg.header.frame_id = frame_id
+            self.h.pub[part].publish(msg)
+
+    def outcome(self, send, timeout=15.0):
+        """Send until the crafted node reports a new outcome; return its diagnostics values."""
+        def done():
+            status = self.h.latest(CRAFTED_STATUS)
+            if status is None:
+                return False
+            v = diag_values(status)
+            return int(v['frames_processed']) + int(v['frames_skipped']) > before
+        status = self.h.latest(CRAFTED_STATUS)
+        before = 0 if status is None else (int(diag_values(status)['frames_processed'])
+                                           + int(diag_values(status)['frames_skipped']))
+        for _ in range(3):  # best effort transport: resend a lost frame
+            send()
+            if self.h.wait(done, timeout / 3):
+                return diag_values(self.h.latest(CRAFTED_STATUS))
+        raise AssertionError(f'no outcome from the crafted perception node; last: {status}')
+
+
+def ids(objects_msg):
+    return sorted(o.id for o in objects_msg.objects)
+
+
+def test_bad_frames_are_skipped_and_beliefs_kept(harness):
+    crafter = Crafter(harness)
+    depth, rgb = crafter.render(2)
+    n_before = len(harness.all('/crafted/objects'))
+    values = crafter.outcome(lambda: crafter.send(depth, rgb))
+    assert int(values['frames_processed']) >= 1, values
+    assert harness.wait(lambda: len(harness.all('/crafted/objects')) > n_before)
+    first = harness.latest('/crafted/objects')
+    assert len(first.objects) == 2, ids(first)
+    positions = sorted([o.pose.pose.position.x, o.pose.pose.position.y,
+                        o.pose.pose.position.z] for o in first.objects)
+    for p, c in zip(positions, sorted(crafter.centres.tolist())):
+        assert np.linalg.norm(np.subtract(p, c)) < 0.03, (p, c)
+    kept = ids(first)
+
+    bad_frames = [  # (cause, how the frame is spoilt, what the reason must name)
+        ('depth', lambda: crafter.send(np.full_like(depth, np.nan), rgb), 'missing depth'),
+        ('depth', lambda: crafter.send(np.full_like(depth, np.inf), rgb), 'missing depth'),
+        ('encoding', lambda: crafter.send(depth, rgb, encoding='bgr8'), "'bgr8'"),
+        ('camera_info', lambda: crafter.send(depth, rgb, k=[0.0] * 9), 'K is all zeros'),
+        ('camera_info', lambda: crafter.send(depth, rgb, info_size=(320, 240)),
+         'does not match camera_info'),
+        ('tf', lambda: crafter.send(depth, rgb, frame_id='nowhere_optical_frame'),
+         "unknown frame 'nowhere_optical_frame'"),
+    ]
+    for cause, send, reason in bad_frames:
+        values = crafter.outcome(send)
+        assert values['last_skip'].startswith(cause) and reason in values['last_skip'], values
+        assert int(values['objects_tracked']) == 2
+    assert int(values['skipped_depth']) == int(values['skipped_camera_info']) == 2, values
+    # frames whose depth or camera_info never comes: named when a later complete frame arrives
+    for part, topic in (('depth', 'probe_camera/depth/image_rect'),
+                        ('info', 'probe_camera/camera_info')):
+        def named(topic=topic):
+            return any(diag_values(s)['last_skip'].startswith('incomplete')
+                       and topic in diag_values(s)['last_skip']
+                       for s in harness.all(CRAFTED_STATUS))
+        for _ in range(3):  # best effort transport: try again if a message was lost
+            crafter.send(depth, rgb, parts=[p for p in ('color', 'depth', 'info') if p != part])
+            crafter.send(depth, rgb)
+            if harness.wait(named, 5.0):
+                break
+        assert named(), [diag_values(s)['last_skip'] for s in harness.all(CRAFTED_STATUS)]
+    # the node still runs and the beliefs were kept: same tracks, no new ones
+    assert harness.wait(lambda: ids(harness.latest('/crafted/objects')) == kept, 10), \
+        (ids(harness.latest('/crafted/objects')), kept)
+    # the main perception node was not disturbed by any of this
+    assert int(diag_values(harness.latest('perception: head_camera'))['frames_processed']) > 0
+
+
+def test_vanished_object_gets_delete_markers(harness):
+    crafter = Crafter(harness)
+    depth, rgb = crafter.render(1)  # the second box is gone
+    before = ids(harness.latest('/crafted/objects'))
+    assert len(before) == 2
+
+    def deleted():
+        return [m for msg in harness.all('/crafted/perception/markers') for m in msg.markers
+                if m.action == Marker.DELETE]
+    for _ in range(8):
+        crafter.outcome(lambda: crafter.send(depth, rgb))
+        if deleted():
+            break
+    assert {m.ns for m in deleted()} == {'box', 'label', 'covariance'}
+    assert len({m.id for m in deleted()}) == 1
+    now = ids(harness.latest('/crafted/objects'))
+    assert len(now) == 1 and now[0] in before
+    remaining = harness.latest('/crafted/objects').objects[0].pose.pose.position
+    assert np.linalg.norm([remaining.x - crafter.centres[0][0],
+                           remaining.y - crafter.centres[0][1]]) < 0.03
+
+
+def test_simulation_reset_clears_beliefs(harness):
+    # let the episode run past 2 s of sim time, so the reset's clock restart is visible
+    assert harness.wait(lambda: stamp_s(harness.latest('/robot/objects').header.stamp) > 2.0, 60)
+    before = stamp_s(harness.latest('/robot/objects').header.stamp)
+    client = harness.probe.create_client(ResetSim, '/robot/reset')
+    assert client.wait_for_service(timeout_sec=10)
+    topics = ('/robot/objects', '/robot/ground_truth/objects', '/robot/ground_truth/robot_pose',
+              '/robot/odom', '/robot/perception/markers')
+    harness.forget(*topics)
+    future = client.call_async(ResetSim.Request(scenario='tabletop', seed=1))
+    assert harness.wait(future.done, 30) and future.result().success
+
+    def after_reset(topic):  # messages of the new episode: the clock restarted from zero
+        return [m for m in harness.all(topic) if stamp_s(m.header.stamp) < before - 1.0]
+    # eight frames after the reset, and the truth and odometry of the new episode
+    assert harness.wait(lambda: len(after_reset('/robot/objects')) >= 8
+                        and after_reset('/robot/ground_truth/objects')
+                        and after_reset('/robot/ground_truth/robot_pose')
+                        and after_reset('/robot/odom'), 60)
+    first = after_reset('/robot/objects')[0]
+    # no belief of the old episode survives: all were seen after the clock restarted
+    for obj in first.objects:
+        assert stamp_s(obj.last_seen) <= stamp_s(first.header.stamp)
+    match_ground_truth(harness, after_reset('/robot/objects')[-1])
+    deleted = {m.id for msg in harness.all('/robot/perception/markers') for m in msg.markers
+               if m.action == Marker.DELETE}
+    assert deleted, 'the old episode\'s markers are deleted'
+
+
+def test_image_decoding_honours_step_and_byte_order():
+    from embodied_aif.nodes.perception import FrameError, _image_array
+    rgb = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(3, 4, 3)
+    padded = np.zeros((3, 16), np.uint8)  # 12 bytes of pixels + 4 of padding per row
+    padded[:, :12] = rgb.reshape(3, 12)
+    msg = Image(height=3, width=4, encoding='rgb8', step=16, data=padded.tobytes())
+    np.testing.assert_array_equal(_image_array(msg, 'rgb8', 'u1', 3), rgb)
+    depth = np.array([[0.5, 1.25], [np.nan, 3.0]], dtype='>f4')
+    msg = Image(height=2, width=2, encoding='32FC1', step=8, is_bigendian=1,
+                data=depth.tobytes())
+    np.testing.assert_array_equal(_image_array(msg, '32FC1', 'f4', 1), depth.astype(float))
+    msg.data = depth.tobytes()[:-4]
+    with pytest.raises(FrameError, match='12 bytes') as err:
+        _image_array(msg, '32FC1', 'f4', 1)
+    assert err.value.cause == 'bad_image'
+    msg.encoding = '16UC1'
+    with pytest.raises(FrameError, match="'16UC1'"):
+        _image_array(msg, '32FC1', 'f4', 1)

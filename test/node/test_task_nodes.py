@@ -1,0 +1,180 @@
+"""task_planner and plan_selector in-process: plans equal the models', bad input keeps plans."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from stack_harness import StackHarness, overrides
+
+from embodied_aif.models.pareto import plan
+from embodied_aif.models.selector import candidates_from_dicts, preference_from_dict, select
+from embodied_aif.models.transition_system import load_model
+from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS
+from embodied_aif.nodes._task_msgs import plans_to_dict
+from embodied_aif.nodes.plan_selector import PlanSelector
+from embodied_aif.nodes.task_planner import TaskPlanner
+from embodied_aif_msgs.msg import (
+    CognitiveMap,
+    ParetoPlan,
+    ParetoPlanArray,
+    Place,
+    PlaceEdge,
+    PlanOutcome,
+    Preference,
+    TaskSpec,
+)
+
+from conftest import REPO
+
+MODEL = REPO / 'config' / 'examples' / 'task' / 'fetch_mug.json'
+TASK = 'F (holding_mug & F mug_on_table)'
+
+
+TOPICS = {'pareto_plans': (ParetoPlanArray, LATCHED_QOS),
+          'selected_plan': (ParetoPlan, LATCHED_QOS), '/diagnostics': (DiagnosticArray, 10)}
+
+
+class Harness(StackHarness):
+    """task_planner and plan_selector, and a probe that publishes tasks, preferences, maps."""
+
+    def __init__(self, planner_params):
+        super().__init__(lambda context: [
+            TaskPlanner(context=context, parameter_overrides=overrides(planner_params)),
+            PlanSelector(context=context)], TOPICS, threads=3)
+        self.planner, self.selector = self.nodes
+        self.task_pub = self.probe.create_publisher(TaskSpec, 'task', LATCHED_QOS)
+        self.pref_pub = self.probe.create_publisher(Preference, 'preference', LATCHED_QOS)
+        self.outcome_pub = self.probe.create_publisher(PlanOutcome, 'plan_outcome', COMMAND_QOS)
+        self.map_pub = self.probe.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
+
+    @property
+    def got(self):
+        return {'plans': self.all('pareto_plans'), 'selected': self.all('selected_plan'),
+                'diag': self.all('/diagnostics')}
+
+    def diag(self, name):
+        for msg in reversed(self.all('/diagnostics')):
+            for status in msg.status:
+                if status.name == name:
+                    return status
+        return None
+
+
+@pytest.fixture
+def harness():
+    h = Harness({'model_file': str(MODEL)})
+    yield h
+    h.close()
+
+
+def preference(mean, var, weight=1.0):
+    return Preference(objectives=['time', 'energy'], mean=mean,
+                      covariance=[var, 0.0, 0.0, var], epistemic_weight=weight)
+
+
+def test_plans_and_selection_match_the_models(harness):
+    harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
+    assert harness.wait(lambda: harness.got['plans'])
+    msg = harness.got['plans'][-1]
+    expected = plan(load_model(MODEL), TASK)
+    assert msg.satisfiable and len(msg.plans) == len(expected.plans) >= 2
+    for got, want in zip(msg.plans, expected.plans, strict=True):
+        np.testing.assert_allclose(got.expected_cost, want.expected_cost)
+        assert [s.to_state for s in got.steps] == list(want.states[1:])
+    harness.pref_pub.publish(preference([4.0, 6.0], 1.0))
+    assert harness.wait(lambda: harness.got['selected'])
+    objectives, candidates = candidates_from_dicts(plans_to_dict(msg))
+    pref = preference_from_dict({'objectives': ['time', 'energy'], 'mean': [4.0, 6.0],
+                                 'covariance': [[1.0, 0.0], [0.0, 1.0]],
+                                 'epistemic_weight': 1.0}, objectives=objectives)
+    want = select(candidates, pref, 'aif', np.random.default_rng(0))
+    assert harness.got['selected'][-1].id == msg.plans[want.index].id
+
+
+def test_bad_inputs_keep_the_last_good_plans(harness):
+    harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
+    assert harness.wait(lambda: harness.got['plans'])
+    n = len(harness.got['plans'])
+    harness.task_pub.publish(TaskSpec(id='broken', formula='F (holding_mug &'))
+    assert harness.wait(lambda: (s := harness.diag('task_planner')) is not None
+                        and 'broken' in s.message)
+    status = harness.diag('task_planner')
+    assert status.level == status.ERROR and 'position' in status.message
+    assert len(harness.got['plans']) == n
+    harness.task_pub.publish(TaskSpec(id='unknown', formula='F at_moon'))
+    assert harness.wait(lambda: 'at_moon' in harness.diag('task_planner').message)
+    assert len(harness.got['plans']) == n
+    # unsatisfiable is a result, not an error
+    harness.task_pub.publish(TaskSpec(id='never', formula='F at_home & G !at_home'))
+    assert harness.wait(lambda: len(harness.got['plans']) == n + 1)
+    assert not harness.got['plans'][-1].satisfiable and harness.got['plans'][-1].reason
+    # a malformed preference is rejected; the selection stays
+    harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
+    harness.pref_pub.publish(preference([4.0, 6.0], 1.0))
+    assert harness.wait(lambda: harness.got['selected'])
+    k = len(harness.got['selected'])
+    harness.pref_pub.publish(Preference(objectives=['time', 'energy'], mean=[1.0, 2.0],
+                                        covariance=[1.0, 0.0, 0.0]))
+    assert harness.wait(lambda: 'rejected' in harness.diag('plan_selector').message)
+    assert len(harness.got['selected']) == k
+
+
+def test_outcomes_update_beliefs_and_replan(harness):
+    harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
+    assert harness.wait(lambda: harness.got['plans'])
+    first = harness.got['plans'][-1]
+    n = len(harness.got['plans'])
+    step = first.plans[0].steps[0]
+    for _ in range(5):
+        harness.outcome_pub.publish(PlanOutcome(plan_id=first.plans[0].id, step_index=0,
+                                                step=step, objectives=['time', 'energy'],
+                                                realised_cost=[40.0, 40.0], success=True))
+    ts = load_model(MODEL)
+    index = next(k for k in range(ts.n_transitions)
+                 if ts.states[ts.src[k]] == step.from_state and ts.actions[k] == step.action
+                 and ts.states[ts.dst[k]] == step.to_state)
+    for _ in range(5):
+        ts = ts.observe(index, [40.0, 40.0])
+    expected = plan(ts, TASK)
+    # the planner learned the same beliefs and re-planned: the same Pareto set as the models'
+    assert harness.wait(lambda: len(harness.got['plans']) > n
+                        and len(harness.got['plans'][-1].plans) == len(expected.plans)
+                        and np.allclose([p.expected_cost for p in harness.got['plans'][-1].plans],
+                                        [p.expected_cost for p in expected.plans]))
+    assert not np.allclose([p.expected_cost for p in first.plans[:len(expected.plans)]],
+                           [p.expected_cost for p in expected.plans])
+
+
+def test_replans_on_a_new_map():
+    h = Harness({})
+    try:
+        h.task_pub.publish(TaskSpec(id='go', formula='F at_place_2'))
+        places = [Place(id=i) for i in range(3)]
+        for i, place in enumerate(places):
+            place.pose.position.x = 2.0 * i
+        edges = [PlaceEdge(from_id=0, to_id=1, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                           length=2.0),
+                 PlaceEdge(from_id=1, to_id=2, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                           length=2.0)]
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: h.got['plans'] and h.got['plans'][-1].plans)
+        assert [s.target for s in h.got['plans'][-1].plans[0].steps] == ['place_1', 'place_2']
+        # a shortcut appears: the planner re-plans on the new map
+        edges.append(PlaceEdge(from_id=0, to_id=2, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                               length=3.0))
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: any(len(p.steps) == 1 for p in h.got['plans'][-1].plans))
+        # the shortcut turns out blocked: back to the long way
+        edges[-1].kind = PlaceEdge.BLOCKED
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: all(len(p.steps) == 2 for p in h.got['plans'][-1].plans))
+    finally:
+        h.close()
+
+
+def test_a_task_that_already_holds_selects_the_empty_plan(harness):
+    harness.pref_pub.publish(preference([4.0, 6.0], 1.0))
+    harness.task_pub.publish(TaskSpec(id='here', formula='F at_home'))
+    assert harness.wait(lambda: harness.got['selected'])
+    assert harness.got['plans'][-1].plans[0].steps == []
+    assert harness.got['selected'][-1].steps == []
+    assert harness.wait(lambda: (s := harness.diag('plan_selector')) is not None
+                        and 'already holds' in s.message)

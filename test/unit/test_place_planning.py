@@ -1,0 +1,412 @@
+"""EFE planning over the places graph and the local controller."""
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from embodied_aif.models.cognitive_map import (
+    BLOCKED,
+    CognitiveMap,
+    MapConfig,
+    add_hypothesised_place,
+    add_imagined_edge,
+    mark_blocked,
+    mark_traversed,
+    observe,
+    update,
+)
+from embodied_aif.models.local_control import ControllerConfig, local_command, scan_to_base
+from embodied_aif.models.place_planning import (
+    TERMINAL_STATUSES,
+    Goal,
+    NavigatorConfig,
+    NavigatorState,
+    PlanConfig,
+    edge_novelty,
+    navigation_step,
+    plan,
+    relocalisation_move,
+)
+
+CFG = MapConfig(radius=0.9)
+
+
+def make_map(xy, edges, current=0, codes=None):
+    xy = np.asarray(xy, dtype=float)
+    n = len(xy)
+    if codes is None:
+        codes = np.eye(n)
+    cmap = CognitiveMap(poses=np.column_stack([xy, np.zeros(n)]), codes=np.asarray(codes, float),
+                        radius=np.full(n, CFG.radius), visits=np.ones(n, dtype=int),
+                        belief=np.eye(n)[current], current=current)
+    for i, j in edges:
+        cmap = mark_traversed(cmap, i, j, CFG)
+    return cmap
+
+
+def corridor(n=12, spacing=2.0):
+    return make_map([(spacing * i, 0.0) for i in range(n)], [(i, i + 1) for i in range(n - 1)])
+
+
+def test_far_goal_pulls_through_the_whole_graph():
+    cmap = corridor()
+    p = plan(cmap, Goal(pose=(22.0, 0.0)), map_config=CFG)
+    assert p.status == 'to_goal' and p.next_place == 1
+    assert p.path == list(range(12))
+    # values decrease monotonically towards the goal: the preference was propagated backward
+    assert np.all(np.diff(p.values) < 0)
+    assert p.q_actions.sum() == pytest.approx(1.0)
+    assert p.actions[int(np.argmax(p.q_actions))] == 1
+    assert plan(cmap, Goal(place=0), map_config=CFG).status == 'goal_reached'
+
+
+def ring():
+    #  3 --- 4
+    #  |     |
+    #  0 -1- 2      short way 0-1-2, long way 0-3-4-2
+    xy = [(0, 0), (2, 0), (4, 0), (0, 2), (4, 2)]
+    return make_map(xy, [(0, 1), (1, 2), (0, 3), (3, 4), (4, 2)])
+
+
+def test_blocked_edge_triggers_a_detour():
+    cmap = ring()
+    goal = Goal(place=2)
+    assert plan(cmap, goal, map_config=CFG).path == [0, 1, 2]
+    blocked = mark_blocked(cmap, 1, 2, CFG)
+    p = plan(blocked, goal, map_config=CFG)
+    assert p.path == [0, 3, 4, 2] and p.status == 'to_goal'
+    # from place 1 (where the door was found closed) the robot turns back
+    assert plan(blocked, goal, map_config=CFG, start=1).next_place == 0
+
+
+def test_exploration_goes_to_the_nearest_hypothesised_place_then_stops():
+    cmap = corridor(4)
+    explored = plan(cmap, None, map_config=CFG)
+    assert explored.status == 'explored' and explored.next_place == -1
+    cmap, far = add_hypothesised_place(cmap, (6.0, 2.0), 3, CFG)
+    cmap, near = add_hypothesised_place(cmap, (0.0, 2.0), 0, CFG)
+    p = plan(cmap, None, map_config=CFG)
+    assert p.status == 'exploring' and p.path == [0, near]
+    p3 = plan(cmap, None, map_config=CFG, start=3)
+    assert p3.path == [3, far]
+
+
+def test_image_goal_and_pose_goal_outside_the_map():
+    codes = np.random.default_rng(0).normal(size=(12, 8))
+    codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+    cmap = make_map([(2.0 * i, 0.0) for i in range(12)], [(i, i + 1) for i in range(11)],
+                    codes=codes)
+    p = plan(cmap, Goal(code=codes[7] + 0.05), map_config=CFG)
+    assert p.status == 'to_goal' and p.path[-1] == 7
+    outside = Goal(pose=(40.0, 10.0))
+    p = plan(cmap, outside, map_config=CFG)
+    assert p.status == 'goal_unreachable' and 'best place 11' in p.reason
+    cmap, hyp = add_hypothesised_place(cmap, (24.0, 0.0), 11, CFG)
+    p = plan(cmap, outside, map_config=CFG)
+    assert p.status == 'exploring_to_goal' and p.path[-1] == hyp
+
+
+def test_imagined_shortcut_is_tried_when_it_is_worth_it():
+    # a long corridor 0..5 and back along y = 2 (6..10); an imagined link 0 -- 10
+    xy = [(2.0 * i, 0.0) for i in range(6)] + [(2.0 * (10 - i), 2.0) for i in range(6, 11)]
+    edges = [(i, i + 1) for i in range(10)]
+    cmap = make_map(xy, edges, current=0)
+    cmap = add_imagined_edge(cmap, 0, 10, CFG)
+    p = plan(cmap, Goal(place=10), map_config=CFG)
+    assert p.path == [0, 10]
+    assert edge_novelty(0.5, 0.5) == pytest.approx(1.0)
+    # hand value: p = 5.5 / 6, (1/5.5 - 1/6) p + (1/0.5 - 1/6)(1 - p)
+    assert edge_novelty(5.5, 0.5) == pytest.approx(
+        (1 / 5.5 - 1 / 6) * 5.5 / 6 + (2 - 1 / 6) * 0.5 / 6)
+    assert edge_novelty(5.0, 0.0) == 0.0
+
+
+def test_relocalisation_move_separates_aliased_hypotheses():
+    rng = np.random.default_rng(5)
+    codes = rng.normal(size=(3, 16))
+    codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+
+    def code_at(x):
+        if x < 2 or 4 <= x < 6:
+            return codes[0]
+        return codes[1] if x < 4 else codes[2]
+
+    cfg = MapConfig(radius=1.5)
+    cmap = CognitiveMap()
+    for x in np.arange(0.0, 8.01, 0.25):
+        cmap, _ = update(cmap, (x, 0.0), code_at(x), cfg)
+    cmap, ev = update(cmap, (30.0, 0.0), code_at(4.5), cfg)
+    assert cmap.lost
+    # places 0, 1 and 3 (x = 0, 1.75, 5.25) all look like room 0: three equal hypotheses
+    live = np.flatnonzero(cmap.hypotheses > 0.01)
+    assert live.tolist() == [0, 1, 3]
+    move = relocalisation_move(cmap, (30.0, 0.0), map_config=cfg)
+    # the best move makes the three predicted observations all different: gain ln 3
+    assert move.info_gain == pytest.approx(math.log(3), abs=1e-6)
+    assert move.efe == pytest.approx(0.1 * np.linalg.norm(move.displacement) - math.log(3))
+    assert plan(cmap, None, map_config=cfg).status == 'lost'
+    # carry the move out (in odometry), observe, and the robot knows where it is again
+    dx, dy = move.displacement
+    cmap, ev = update(cmap, (30.0 + dx, dy), code_at(4.5 + dx), cfg)
+    assert ev.kind == 'relocalised' and not cmap.lost
+    assert abs(cmap.poses[ev.place, 0] - (4.5 + dx)) <= cfg.radius
+
+
+def test_bad_goals_raise():
+    with pytest.raises(ValueError):
+        Goal()
+    with pytest.raises(ValueError):
+        Goal(pose=(np.nan, 1.0))
+    with pytest.raises(ValueError, match='goal place 99'):
+        plan(corridor(3), Goal(place=99), map_config=CFG)
+    with pytest.raises(ValueError):
+        PlanConfig(goal_sigma=0.0)
+
+
+# ---- local controller -------------------------------------------------------------------
+
+ANGLES = np.linspace(-math.pi, math.pi, 360, endpoint=False)
+CTRL = ControllerConfig()
+
+
+def wall_scan(distance, half_width_deg=60.0, far=np.inf):
+    ranges = np.full(360, far)
+    front = np.abs(np.degrees(ANGLES)) <= half_width_deg
+    ranges[front] = distance / np.cos(ANGLES[front])
+    return ranges
+
+
+def test_free_space_drives_forward_and_turns_toward_goal():
+    v, w = local_command(np.full(360, np.inf), ANGLES, (3.0, 0.0), 0.05, 8.0, CTRL)
+    assert v > 0.3 and abs(w) < 0.2
+    v, w = local_command(np.full(360, np.inf), ANGLES, (2.0, 1.5), 0.05, 8.0, CTRL)
+    assert v > 0 and w > 0
+    v, w = local_command(np.full(360, np.inf), ANGLES, (-2.0, -0.5), 0.05, 8.0, CTRL)
+    assert v == 0.0 and w < 0
+    assert local_command(np.full(360, np.inf), ANGLES, (0.1, 0.0), 0.05, 8.0, CTRL) == (0.0, 0.0)
+
+
+def test_wall_ahead_and_nan_ahead_stop_forward_motion():
+    v, _ = local_command(wall_scan(0.4), ANGLES, (3.0, 0.0), 0.05, 8.0, CTRL)
+    assert v == 0.0
+    nan_front = wall_scan(np.nan)
+    v, _ = local_command(nan_front, ANGLES, (3.0, 0.0), 0.05, 8.0, CTRL)
+    assert v == 0.0
+    with pytest.raises(ValueError):
+        local_command(np.full(360, np.inf), ANGLES, (np.nan, 0.0), 0.05, 8.0, CTRL)
+
+
+def integrate(v, w, seconds, dt=0.01):
+    x = y = th = 0.0
+    out = []
+    for _ in range(int(seconds / dt)):
+        x += v * math.cos(th) * dt
+        y += v * math.sin(th) * dt
+        th += w * dt
+        out.append((x, y))
+    return np.array(out)
+
+
+def test_commands_never_drive_into_random_clutter():
+    rng = np.random.default_rng(7)
+    moved = 0
+    for _ in range(60):
+        obstacles = rng.uniform(-3, 3, size=(rng.integers(1, 6), 2))
+        obstacles = obstacles[np.linalg.norm(obstacles, axis=1) > CTRL.robot_radius + 0.1]
+        # ray-cast point obstacles of radius 0.15 into a scan
+        ranges = np.full(360, np.inf)
+        for ox, oy in obstacles:
+            d = math.hypot(ox, oy)
+            bearing = math.atan2(oy, ox)
+            diff = np.abs(np.angle(np.exp(1j * (ANGLES - bearing))))
+            hit = diff <= math.asin(min(1.0, 0.15 / d))
+            ranges[hit] = np.minimum(ranges[hit], d - 0.15)
+        goal = rng.uniform(-4, 4, size=2)
+        v, w = local_command(ranges, ANGLES, goal, 0.05, 8.0, CTRL)
+        assert 0.0 <= v <= CTRL.max_v and abs(w) <= CTRL.max_w
+        if v > 0:
+            moved += 1
+            path = integrate(v, w, CTRL.horizon)
+            hit = np.isfinite(ranges)
+            pts = np.column_stack([ranges[hit] * np.cos(ANGLES[hit]),
+                                   ranges[hit] * np.sin(ANGLES[hit])])
+            if len(pts):
+                gap = np.linalg.norm(path[:, None] - pts[None], axis=2).min()
+                now = np.linalg.norm(pts, axis=1).min()
+                # outside the safety radius, or (already inside it) never closer than now
+                assert gap >= min(CTRL.robot_radius + CTRL.margin, now) - 0.01
+    assert moved > 20
+
+
+# ---- closed loop in a kinematic 2-D building: map + plan + local control ------------------
+
+BEAMS = np.linspace(-math.pi, math.pi, 180, endpoint=False)
+
+
+def building(n=2, size=4.0, door=1.2):
+    side = n * size
+    segs = [((0, 0), (side, 0)), ((side, 0), (side, side)), ((side, side), (0, side)),
+            ((0, side), (0, 0))]
+    for k in range(1, n):
+        c = k * size
+        for r in range(n):
+            lo, hi = r * size, (r + 1) * size
+            mid = (lo + hi) / 2
+            segs += [((c, lo), (c, mid - door / 2)), ((c, mid + door / 2), (c, hi))]
+            segs += [((lo, c), (mid - door / 2, c)), ((mid + door / 2, c), (hi, c))]
+    return np.array(segs, dtype=float)
+
+
+def raycast(segs, x, y, yaw, rmax=8.0):
+    d = np.column_stack([np.cos(BEAMS + yaw), np.sin(BEAMS + yaw)])
+    a, e = segs[:, 0], segs[:, 1] - segs[:, 0]
+    ao = a - np.array([x, y])
+    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (ao[None, :, 0] * e[None, :, 1] - ao[None, :, 1] * e[None, :, 0]) / den
+        s = (ao[None, :, 0] * d[:, None, 1] - ao[None, :, 1] * d[:, None, 0]) / den
+    ok = (np.abs(den) > 1e-12) & (t > 0) & (s >= 0) & (s <= 1)
+    r = np.where(ok, t, np.inf).min(axis=1)
+    return np.where(r < rmax, r, np.inf)
+
+
+class Robot:
+    """A unicycle in a walled building running the map (observe) and the navigator step."""
+
+    def __init__(self, segs, codes, pose, n):
+        self.segs, self.codes, self.n = segs, codes, n
+        self.x, self.y, self.yaw = pose
+        self.cfg = NavigatorConfig(map=MapConfig(radius=1.5))
+        self.ctrl = self.cfg.control
+        self.cmap, self.nav = CognitiveMap(), NavigatorState()
+        self.rooms, self.min_range, self.travelled = set(), np.inf, 0.0
+        self.rng = np.random.default_rng(1)
+        self.odom_error = np.zeros(3)  # odometry = true pose + this
+        self.statuses = []
+
+    @property
+    def blocked(self):
+        return self.nav.blocked_marks
+
+    def room(self):
+        return int(min(self.x // 4, self.n - 1) + self.n * min(self.y // 4, self.n - 1))
+
+    def run(self, goal=None, steps=3000):
+        for _ in range(steps):
+            pose = (self.x, self.y, self.yaw)
+            ranges = raycast(self.segs, *pose)
+            self.min_range = min(self.min_range, ranges.min())
+            self.rooms.add(self.room())
+            code = self.codes[self.room()] + 0.02 * self.rng.normal(size=self.codes.shape[1])
+            odom = np.asarray(pose) + self.odom_error
+            self.cmap, _ = observe(self.cmap, odom, code, ranges, BEAMS, 0.05, 8.0, self.cfg.map)
+            self.cmap, self.nav, (v, w), info = navigation_step(
+                self.cmap, self.nav, odom, ranges, BEAMS, 0.05, 8.0, goal, self.cfg)
+            self.statuses.append(info['status'])
+            if info['status'] in TERMINAL_STATUSES:
+                return info['plan']
+            self.x += v * math.cos(self.yaw) * 0.1
+            self.y += v * math.sin(self.yaw) * 0.1
+            self.yaw += w * 0.1
+            self.travelled += v * 0.1
+        return None
+
+
+@pytest.fixture(scope='module')
+def explored():
+    """A robot that explored the 2x2 building once (the tests get copies)."""
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(4, 16))
+    robot = Robot(building(2), codes / np.linalg.norm(codes, axis=1, keepdims=True),
+                  (1.5, 1.5, 0.3), 2)
+    plan_at_end = robot.run(None, steps=2500)
+    return robot, plan_at_end
+
+
+def test_explores_building_reaches_goal_and_detours_around_a_closed_door(explored):
+    robot, p = copy.deepcopy(explored)
+    segs = robot.segs
+    assert p is not None and p.status == 'explored'
+    assert robot.rooms == {0, 1, 2, 3}
+    assert robot.min_range > robot.ctrl.robot_radius  # never touched a wall
+    assert np.all(robot.cmap.visits > 0)
+    # every place lies inside the building and places are spread over all rooms
+    assert np.all((robot.cmap.poses[:, :2] > 0) & (robot.cmap.poses[:, :2] < 8))
+    # a pose goal in room 1 (bottom right)
+    start_xy = np.array([robot.x, robot.y])
+    start_travel = robot.travelled
+    p = robot.run(Goal(pose=(6.0, 2.0)), steps=1500)
+    assert p is not None and p.status == 'goal_reached'
+    assert math.hypot(robot.x - 6.0, robot.y - 2.0) <= robot.cfg.goal_tolerance + 0.05
+    first_leg = robot.travelled - start_travel
+    # a sensible route: at most twice the straight line plus a doorway detour
+    assert first_leg < 2.0 * np.linalg.norm(start_xy - [6.0, 2.0]) + 4.0
+    # close the door between rooms 0 and 1 (x = 4, y in [1.4, 2.6]), then go to room 0
+    robot.segs = np.vstack([segs, [[[4.0, 1.3], [4.0, 2.7]]]])
+    blocked_before = robot.blocked
+    p = robot.run(Goal(pose=(2.0, 2.0)), steps=3000)
+    assert p is not None and p.status == 'goal_reached'
+    assert robot.room() == 0 and robot.min_range > robot.ctrl.robot_radius
+    # the door was tried, found blocked, and the robot went round through rooms 3 and 2
+    assert robot.blocked > blocked_before
+    assert any(e.kind == BLOCKED for e in robot.cmap.edges.values())
+    assert {2, 3} <= robot.rooms
+
+
+def test_odometry_jump_relocalises_by_epistemic_moves_then_reaches_goal(explored):
+    robot, p = copy.deepcopy(explored)
+    assert p.status == 'explored'
+    n_places = robot.cmap.num_places
+    robot.odom_error = np.array([20.0, -7.0, 0.0])  # the odometry jumps far away
+    robot.statuses = []
+    here = robot.room()
+    goal_xy = (6.0 if here in (0, 2) else 2.0, 6.0 if here in (0, 1) else 2.0)
+    p = robot.run(Goal(pose=goal_xy), steps=1500)
+    # every place of a room looks the same: the robot was lost and moved to find out where
+    assert 'relocalising' in robot.statuses
+    assert p is not None and p.status == 'goal_reached'
+    assert math.hypot(robot.x - goal_xy[0], robot.y - goal_xy[1]) < 0.5
+    # the odometry was re-based (offset ~ -error) and no phantom places were grown
+    np.testing.assert_allclose(robot.cmap.offset[:2], -robot.odom_error[:2], atol=0.3)
+    assert robot.cmap.num_places <= n_places + 2
+
+
+def test_navigation_step_bad_input_gives_clear_statuses():
+    cmap = corridor(4)
+    free = np.full(360, np.inf)
+    cfg = NavigatorConfig(map=CFG, stuck_steps=3, max_blocked=2)
+    # NaN odometry: stand still, say why
+    _, _, cmd, info = navigation_step(cmap, NavigatorState(), (np.nan, 0.0, 0.0), free, ANGLES,
+                                      0.05, 8.0, Goal(place=3), cfg)
+    assert cmd == (0.0, 0.0) and info['status'] == 'invalid_input'
+    # a goal far outside the known world with nothing to explore: unreachable, with a reason
+    _, _, cmd, info = navigation_step(cmap, NavigatorState(), (0.0, 0.0, 0.0), free, ANGLES,
+                                      0.05, 8.0, Goal(pose=(50.0, 50.0)), cfg)
+    assert cmd == (0.0, 0.0) and info['status'] == 'goal_unreachable' and info['reason']
+    # an all-NaN scan (blind): never drives forward; the edges get blocked, then it gives up
+    blind = np.full(360, np.nan)
+    state, statuses = NavigatorState(), []
+    for _ in range(40):
+        cmap, state, (v, w), info = navigation_step(cmap, state, (0.0, 0.0, 0.0), blind, ANGLES,
+                                                    0.05, 8.0, Goal(place=3), cfg)
+        assert v == 0.0
+        statuses.append(info['status'])
+        if info['status'] == 'goal_unreachable':
+            break
+    assert 'blocked' in statuses and statuses[-1] == 'goal_unreachable'
+    assert 'blocked attempts' in info['reason']
+
+
+def test_scan_to_base_moves_the_origin_to_the_base():
+    angles = np.array([0.0, math.pi / 2, math.pi, -math.pi / 2])
+    ranges = np.array([1.0, np.nan, np.inf, 0.5])
+    r, a = scan_to_base(ranges, angles, (0.2, 0.0, 0.0), 0.05, 8.0)
+    assert r[0] == pytest.approx(1.2) and a[0] == pytest.approx(0.0)
+    # NaN: an obstacle at range_min from the laser (unknown is unsafe)
+    assert r[1] == pytest.approx(math.hypot(0.2, 0.05))
+    assert np.isinf(r[2]) and abs(a[2]) == pytest.approx(math.pi)
+    assert r[3] == pytest.approx(math.hypot(0.2, 0.5)) and a[3] < 0
+    # a laser turned by 90 degrees: its forward beam points along the base's +y
+    r, a = scan_to_base(np.array([1.0]), np.array([0.0]), (0.0, 0.0, math.pi / 2), 0.05, 8.0)
+    assert r[0] == pytest.approx(1.0) and a[0] == pytest.approx(math.pi / 2)

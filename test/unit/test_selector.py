@@ -1,0 +1,175 @@
+"""Plan selection: EFE terms against closed forms and independent computations, baselines."""
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+from embodied_aif.models.pareto import plan
+from embodied_aif.models.selector import (
+    Candidate,
+    Preference,
+    SelectionError,
+    candidates_from_dicts,
+    candidates_from_result,
+    cross_entropy,
+    efe_terms,
+    info_gain,
+    preference_from_dict,
+    select,
+)
+from embodied_aif.models.transition_system import CostBeliefs, model_from_dict
+
+
+def _candidates(means, covs=None, counts=None):
+    means = np.asarray(means, dtype=float)
+    out = []
+    for i, m in enumerate(means):
+        cov = np.diag((0.1 * m) ** 2) if covs is None else np.asarray(covs[i], dtype=float)
+        n = 1.0 if counts is None else float(counts[i])
+        out.append(Candidate(mean=m, cov=cov,
+                             beliefs=CostBeliefs.from_costs(m[None], cov[None], np.array([n])),
+                             multiplicity=np.array([1])))
+    return out
+
+
+def test_cross_entropy_closed_form():
+    p_mean, p_cov = np.array([1.0, 2.0]), np.array([[2.0, 0.3], [0.3, 1.0]])
+    # H[p, p] is the entropy of p.
+    h = cross_entropy(p_mean[None], p_cov[None], p_mean, p_cov)
+    np.testing.assert_allclose(h, [stats.multivariate_normal(p_mean, p_cov).entropy()])
+    # H[q, p] = -E_q[log p(x)] by Monte Carlo.
+    q_mean, q_cov = np.array([2.0, 0.5]), np.array([[0.5, 0.0], [0.0, 0.2]])
+    x = np.random.default_rng(0).multivariate_normal(q_mean, q_cov, size=200_000)
+    mc = -stats.multivariate_normal(p_mean, p_cov).logpdf(x).mean()
+    np.testing.assert_allclose(cross_entropy(q_mean[None], q_cov[None], p_mean, p_cov), [mc],
+                               rtol=5e-3)
+
+
+def _nig_entropy(kappa, nu, psi):
+    """Entropy of (mu, sigma^2) under sigma^2 ~ IG(nu/2, psi/2), mu | sigma^2 ~ N(m, s^2/k)."""
+    a, b = nu / 2, psi / 2
+    h_ig = a + np.log(b) + special.gammaln(a) - (1 + a) * special.digamma(a)
+    e_log_var = np.log(b) - special.digamma(a)
+    return h_ig + 0.5 * (np.log(2 * np.pi * np.e / kappa) + e_log_var)
+
+
+def test_info_gain_matches_entropy_drop_in_one_dimension():
+    m, var, n = 2.0, 0.5, 3.0
+    beliefs = CostBeliefs.from_costs(np.array([[m]]), np.array([[[var]]]), np.array([n]))
+    k, nu, psi = beliefs.kappa[0], beliefs.nu[0], beliefs.psi[0, 0, 0]
+    # Expected posterior entropy by quadrature over the Student-t predictive of one cost.
+    scale = np.sqrt(psi * (k + 1) / (k * nu))
+
+    def integrand(x):
+        post = _nig_entropy(k + 1, nu + 1, psi + k / (k + 1) * (x - m) ** 2)
+        return stats.t.pdf(x, nu, loc=m, scale=scale) * post
+
+    expected_post, _ = integrate.quad(integrand, -np.inf, np.inf)
+    exact = _nig_entropy(k, nu, psi) - expected_post
+    estimate = info_gain(beliefs, [1], np.random.default_rng(1), n_samples=40_000)
+    np.testing.assert_allclose(estimate, [exact], rtol=0.03)
+
+
+def test_info_gain_properties():
+    rng = np.random.default_rng(2)
+    mean = np.tile([[3.0, 1.0, 0.5]], (3, 1))
+    beliefs = CostBeliefs.from_costs(mean, count=np.array([1.0, 5.0, 50.0]))
+    gain = info_gain(beliefs, [1, 1, 1], rng, n_samples=4000)
+    assert (gain >= 0).all() and gain[0] > gain[1] > gain[2]  # more data, less to learn
+    twice = info_gain(beliefs, [2, 2, 2], rng, n_samples=4000)
+    assert (twice > gain).all()  # two executions reveal more than one
+    assert (twice < 2 * gain + 0.05).all()  # ... but with diminishing returns
+
+
+def test_efe_terms_add_up_and_pragmatic_choice():
+    cands = _candidates([[5, 8], [8, 6], [11, 5]], counts=[1, 5, 20])
+    pref = Preference(('time', 'energy'), [8.0, 6.0], np.eye(2), epistemic_weight=0.5)
+    terms = efe_terms(cands, pref, np.random.default_rng(0))
+    np.testing.assert_allclose(terms['efe'], terms['risk'] - 0.5 * terms['info_gain'])
+    assert terms['info_gain'][0] > terms['info_gain'][2]
+    pragmatic = Preference(('time', 'energy'), [8.0, 6.0], np.eye(2), epistemic_weight=0.0)
+    sel = select(cands, pragmatic, 'aif', np.random.default_rng(0))
+    assert sel.index == 1 and (sel.info_gain == 0).all()
+    # A strong epistemic drive picks the least-known plan instead.
+    curious = Preference(('time', 'energy'), [8.0, 6.0], 100 * np.eye(2), epistemic_weight=5.0)
+    assert select(cands, curious, 'aif', np.random.default_rng(0)).index == 0
+
+
+def test_baselines_by_hand():
+    cands = _candidates([[1, 4], [2, 2], [4, 1]])
+    pref = Preference(('a', 'b'), [0.0, 0.0], np.eye(2), weights=[0.8, 0.2])
+    top = select(cands, Preference(('a', 'b'), [0.0, 0.0], np.eye(2)), 'topsis')
+    np.testing.assert_allclose(top.scores, [0.5, 2 / 3, 0.5])
+    assert top.index == 1
+    lin = select(cands, pref, 'weights')
+    np.testing.assert_allclose(-lin.scores, [0.2, 1 / 3, 0.8])
+    assert lin.index == 0
+    picks = {select(cands, pref, 'uniform', np.random.default_rng(s)).index for s in range(20)}
+    assert picks == {0, 1, 2}
+    with pytest.raises(ValueError, match='unknown method'):
+        select(cands, pref, 'greedy')
+
+
+def test_candidates_from_result_and_dicts_agree():
+    data = {'objectives': ['time', 'energy'], 'initial': 's0',
+            'states': {'s0': {'labels': []}, 's1': {'labels': ['a']}, 's2': {'labels': []}},
+            'transitions': [
+                {'from': 's0', 'action': 'x', 'to': 's1', 'cost': [1.0, 3.0], 'count': 4},
+                {'from': 's0', 'action': 'y', 'to': 's2', 'cost': [1.0, 0.5]},
+                {'from': 's2', 'action': 'z', 'to': 's1', 'cost': [1.0, 0.5]}]}
+    ts = model_from_dict(data)
+    result = plan(ts, 'F a')
+    from_result = candidates_from_result(result, ts.beliefs)
+    _, from_json = candidates_from_dicts(result.to_dict(), 'plans.json')
+    for a, b in zip(from_result, from_json, strict=True):
+        np.testing.assert_allclose(a.mean, b.mean)
+        np.testing.assert_allclose(a.cov, b.cov)
+        np.testing.assert_allclose(a.beliefs.psi, b.beliefs.psi)
+        np.testing.assert_allclose(a.beliefs.kappa, b.beliefs.kappa)
+
+
+def test_repeated_steps_share_one_belief():
+    step = {'cost': [1.0], 'cost_cov': [[0.01]], 'count': 2}
+    data = {'objectives': ['t'], 'plans': [
+        {'cost': [2.0], 'steps': [dict(step, transition=['a', 'go', 'b']),
+                                  dict(step, transition=['a', 'go', 'b'])]},
+        {'cost': [2.0], 'steps': [dict(step), dict(step)]}]}
+    _, (same, distinct) = candidates_from_dicts(data, 'plans.json')
+    assert same.multiplicity.tolist() == [2] and distinct.multiplicity.tolist() == [1, 1]
+    rng = np.random.default_rng(0)
+    gain_same = info_gain(same.beliefs, same.multiplicity, rng, 4000)
+    gain_distinct = info_gain(distinct.beliefs, distinct.multiplicity, rng, 4000)
+    # Two draws of one unknown cost teach less than one draw each of two unknown costs.
+    assert gain_same.sum() < gain_distinct.sum()
+
+
+def test_bad_preferences_and_plans():
+    with pytest.raises(SelectionError, match='pref.json: covariance'):
+        preference_from_dict({'objectives': ['t'], 'mean': [1.0], 'covariance': [[-1.0]]},
+                             'pref.json')
+    with pytest.raises(SelectionError, match='do not match'):
+        preference_from_dict({'objectives': ['t', 'r'], 'mean': [1.0, 1.0],
+                              'covariance': [[1.0, 0.0], [0.0, 1.0]]}, 'p', ['t', 'e'])
+    swapped = preference_from_dict({'objectives': ['e', 't'], 'mean': [1.0, 2.0],
+                                    'covariance': [[1.0, 0.0], [0.0, 4.0]]}, 'p', ['t', 'e'])
+    np.testing.assert_allclose(swapped.mean, [2.0, 1.0])
+    np.testing.assert_allclose(np.diag(swapped.covariance), [4.0, 1.0])
+    with pytest.raises(SelectionError, match=r'plans\[1\].cost'):
+        candidates_from_dicts({'objectives': ['t'], 'plans': [{'cost': [1.0]}, {'cost': []}]},
+                              'plans.json')
+    with pytest.raises(SelectionError, match='the planner said: no way'):
+        candidates_from_dicts({'objectives': ['t'], 'plans': [], 'reason': 'no way'}, 'p')
+    with pytest.raises(ValueError, match='epistemic_weight'):
+        Preference(('t',), [1.0], [[1.0]], epistemic_weight=-1)
+
+
+def test_benchmark_metrics_by_hand():
+    from embodied_aif.bench.selection import pareto_regret, wasserstein2
+
+    front = np.array([[1.0, 3.0], [3.0, 1.0]])
+    assert pareto_regret([2.0, 2.0], front) == 0.0  # on the front
+    assert pareto_regret([4.0, 4.0], front) == 1.0  # (4, 4) - 1 = (3, 3) escapes
+    assert pareto_regret([1.5, 5.0], front) == 0.5
+    assert wasserstein2(front, front[::-1]) == pytest.approx(0.0, abs=1e-9)
+    assert wasserstein2([[0.0, 0.0]], [[3.0, 4.0]]) == pytest.approx(5.0)
+    # Two points against their midpoint: each moves half the segment.
+    assert wasserstein2(front, [[2.0, 2.0]]) == pytest.approx(np.sqrt(2.0))
