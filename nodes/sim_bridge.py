@@ -11,6 +11,7 @@ Publishes (stamped with simulation time, the bridge is the clock source):
   scan                                     sensor_msgs/LaserScan
   ground_truth/{objects,robot_pose,room}   evaluation only: no agent node subscribes
   /diagnostics                             real-time factor, step and render timings
+  robot_description                        the robot's URDF (latched, for RViz)
 Subscribes: cmd_vel (geometry_msgs/Twist), arm_controller/joint_trajectory
 (trajectory_msgs/JointTrajectory), gripper/command (std_msgs/Float64, opening width in metres).
 Service: reset (embodied_aif_msgs/ResetSim).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import array
 import math
 import queue
+import re
 import sys
 import threading
 import time
@@ -47,7 +49,7 @@ from embodied_aif.nodes._common import (
     ParamNode,
     node_main,
 )
-from embodied_aif.sim.robot import ARM_JOINTS
+from embodied_aif.sim.robot import ARM_JOINTS, robot_urdf
 from embodied_aif.sim.sensors import CameraConfig
 from embodied_aif.sim.simulation import CAMERAS, Limits, Rates, Simulation
 from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
@@ -151,6 +153,10 @@ class SimBridge(ParamNode):
         self.create_subscription(Float64, 'gripper/command', self._on_gripper, COMMAND_QOS)
         self.create_service(ResetSim, 'reset', self._on_reset)
 
+        self.pub_description = self.create_publisher(String, 'robot_description', LATCHED_QOS)
+        # RViz's RobotModel reads the URDF from here; meshes are local files of pybullet_data
+        self.pub_description.publish(String(data=re.sub(
+            r'filename="/', 'filename="file:///', robot_urdf(self.sim.robot_config))))
         self._publish_static()
         self._thread = threading.Thread(target=self._run, name='sim_bridge_physics', daemon=True)
         self._thread.start()

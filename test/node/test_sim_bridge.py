@@ -35,6 +35,7 @@ TOPICS = {
     'ground_truth/robot_pose': (PoseStamped, 10),
     'ground_truth/room': (String, LATCHED_QOS),
     '/diagnostics': (DiagnosticArray, 10),
+    'robot_description': (String, LATCHED_QOS),
 }
 
 
@@ -104,6 +105,8 @@ def test_every_topic_with_type_frame_and_stamp(harness):
     gt = harness.latest('ground_truth/objects')
     assert len({o.category_names[0] for o in gt.objects}) >= 5
     assert harness.latest('ground_truth/objects').header.frame_id == 'world'
+    urdf = harness.latest('robot_description').data
+    assert '<robot' in urdf and 'panda_joint7' in urdf and 'filename="file:///' in urdf
 
 
 def drive(harness, linear, angular, sim_seconds):
