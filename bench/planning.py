@@ -156,11 +156,23 @@ def supported_vertices(points, tol: float = 1e-6) -> np.ndarray:
         return pts.reshape(0, pts.shape[-1] if pts.ndim == 2 else 0)
     scale = max(1.0, float(np.abs(pts).max()))
     eps = tol * scale
-    unique: list[np.ndarray] = []
-    for p in pts[np.lexsort(pts.T[::-1])]:
-        if not any(np.abs(p - u).max() <= eps for u in unique):
-            unique.append(p)
-    pts = np.asarray(unique)
+    from scipy.spatial import cKDTree
+
+    pts = pts[np.lexsort(pts.T[::-1])]
+    dropped = np.zeros(len(pts), dtype=bool)
+    for i, j in sorted(cKDTree(pts).query_pairs(eps, p=np.inf)):
+        if not dropped[i]:
+            dropped[j] = True  # keep the lexicographically first of near-duplicates
+    pts = pts[~dropped]
+    # Vertices of conv(P) + R^d_+ are vertices of conv(P): let qhull shortlist them, then
+    # decide each candidate by linear programming against the shortlist only.
+    if len(pts) > pts.shape[1] + 1:
+        try:
+            from scipy.spatial import ConvexHull
+
+            pts = pts[np.sort(ConvexHull(pts).vertices)]
+        except Exception:  # noqa: BLE001 - degenerate (e.g. coplanar) sets: test every point
+            pass
     keep = []
     for i, p in enumerate(pts):
         others = np.delete(pts, i, axis=0)
@@ -280,7 +292,7 @@ def _body(args) -> dict:
                          'hull_vertices': int(len(supported_vertices(ours.costs(), 1e-5))),
                          'storm_vertices': int(len(storm_vertices(under, over, d))),
                          'ours_s': round(ours_s, 4), 'storm_check_s': round(check_s, 4),
-                         'storm_build_s': round(build_s, 4),
+                         'storm_build_s': None if storm is None else round(build_s, 4),
                          'storm_timed_out': storm is None, 'hull_match': match,
                          'hull_match_float': match_float, 'hull_match_exact': match_exact})
             progress(f'{size}x{size} d={d} seed={seed}: {len(ours.plans)} plans in '
@@ -288,12 +300,16 @@ def _body(args) -> dict:
     return {
         'time_ratio_vs_storm': round(statistics.median(ratios), 4),
         'time_ratio_vs_storm_max': round(max(ratios), 4),
-        'hull_match': sum(matches) / len(matches) if matches else None,
+        'hull_match': _fraction(matches),
         'storm_timeouts': sum(r['storm_timed_out'] for r in rows),
-        'hull_match_float_only': (sum(bool(r['hull_match_float']) for r in rows)
-                                  / max(1, sum(r['hull_match_float'] is not None for r in rows))),
+        'hull_match_float_only': _fraction([r['hull_match_float'] for r in rows]),
         'instances': rows,
     }
+
+
+def _fraction(flags) -> float | None:
+    known = [bool(f) for f in flags if f is not None]
+    return sum(known) / len(known) if known else None
 
 
 def main(argv=None) -> int:

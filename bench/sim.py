@@ -2,8 +2,10 @@
 
 Every figure is given side by side with bare PyBullet on the same world: the same bodies
 stepped with ``p.stepSimulation`` in a plain loop, and the same frames rendered with
-``p.getCameraImage`` from precomputed matrices, so the facade's own cost shows.
-``run_bare`` is public so the ROS bridge benchmark can compare against the same bare loop.
+``p.getCameraImage`` from precomputed matrices. `rtf_sensors` / `rtf_no_cameras` are the
+sim_bridge node's (ROS 2 topics published, sensor topics subscribed); `facade_rtf_*` the
+simulation facade's without ROS; `bridge_overhead*` the fraction of the bare rate the bridge
+loses (from CPU time).
 
 Run: ``embodied-aif bench sim [--quick] [--seeds A:B]``.
 """
@@ -17,6 +19,7 @@ import time
 import numpy as np
 import pybullet as p
 
+from embodied_aif.bench._bridge import bridge_rtf
 from embodied_aif.bench._common import make_parser, progress, run_benchmark
 from embodied_aif.sim.render_worker import RenderWorker, snapshot
 from embodied_aif.sim.sensors import CameraConfig
@@ -180,8 +183,8 @@ def measure(scenario: str, seed: int, seconds: float, frames: int, repeats: int)
                 facade.append(run_facade(sim, seconds))
                 sim.reset(seed=seed)
                 bare.append(run_bare(sim, seconds))
-            out[f'rtf_{key}'] = max(f['rtf'] for f in facade)
-            out[f'cpu_rtf_{key}'] = max(f['cpu_rtf'] for f in facade)
+            out[f'facade_rtf_{key}'] = max(f['rtf'] for f in facade)
+            out[f'facade_cpu_rtf_{key}'] = max(f['cpu_rtf'] for f in facade)
             out[f'bare_cpu_rtf_{key}'] = max(b['cpu_rtf'] for b in bare)
             if key == 'sensors':
                 worker = RenderWorker(scenario, seed, sim.cameras, sim.robot_config)
@@ -190,10 +193,15 @@ def measure(scenario: str, seed: int, seconds: float, frames: int, repeats: int)
                     for _ in range(repeats):
                         sim.reset(seed=seed)
                         runs.append(run_facade_render_worker(sim, worker, seconds))
-                    out['rtf_sensors_render_worker'] = max(runs)
+                    out['facade_rtf_sensors_render_worker'] = max(runs)
                 finally:
                     worker.close()
             out[f'bare_rtf_{key}'] = max(b['rtf'] for b in bare)
+            if key in ('sensors', 'no_cameras'):
+                bridge = [bridge_rtf(scenario, seed, seconds, cameras=key == 'sensors')
+                          for _ in range(repeats)]
+                out[f'rtf_{key}'] = max(b['rtf'] for b in bridge)
+                out[f'bridge_cpu_rtf_{key}'] = max(b['cpu_rtf'] for b in bridge)
             if key == 'physics_only':
                 out['bare_steps_per_s'] = max(b['steps_per_s'] for b in bare)
                 for w, h in ((320, 240), (640, 480)):
@@ -218,10 +226,14 @@ def body(args) -> dict:
             rows.append(measure(scen, seed, seconds, frames, repeats))
         per_scenario[scen] = {k: round(statistics.fmean(r[k] for r in rows), 3) for k in rows[0]}
     main_figures = dict(per_scenario['default'])
+    # Costs from CPU time, which other processes on the machine do not inflate.
     for key in ('sensors', 'no_cameras', 'physics_only'):
-        # From CPU time, which other processes on the machine do not inflate.
         main_figures[f'facade_cost_{key}'] = round(
-            1.0 - main_figures[f'cpu_rtf_{key}'] / main_figures[f'bare_cpu_rtf_{key}'], 3)
+            1.0 - main_figures[f'facade_cpu_rtf_{key}'] / main_figures[f'bare_cpu_rtf_{key}'], 3)
+    for key in ('sensors', 'no_cameras'):
+        main_figures[f'bridge_overhead_{key}'] = round(
+            1.0 - main_figures[f'bridge_cpu_rtf_{key}'] / main_figures[f'bare_cpu_rtf_{key}'], 3)
+    main_figures['bridge_overhead'] = main_figures['bridge_overhead_sensors']
     main_figures['per_scenario'] = per_scenario
     main_figures['sim_seconds'] = seconds
     main_figures['seeds'] = f'{seeds[0]}:{seeds[-1] + 1}'

@@ -40,7 +40,7 @@ from std_msgs.msg import Float64, String
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 
-from embodied_aif.models.transforms import relative_pose, yaw_quaternion
+from embodied_aif.models.transforms import yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -95,8 +95,10 @@ class SimBridge(ParamNode):
               read_only=True),
         Param('scan_rate', 10.0, 'laser scan rate, Hz (0 = off)', low=0.0, high=100.0,
               read_only=True),
-        Param('odom_rate', 50.0, 'odometry and TF rate, Hz', low=1.0, high=500.0),
-        Param('joint_state_rate', 30.0, 'joint_states rate, Hz', low=1.0, high=500.0),
+        Param('odom_rate', 50.0, 'odometry and odom->base_link TF rate, Hz', low=1.0,
+              high=500.0),
+        Param('joint_state_rate', 30.0, 'joint_states and arm-link TF rate, Hz', low=1.0,
+              high=500.0),
         Param('head_camera_width', 320, 'head camera width, px', low=16, high=1920,
               read_only=True),
         Param('head_camera_height', 240, 'head camera height, px', low=12, high=1080,
@@ -346,26 +348,17 @@ class SimBridge(ParamNode):
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(w)
         msg.twist.covariance = cov.ravel().tolist()
         self.pub_odom.publish(msg)
-        base = ((x, y, 0.0), q)
-        transforms = [_transform(odom_frame, base_frame, base, t)]
-        poses = self.sim.link_poses()
-        static = self.sim.static_frames()
-        for child, parent in self.sim.frame_parents().items():
-            if child not in static:
-                transforms.append(_transform(parent, child,
-                                             relative_pose(poses[parent], poses[child]), t))
-        self.pub_tf.publish(TFMessage(transforms=transforms))
+        self.pub_tf.publish(TFMessage(transforms=[
+            _transform(odom_frame, base_frame, ((x, y, 0.0), q), t)]))
 
     def _publish_static(self) -> None:
         t = stamp(self.sim.time)
-        poses = self.sim.link_poses()
-        parents = self.sim.frame_parents()
-        transforms = [_transform(parents[child], child,
-                                 relative_pose(poses[parents[child]], poses[child]), t)
-                      for child in sorted(self.sim.static_frames())]
-        self.pub_tf_static.publish(TFMessage(transforms=transforms))
+        self.pub_tf_static.publish(TFMessage(transforms=[
+            _transform(parent, child, (xyz, quat), t)
+            for parent, child, xyz, quat, static in self.sim.frame_transforms() if static]))
 
     def _publish_joints(self, t: Time) -> None:
+        """joint_states, and the moving links on /tf (what robot_state_publisher would do)."""
         js = self.sim.joint_states()
         msg = JointState()
         msg.header.stamp = t
@@ -374,6 +367,9 @@ class SimBridge(ParamNode):
         msg.velocity = js.velocities.astype(float).tolist()
         msg.effort = js.efforts.astype(float).tolist()
         self.pub_joints.publish(msg)
+        self.pub_tf.publish(TFMessage(transforms=[
+            _transform(parent, child, (xyz, quat), t)
+            for parent, child, xyz, quat, static in self.sim.frame_transforms() if not static]))
 
     def _publish_scan(self, t: Time) -> None:
         scan = self.sim.laser_scan()

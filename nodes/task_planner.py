@@ -92,13 +92,18 @@ class TaskPlanner(ParamNode):
                          if self.ts.states[self.ts.src[k]] == step.from_state
                          and self.ts.states[self.ts.dst[k]] == step.to_state
                          and self.ts.actions[k] == step.action)
-            self.ts = self.ts.observe(index, np.asarray(msg.realised_cost, dtype=float))
+            cost = np.asarray(msg.realised_cost, dtype=float)
+            if msg.objectives and list(msg.objectives) != list(self.ts.objectives):
+                by_name = dict(zip(msg.objectives, cost, strict=True))
+                cost = np.array([by_name[name] for name in self.ts.objectives])
+            self.ts = self.ts.observe(index, cost)
         except StopIteration:
             self._fail(f'plan_outcome for an unknown step {step.from_state} --{step.action}--> '
                        f'{step.to_state}; beliefs unchanged')
             return
-        except ValueError as exc:
-            self._fail(f'plan_outcome rejected: {exc}')
+        except (ValueError, KeyError) as exc:
+            self._fail(f'plan_outcome rejected (objectives {list(msg.objectives)}, costs '
+                       f'{list(msg.realised_cost)}): {exc}')
             return
         self.dirty = True
 
@@ -135,6 +140,7 @@ class TaskPlanner(ParamNode):
                 return
             optimism = self.task.optimism or self.param('optimism')
             result = plan(self.ts, self.task.formula, optimism=optimism,
+                          objectives=list(self.task.objectives) or None,
                           max_labels=self.param('max_labels'))
         except (LTLSyntaxError, TaskError, ModelError, ValueError, RuntimeError) as exc:
             self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: {exc}')

@@ -203,15 +203,6 @@ class Robot:
                                     physicsClientId=self.client)
         self._sent['gripper'] = half
 
-    def static_frames(self) -> set[str]:
-        """Frames fixed relative to base_link (fixed joints all the way up): for /tf_static."""
-        fixed = set()
-        for child, parent in self.parents.items():  # parents are listed before children
-            info = p.getJointInfo(self.body, self.links[child], physicsClientId=self.client)
-            if info[2] == p.JOINT_FIXED and (parent == 'base_link' or parent in fixed):
-                fixed.add(child)
-        return fixed
-
     def joint_states(self) -> JointStates:
         """Current positions, velocities and applied efforts of arm and finger joints."""
         states = p.getJointStates(self.body, self.movable, physicsClientId=self.client)

@@ -496,10 +496,6 @@ class Simulation:
         """{child: parent} for every robot link/frame below base_link (for the TF tree)."""
         return dict(self._state.robot.parents)
 
-    def static_frames(self) -> set[str]:
-        """Robot frames fixed relative to base_link (published once on /tf_static)."""
-        return self._state.robot.static_frames()
-
     def frame_transforms(self) -> list[tuple[str, str, tuple, tuple, bool]]:
         """(parent, child, translation, quaternion xyzw, static) for every robot frame.
 

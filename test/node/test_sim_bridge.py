@@ -90,8 +90,8 @@ def test_every_topic_with_type_frame_and_stamp(harness):
     for topic in ('odom', 'scan', 'joint_states', 'head_camera/color/image_raw'):
         s = harness.latest(topic).header.stamp
         assert 0 < s.sec + s.nanosec * 1e-9 <= harness.sim_time() + 0.1
-    tf = harness.latest('/tf').transforms
-    pairs = {(t.header.frame_id, t.child_frame_id) for t in tf}
+    pairs = {(t.header.frame_id, t.child_frame_id) for msg in harness.all('/tf')
+             for t in msg.transforms}
     assert ('odom', 'base_link') in pairs
     static_tf = harness.latest('/tf_static').transforms
     static = {(t.header.frame_id, t.child_frame_id) for t in static_tf}
