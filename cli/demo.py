@@ -1,7 +1,7 @@
 """`embodied-aif demo`: the main job: the stack in simulation, on defaults, with a JSON summary.
 
-It composes the nodes of config/sim.yaml in this process (one MultiThreadedExecutor, headless
-and unpaced), then plays the mission with what the stack has:
+It composes the nodes of config/sim.yaml in this process (one MultiThreadedExecutor, headless,
+at --speed times real time), then plays the mission with what the stack has:
   1. explore and map (when the stack has `navigator` and `cognitive_map`),
   2. pose a task (LTLf) and a preference: the task planner publishes the Pareto set, the
      selector picks a plan,
@@ -41,7 +41,7 @@ def _compose_stack(args):
     for entry in stack.nodes:
         if entry.name == 'sim_bridge':
             entry.parameters.update(scenario=args.scenario, seed=args.seed,
-                                    real_time_factor=0.0,
+                                    real_time_factor=args.speed,
                                     wrist_camera_rate=0.0)
     validate(stack)
     return stack
@@ -244,5 +244,8 @@ def register(subparsers) -> None:
                         help='simulated seconds of exploration (default 150)')
     parser.add_argument('--step-timeout-s', type=float, default=90.0,
                         help='simulated seconds allowed per plan step (default 90)')
+    parser.add_argument('--speed', type=float, default=3.0,
+                        help='simulated seconds per wall second (default 3; 0 = as fast as the '
+                             'simulator goes, which can outrun the other nodes on 2 cores)')
     parser.add_argument('--out', help='output folder (default runs/demo-<time>)')
     parser.set_defaults(func=run)

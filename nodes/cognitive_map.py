@@ -5,7 +5,9 @@ head_camera/color/image_raw (sensor_msgs/Image rgb8); ``~/edge_events``
 (embodied_aif_msgs/PlaceEdge, reliable): a navigator reports an edge it found BLOCKED (or
 travelled, EXPERIENCED).
 Publishes: cognitive_map (embodied_aif_msgs/CognitiveMap, latched, in the odometry frame:
-places, edges, current place, localisation confidence), ``~/markers``
+places, edges, current place, localisation confidence), cognitive_map/edge_paths
+(embodied_aif_msgs/PlaceEdgePathArray, latched, same header: the way each edge was travelled,
+which the navigator follows), ``~/markers``
 (visualization_msgs/MarkerArray: a sphere per place sized by its visits, edges coloured by
 kind, experienced green, imagined blue and dashed, blocked red, alpha by confidence, text ids),
 ``~/occupancy`` (nav_msgs/OccupancyGrid, log-odds from the scans, in the odometry frame),
@@ -13,11 +15,14 @@ kind, experienced green, imagined blue and dashed, blocked red, alpha by confide
 
 The map is updated at ``update_rate`` (sim time) in its own callback group by
 :func:`embodied_aif.models.cognitive_map.observe`; sensor callbacks only keep the latest message.
-Bad input never stops the node: NaN scans are handled by the model (NaN = unknown), NaN
-odometry is dropped, an odometry jump makes the model re-localise (current place -1 while lost).
+The scan is re-projected from the laser mount (looked up in /tf_static) to the base origin,
+which the models assume. Bad input never stops the node: NaN scans are handled by the model
+(NaN = unknown), NaN odometry is dropped, an odometry jump (a discontinuity between two odometry
+messages, not a late update) makes the model re-localise (current place -1 while lost).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -44,7 +49,13 @@ from embodied_aif.nodes._common import (
     node_main,
 )
 from embodied_aif.nodes._tf import TfBuffer, TransformError
-from embodied_aif_msgs.msg import CognitiveMap, Place, PlaceEdge
+from embodied_aif_msgs.msg import (
+    CognitiveMap,
+    Place,
+    PlaceEdge,
+    PlaceEdgePath,
+    PlaceEdgePathArray,
+)
 
 KIND_COLOURS = {cm.EXPERIENCED: (0.1, 0.8, 0.2), cm.IMAGINED: (0.2, 0.4, 1.0),
                 cm.BLOCKED: (1.0, 0.1, 0.1)}
@@ -110,6 +121,34 @@ def map_to_msg(cmap: cm.CognitiveMap, frame: str, stamp=None) -> CognitiveMap:
     msg.current_place = fields['current_place']
     msg.localisation_confidence = fields['localisation_confidence']
     return msg
+
+
+def paths_to_msg(cmap: cm.CognitiveMap, header) -> PlaceEdgePathArray:
+    """Return the travelled paths of the map's edges (odometry frame, like map_to_msg)."""
+    ox, oy = float(cmap.offset[0]), float(cmap.offset[1])
+    msg = PlaceEdgePathArray(header=header)
+    for edge in cmap.edges.values():
+        if edge.waypoints:
+            msg.paths.append(PlaceEdgePath(from_id=edge.a, to_id=edge.b, points=[
+                Point(x=float(x) - ox, y=float(y) - oy) for x, y in edge.waypoints]))
+    return msg
+
+
+def with_paths(cmap: cm.CognitiveMap, msg: PlaceEdgePathArray | None) -> cm.CognitiveMap:
+    """Return the map with the travelled paths of ``msg`` stored on its edges (when they exist)."""
+    if msg is None:
+        return cmap
+    edges = dict(cmap.edges)
+    for path in msg.paths:
+        key = (min(path.from_id, path.to_id), max(path.from_id, path.to_id))
+        if key not in edges or not path.points:
+            continue
+        pts = tuple((float(p.x), float(p.y)) for p in path.points)
+        if not all(math.isfinite(v) for xy in pts for v in xy):
+            continue
+        edges[key] = dataclasses.replace(edges[key],
+                                         waypoints=pts if path.from_id == key[0] else pts[::-1])
+    return dataclasses.replace(cmap, edges=edges)
 
 
 def map_from_msg(msg: CognitiveMap) -> cm.CognitiveMap:
@@ -383,6 +422,8 @@ class CognitiveMapNode(ParamNode):
               high=1.99, read_only=True),
         Param('max_jump', 1.0, 'odometry jump that makes the map re-localise, m', low=0.05,
               high=100.0, read_only=True),
+        Param('max_speed', 2.0, 'the fastest the base can drive, m/s: odometry that moves '
+              'faster between two messages has jumped', low=0.1, high=50.0),
         Param('lost_threshold', 0.6, 'belief needed to be localised on a place', low=0.01,
               high=1.0, read_only=True),
         Param('sensor_timeout', 1.0, 'skip updates when odom/scan/image are older than this, s',
@@ -407,8 +448,10 @@ class CognitiveMapNode(ParamNode):
         self.scan: LaserScan | None = None
         self.image: Image | None = None
         self.counts = {'updates': 0, 'invalid_odom': 0, 'bad_images': 0, 'edge_events': 0,
-                       'rejected_events': 0, 'errors': 0}
+                       'rejected_events': 0, 'errors': 0, 'late_updates': 0}
         self.last_event = cm.MapEvent('start', -1, 'no update yet')
+        self.odom_jumped = False
+        self.last_update_pose: np.ndarray | None = None
         self.status = ('waiting for odom, scan and image', DiagnosticStatus.OK)
         self.update_ms = 0.0
         self.last_publish_ns = 0
@@ -416,6 +459,8 @@ class CognitiveMapNode(ParamNode):
 
         self.laser = LaserMount(self, self.param('base_frame'))
         self.pub_map = self.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
+        self.pub_paths = self.create_publisher(PlaceEdgePathArray, 'cognitive_map/edge_paths',
+                                               LATCHED_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', LATCHED_QOS)
         self.pub_grid = self.create_publisher(OccupancyGrid, '~/occupancy', LATCHED_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -447,6 +492,15 @@ class CognitiveMapNode(ParamNode):
             self.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
                                       throttle_duration_sec=5.0)
             return
+        if self.odom is not None:
+            # a discontinuity: farther than max_jump plus what the base can drive in between
+            # (messages may be dropped on a busy machine)
+            last_pose, last_stamp, _ = self.odom
+            dt = max(0.0, (msg.header.stamp.sec - last_stamp.sec) +
+                     (msg.header.stamp.nanosec - last_stamp.nanosec) * 1e-9)
+            reach = self.config.max_jump + self.param('max_speed') * dt
+            if np.linalg.norm(pose[:2] - last_pose[:2]) > reach:
+                self.odom_jumped = True
         self.odom = (pose, msg.header.stamp, self._now_ns())
 
     def _on_scan(self, msg: LaserScan) -> None:
@@ -502,10 +556,11 @@ class CognitiveMapNode(ParamNode):
         scan = self.scan[0]
         ranges, angles = scan_arrays(scan)
         ranges = scan_in_base(ranges, angles, self.laser.pose(scan.header.frame_id))
+        config = self._config_for(pose)
         try:
             code = self._code(scan, ranges)
             self.cmap, event = cm.observe(self.cmap, pose, code, ranges, angles,
-                                          scan.range_min, scan.range_max, self.config)
+                                          scan.range_min, scan.range_max, config)
         except Exception as exc:  # noqa: BLE001 - a bad image or scan: keep the map, say why
             self.counts['errors'] += 1
             self.status = (f'update skipped: {type(exc).__name__}: {exc}',
@@ -523,6 +578,21 @@ class CognitiveMapNode(ParamNode):
                        DiagnosticStatus.WARN if self.cmap.lost else DiagnosticStatus.OK)
         self._publish(stamp=stamp)
 
+    def _config_for(self, pose: np.ndarray) -> cm.MapConfig:
+        """The map rules for this update: a late update is not an odometry jump.
+
+        The model calls a move of more than ``max_jump`` since the last update a jump. When the
+        update comes late (a busy machine) the robot may have moved that far along continuous
+        odometry; only a discontinuity between two odometry messages is a jump.
+        """
+        last, self.last_update_pose = self.last_update_pose, pose.copy()
+        jumped, self.odom_jumped = self.odom_jumped, False
+        moved = 0.0 if last is None else float(np.linalg.norm(pose[:2] - last[:2]))
+        if jumped or moved <= self.config.max_jump:
+            return self.config
+        self.counts['late_updates'] += 1
+        return dataclasses.replace(self.config, max_jump=moved + self.config.max_jump)
+
     def _publish(self, force: bool = False, stamp=None) -> None:
         cmap = self.cmap
         signature = (cmap.num_places, int(cmap.visits.sum()), cmap.current,
@@ -534,6 +604,7 @@ class CognitiveMapNode(ParamNode):
         self.signature, self.last_publish_ns = signature, now
         msg = map_to_msg(cmap, self.param('odom_frame'),
                          stamp if stamp is not None else self.get_clock().now().to_msg())
+        self.pub_paths.publish(paths_to_msg(cmap, msg.header))
         self.pub_map.publish(msg)
         self.pub_markers.publish(map_markers(msg))
 

@@ -5,7 +5,8 @@ place id of the cognitive map, a goal image (matched against the places' image c
 EXPLORE. A new goal (action or topic) pre-empts the running one, which is aborted with the
 reason "preempted by a new goal".
 Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), cognitive_map
-(CognitiveMap, latched), odom (nav_msgs/Odometry), scan (sensor_msgs/LaserScan).
+(CognitiveMap, latched) and cognitive_map/edge_paths (PlaceEdgePathArray, latched), odom
+(nav_msgs/Odometry), scan (sensor_msgs/LaserScan), /tf_static (the laser mount).
 Publishes: cmd_vel (geometry_msgs/Twist, reliable), plan (nav_msgs/Path, latched: the places
 to visit, then the goal), the edges it finds blocked on ``edge_events_topic``
 (embodied_aif_msgs/PlaceEdge, read by cognitive_map), /diagnostics.
@@ -14,10 +15,11 @@ A control timer (its own callback group, sim time) steps
 :func:`embodied_aif.models.place_planning.navigation_step` on the latest map, odometry and scan:
 places are chosen by expected free energy over the places graph, the robot is driven by the
 local controller, and an edge without progress is marked blocked and re-planned around (a
-detour). When a place satisfying the goal is reached the robot drives the last metres to the
-goal point itself. With no goal and ``explore_when_idle`` it explores. A goal ends with a clear
-result: reached; or aborted with a reason (outside the known world, unknown place,
-unreachable, stuck, lost, no input, timed out, pre-empted); or cancelled.
+detour); the model also drives the last metres from the goal's place to the goal point.
+Where the base stalls with a clear scan (a table top above the scan plane) a short virtual
+obstacle is kept for ``stall_memory`` seconds. With no goal and ``explore_when_idle`` it
+explores. A goal ends with a clear result: reached; or aborted with a reason (outside the known
+world, unknown place, unreachable, stuck, lost, no input, timed out, pre-empted); or cancelled.
 """
 from __future__ import annotations
 
@@ -53,11 +55,55 @@ from embodied_aif.nodes.cognitive_map import (
     odom_pose,
     scan_arrays,
     scan_in_base,
+    with_paths,
 )
 from embodied_aif_msgs.action import Navigate
-from embodied_aif_msgs.msg import CognitiveMap, PlaceEdge
+from embodied_aif_msgs.msg import CognitiveMap, PlaceEdge, PlaceEdgePathArray
 
 NO_WORLD_MODEL = 'goal images need the world model'
+
+
+def stall_points(pose, distance: float, half_width: float, spacing: float = 0.05
+                 ) -> np.ndarray:
+    """Return odometry-frame points (k, 2) of a short virtual wall ``distance`` ahead of ``pose``.
+
+    Where the base stalls against something the scan does not show (a table top above the scan
+    plane), the wall is remembered as an obstacle for a while.
+    """
+    x, y, yaw = (float(v) for v in pose)
+    c, s = math.cos(yaw), math.sin(yaw)
+    lateral = np.arange(-half_width, half_width + 1e-9, spacing)
+    return np.column_stack([x + distance * c - lateral * s, y + distance * s + lateral * c])
+
+
+def fuse_points(ranges: np.ndarray, angles: np.ndarray, pose, points: np.ndarray,
+                range_max: float) -> np.ndarray:
+    """Return base-frame ``ranges`` with odometry-frame obstacle ``points`` added as returns.
+
+    Each point within ``range_max`` shortens the beam nearest to its bearing; NaN beams stay NaN.
+    """
+    out = np.asarray(ranges, dtype=float).copy()
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if len(pts) == 0 or out.size == 0:
+        return out
+    x, y, yaw = (float(v) for v in pose)
+    dist = np.hypot(pts[:, 0] - x, pts[:, 1] - y)
+    keep = dist < range_max
+    if not np.any(keep):
+        return out
+    bearing = np.arctan2(pts[keep, 1] - y, pts[keep, 0] - x) - yaw
+    diff = np.angle(np.exp(1j * (bearing[:, None] - np.asarray(angles, dtype=float)[None, :])))
+    np.minimum.at(out, np.argmin(np.abs(diff), axis=1), dist[keep])
+    return out
+
+
+def clear_ahead(ranges: np.ndarray, angles: np.ndarray, distance: float,
+                half_angle: float = math.pi / 4) -> bool:
+    """Return True when no return (NaN = unknown = blocking) lies within ``distance`` ahead."""
+    r = np.asarray(ranges, dtype=float)
+    ahead = np.abs(np.angle(np.exp(1j * np.asarray(angles, dtype=float)))) <= half_angle
+    near = np.isnan(r[ahead]) | (r[ahead] < distance)
+    return not bool(np.any(near))
 
 
 @dataclass
@@ -112,6 +158,11 @@ class Navigator(ParamNode):
               high=1.0, read_only=True),
         Param('place_radius', 1.5, 'place radius of the cognitive map (same as its node), m',
               low=0.3, high=10.0, read_only=True),
+        Param('stall_time', 0.4, 'driving forward without moving this long, with nothing '
+              'in the scan to explain it, leaves a virtual obstacle ahead, s', low=0.05,
+              high=10.0),
+        Param('stall_memory', 60.0, 'how long such a virtual obstacle is kept, s (0 = never '
+              'kept)', low=0.0, high=3600.0),
         Param('look_around_speed', 0.4, 'turn rate while lost, rad/s', low=0.0, high=3.0),
         Param('edge_events_topic', 'cognitive_map/edge_events', 'where blocked edges are '
               'reported (cognitive_map subscribes ~/edge_events)', read_only=True),
@@ -134,6 +185,7 @@ class Navigator(ParamNode):
         self.odom: tuple | None = None       # (pose, receive ns)
         self.scan: tuple | None = None       # (LaserScan, receive ns)
         self.map_msg: tuple | None = None    # (CognitiveMap, receive ns)
+        self.paths_msg: PlaceEdgePathArray | None = None
         self.cmap: cm.CognitiveMap | None = None
         self.cmap_source = None
         self.pending_blocked: dict[tuple[int, int], float] = {}  # edge -> failure evidence
@@ -141,8 +193,11 @@ class Navigator(ParamNode):
         self.job: Job | None = None
         self.moving = False
         self.last_plan = None
+        self.bumps: list[tuple[int, np.ndarray]] = []  # (stamp ns, points): virtual obstacles
+        self.commanded_v = 0.0
+        self.stall_ns: int | None = None
         self.counts = {'succeeded': 0, 'aborted': 0, 'canceled': 0, 'blocked_edges': 0,
-                       'invalid_odom': 0, 'rejected_goal_poses': 0}
+                       'invalid_odom': 0, 'rejected_goal_poses': 0, 'stalls': 0}
         self.last_result = ''
         self.status = ('waiting for odom, scan and cognitive_map', DiagnosticStatus.OK)
 
@@ -159,6 +214,8 @@ class Navigator(ParamNode):
                                  callback_group=inputs)
         self.create_subscription(CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS,
                                  callback_group=inputs)
+        self.create_subscription(PlaceEdgePathArray, 'cognitive_map/edge_paths',
+                                 self._on_paths, LATCHED_QOS, callback_group=inputs)
         self.create_subscription(PoseStamped, 'goal_pose', self._on_goal_pose, COMMAND_QOS,
                                  callback_group=inputs)
         self.action = ActionServer(self, Navigate, 'navigate', execute_callback=self._execute,
@@ -180,13 +237,16 @@ class Navigator(ParamNode):
             self.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
                                       throttle_duration_sec=5.0)
             return
-        self.odom = (pose, self._now())
+        self.odom = (pose, float(msg.twist.twist.linear.x), self._now())
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now())
 
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = (msg, self._now())
+
+    def _on_paths(self, msg: PlaceEdgePathArray) -> None:
+        self.paths_msg = msg
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         job, why = self._goal_job_from_pose(msg, 0.0, 'goal_pose topic')
@@ -307,9 +367,10 @@ class Navigator(ParamNode):
         if self.map_msg is None:
             return None
         msg = self.map_msg[0]
-        if self.cmap_source is not msg:
+        source = (msg, self.paths_msg)
+        if self.cmap_source is None or any(a is not b for a, b in zip(self.cmap_source, source)):
             try:
-                cmap = map_from_msg(msg)
+                cmap = with_paths(map_from_msg(msg), self.paths_msg)
             except ValueError as exc:
                 self.status = (f'cognitive_map ignored: {exc}', DiagnosticStatus.ERROR)
                 return self.cmap
@@ -319,19 +380,21 @@ class Navigator(ParamNode):
                     del self.pending_blocked[(i, j)]  # the map has it (or lost the edge)
                 else:
                     cmap = cm.mark_blocked(cmap, i, j, self.nav_config.map)
-            self.cmap, self.cmap_source = cmap, msg
+            self.cmap, self.cmap_source = cmap, source
         return self.cmap
 
     def _stop_base(self) -> None:
         if self.moving:
             self.pub_cmd.publish(Twist())
             self.moving = False
+        self.commanded_v = 0.0
 
     def _drive(self, v: float, w: float) -> None:
         cmd = Twist()
         cmd.linear.x, cmd.angular.z = float(v), float(w)
         self.pub_cmd.publish(cmd)
         self.moving = True
+        self.commanded_v = float(v)
 
     def _control(self) -> None:
         with self.lock:
@@ -382,6 +445,7 @@ class Navigator(ParamNode):
         scan = self.scan[0]
         ranges, angles = scan_arrays(scan)
         ranges = scan_in_base(ranges, angles, self.laser.pose(scan.header.frame_id))
+        ranges = self._with_stalls(now, pose, ranges, angles, scan.range_max)
         if cmap.lost:
             self._lost(job, now)
             return
@@ -409,6 +473,30 @@ class Navigator(ParamNode):
             self._stop_base()
         else:
             self._drive(v, w)
+
+    def _with_stalls(self, now: int, pose, ranges, angles, range_max: float) -> np.ndarray:
+        """Add virtual obstacles where the base stalled with a clear scan; return the ranges."""
+        memory = self.param('stall_memory') * 1e9
+        self.bumps = [(t, pts) for t, pts in self.bumps if now - t <= memory]
+        speed = self.odom[1]
+        if self.commanded_v < 0.05 or abs(speed) > 0.2 * self.commanded_v:
+            self.stall_ns = None
+        else:
+            self.stall_ns = self.stall_ns or now
+            if now - self.stall_ns >= self.param('stall_time') * 1e9:
+                self.stall_ns = None
+                reach = self.param('robot_radius') + self.param('safety_margin')
+                if memory > 0 and clear_ahead(ranges, angles, reach + 0.15):
+                    self.bumps.append((now, stall_points(pose, reach + 0.02, 0.2)))
+                    self.counts['stalls'] += 1
+                    self.get_logger().warning(
+                        f'base stalled at ({pose[0]:.2f}, {pose[1]:.2f}) with a clear scan: '
+                        'an obstacle the laser does not see; kept as a virtual obstacle',
+                        throttle_duration_sec=2.0)
+        if not self.bumps:
+            return ranges
+        points = np.vstack([pts for _, pts in self.bumps])
+        return fuse_points(ranges, angles, pose, points, range_max)
 
     def _check_world(self, job: Job, cmap: cm.CognitiveMap) -> bool:
         if job.goal is None or job.goal.pose is None:

@@ -95,10 +95,8 @@ class SimBridge(ParamNode):
               read_only=True),
         Param('scan_rate', 10.0, 'laser scan rate, Hz (0 = off)', low=0.0, high=100.0,
               read_only=True),
-        Param('odom_rate', 50.0, 'odometry and odom->base_link TF rate, Hz', low=1.0,
-              high=500.0),
-        Param('joint_state_rate', 30.0, 'joint_states and arm-link TF rate, Hz', low=1.0,
-              high=500.0),
+        Param('odom_rate', 30.0, 'odometry and /tf rate, Hz', low=1.0, high=500.0),
+        Param('joint_state_rate', 30.0, 'joint_states rate, Hz', low=1.0, high=500.0),
         Param('head_camera_width', 320, 'head camera width, px', low=16, high=1920,
               read_only=True),
         Param('head_camera_height', 240, 'head camera height, px', low=12, high=1080,
@@ -348,8 +346,13 @@ class SimBridge(ParamNode):
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(w)
         msg.twist.covariance = cov.ravel().tolist()
         self.pub_odom.publish(msg)
-        self.pub_tf.publish(TFMessage(transforms=[
-            _transform(odom_frame, base_frame, ((x, y, 0.0), q), t)]))
+        # one /tf message per tick: odometry and the moving links (fewer, larger messages are
+        # far cheaper for every TF listener than many small ones)
+        transforms = [_transform(odom_frame, base_frame, ((x, y, 0.0), q), t)]
+        transforms += [_transform(parent, child, (xyz, quat), t)
+                       for parent, child, xyz, quat, static in self.sim.frame_transforms()
+                       if not static]
+        self.pub_tf.publish(TFMessage(transforms=transforms))
 
     def _publish_static(self) -> None:
         t = stamp(self.sim.time)
@@ -358,7 +361,6 @@ class SimBridge(ParamNode):
             for parent, child, xyz, quat, static in self.sim.frame_transforms() if static]))
 
     def _publish_joints(self, t: Time) -> None:
-        """joint_states, and the moving links on /tf (what robot_state_publisher would do)."""
         js = self.sim.joint_states()
         msg = JointState()
         msg.header.stamp = t
@@ -367,9 +369,6 @@ class SimBridge(ParamNode):
         msg.velocity = js.velocities.astype(float).tolist()
         msg.effort = js.efforts.astype(float).tolist()
         self.pub_joints.publish(msg)
-        self.pub_tf.publish(TFMessage(transforms=[
-            _transform(parent, child, (xyz, quat), t)
-            for parent, child, xyz, quat, static in self.sim.frame_transforms() if not static]))
 
     def _publish_scan(self, t: Time) -> None:
         scan = self.sim.laser_scan()

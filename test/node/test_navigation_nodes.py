@@ -29,14 +29,16 @@ from embodied_aif.nodes.cognitive_map import (
     map_from_msg,
     map_markers,
     map_to_msg,
+    paths_to_msg,
     scan_in_base,
+    with_paths,
 )
-from embodied_aif.nodes.navigator import Navigator
+from embodied_aif.nodes.navigator import Navigator, clear_ahead, fuse_points, stall_points
 from embodied_aif.nodes.sim_bridge import SimBridge
 from embodied_aif_msgs.action import Navigate
 from embodied_aif_msgs.msg import CognitiveMap
 
-BRIDGE = {'real_time_factor': 0.0, 'physics_rate': 120.0, 'control_rate': 30.0,
+BRIDGE = {'real_time_factor': 3.0, 'physics_rate': 120.0, 'control_rate': 30.0,
           'head_camera_width': 64, 'head_camera_height': 48, 'head_camera_rate': 5.0,
           'wrist_camera_rate': 0.0, 'odom_rate': 20.0, 'joint_state_rate': 2.0}
 SIM_TIME = [Parameter('use_sim_time', value=True)]
@@ -223,6 +225,8 @@ def test_explores_on_its_own_and_publishes_map_markers_occupancy(harness):
                for c in h.all('/robot/cmd_vel'))
     status, values = diag(h, '/robot/cognitive_map')
     assert status is not None and int(values['places']) >= 4
+    assert 'cannot transform' not in status.message  # the laser mount came from /tf_static
+    assert h.nodes[0].laser.pose('laser_link')[0] > 0.1  # the laser sits ahead of the base
 
 
 def test_goal_to_a_known_place_is_reached(harness):
@@ -245,8 +249,9 @@ def test_goal_to_a_known_place_is_reached(harness):
     assert h.wait(lambda: diag(h, '/robot/navigator')[1].get('rejected_goal_poses') == '1', 20)
     cmap = h.latest('/robot/cognitive_map')
     here = np.array([place.pose.position.x, place.pose.position.y])
+    # a visited place beyond the start place's radius: reached along the map's edges
     other = min((p for p in cmap.places if p.visit_count > 0 and np.linalg.norm(
-        [p.pose.position.x - here[0], p.pose.position.y - here[1]]) > 1.0),
+        [p.pose.position.x - here[0], p.pose.position.y - here[1]]) > place.radius + 0.5),
         key=lambda p: np.linalg.norm([p.pose.position.x - here[0],
                                       p.pose.position.y - here[1]]))
     goal = PoseStamped()
@@ -378,6 +383,14 @@ def test_map_message_round_trip_keeps_places_edges_and_odom_frame():
     assert lines['cognitive_map/edges_blocked'].colors[0].a < 0.3
     spheres = [m for m in markers.markers if m.ns == 'cognitive_map/places']
     assert spheres[2].scale.x < spheres[0].scale.x  # hypothesised places are drawn small
+    # the travelled paths ride along on their own message, in the same frame
+    paths = paths_to_msg(cmap, msg.header)
+    assert [(p.from_id, p.to_id) for p in paths.paths] == [(0, 1)]
+    assert paths.paths[0].points[-1].x == pytest.approx(2.0 - 0.5)
+    routed = with_paths(back, paths)
+    np.testing.assert_allclose(cm.edge_route(routed, 1, 0),
+                               np.array(cm.edge_route(cmap, 1, 0)) - cmap.offset[:2])
+    assert back.edges[(0, 1)].waypoints == ()
     bad = map_to_msg(cmap, 'odom')
     bad.places[0].id = 7
     with pytest.raises(ValueError, match='place ids'):
@@ -414,3 +427,17 @@ def test_scan_is_reprojected_from_the_laser_mount_to_the_base_origin():
     assert np.isnan(out[side]) and np.sum(np.isfinite(out)) == 2
     np.testing.assert_array_equal(scan_in_base(ranges, angles, (0.0, 0.0, 0.0)), ranges)
 
+
+
+def test_a_stall_with_a_clear_scan_becomes_a_virtual_obstacle():
+    pose = (1.0, 2.0, math.pi / 2)
+    wall = stall_points(pose, 0.4, 0.2)
+    np.testing.assert_allclose(wall.mean(axis=0), [1.0, 2.4], atol=1e-9)
+    angles = np.linspace(-math.pi, math.pi, 360, endpoint=False)
+    ranges = np.full(360, np.inf)
+    ranges[0] = np.nan  # straight behind: unknown stays unknown
+    fused = fuse_points(ranges, angles, pose, wall, 8.0)
+    ahead = np.argmin(np.abs(angles))  # the robot faces +y: the wall is straight ahead
+    assert fused[ahead] == pytest.approx(0.4, abs=1e-6)
+    assert np.isnan(fused[0]) and np.isinf(fused[90])
+    assert clear_ahead(ranges, angles, 0.5) and not clear_ahead(fused, angles, 0.5)

@@ -48,7 +48,7 @@ TOPICS = {
 
 def make_nodes(context):
     bridge = SimBridge(context=context, namespace='robot', parameter_overrides=overrides(
-        {'scenario': 'tabletop', 'real_time_factor': 2.0, 'head_camera_width': 240,
+        {'scenario': 'tabletop', 'real_time_factor': 1.0, 'head_camera_width': 240,
          'head_camera_height': 180, 'wrist_camera_rate': 0.0, 'scan_rate': 0.0}))
     perception = Perception(context=context, namespace='robot',
                             parameter_overrides=overrides({'use_sim_time': True}))
