@@ -73,6 +73,17 @@ def odom_pose(msg: Odometry) -> np.ndarray:
     return np.array([p.position.x, p.position.y, yaw_of(p.orientation)])
 
 
+def finite_odom_pose(node, msg: Odometry, counts: dict) -> np.ndarray | None:
+    """(x, y, yaw) of an Odometry message, or None (counted and warned) when not finite."""
+    pose = odom_pose(msg)
+    if np.all(np.isfinite(pose)):
+        return pose
+    counts['invalid_odom'] += 1
+    node.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
+                              throttle_duration_sec=5.0)
+    return None
+
+
 def scan_arrays(msg: LaserScan) -> tuple[np.ndarray, np.ndarray]:
     """Return (ranges, angles) of a LaserScan as float arrays."""
     ranges = np.asarray(msg.ranges, dtype=float)
@@ -486,11 +497,8 @@ class CognitiveMapNode(ParamNode):
         return self.get_clock().now().nanoseconds
 
     def _on_odom(self, msg: Odometry) -> None:
-        pose = odom_pose(msg)
-        if not np.all(np.isfinite(pose)):
-            self.counts['invalid_odom'] += 1
-            self.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
-                                      throttle_duration_sec=5.0)
+        pose = finite_odom_pose(self, msg, self.counts)
+        if pose is None:
             return
         if self.odom is not None:
             # a discontinuity: farther than max_jump plus what the base can drive in between

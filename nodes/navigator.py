@@ -50,9 +50,9 @@ from embodied_aif.nodes._common import (
 )
 from embodied_aif.nodes.cognitive_map import (
     LaserMount,
+    finite_odom_pose,
     image_array,
     map_from_msg,
-    odom_pose,
     scan_arrays,
     scan_in_base,
     with_paths,
@@ -231,11 +231,8 @@ class Navigator(ParamNode):
         return self.get_clock().now().nanoseconds
 
     def _on_odom(self, msg: Odometry) -> None:
-        pose = odom_pose(msg)
-        if not np.all(np.isfinite(pose)):
-            self.counts['invalid_odom'] += 1
-            self.get_logger().warning(f'odometry ignored: pose {pose.tolist()} is not finite',
-                                      throttle_duration_sec=5.0)
+        pose = finite_odom_pose(self, msg, self.counts)
+        if pose is None:
             return
         self.odom = (pose, float(msg.twist.twist.linear.x), self._now())
 
