@@ -25,7 +25,7 @@ setup(
     version='0.1.0',
     packages=[f'{PACKAGE}.{name}' for name in SUBPACKAGES],
     package_dir={f'{PACKAGE}.{name}': path for name, path in SUBPACKAGES.items()},
-    package_data={f'{PACKAGE}.sim': ['scenarios/*.yaml']},
+    package_data={f'{PACKAGE}.sim': ['scenarios/*.yaml'], f'{PACKAGE}.models': ['weights/*.pt']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),

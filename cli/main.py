@@ -5,7 +5,7 @@ import sys
 
 # Subcommand modules, in the order `--help` lists them; each defines register(subparsers),
 # which adds its parser and sets `func(args) -> int` as the default.
-SUBCOMMANDS = ('demo', 'run', 'bench', 'plan', 'select')
+SUBCOMMANDS = ('demo', 'run', 'bench', 'plan', 'select', 'collect', 'train')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -295,11 +295,15 @@ def test_bad_frames_are_skipped_and_beliefs_kept(harness):
         ('tf', lambda: crafter.send(depth, rgb, frame_id='nowhere_optical_frame'),
          "unknown frame 'nowhere_optical_frame'"),
     ]
+    processed = int(values['frames_processed'])
     for cause, send, reason in bad_frames:
         values = crafter.outcome(send)
         assert values['last_skip'].startswith(cause) and reason in values['last_skip'], values
         assert int(values['objects_tracked']) == 2
-    assert int(values['skipped_depth']) == int(values['skipped_camera_info']) == 2, values
+    # each spoilt frame was counted under its cause (a frame resent after a slow report counts
+    # twice) and none was processed
+    assert int(values['skipped_depth']) >= 2 and int(values['skipped_camera_info']) >= 2, values
+    assert int(values['frames_processed']) == processed, values
     # frames whose depth or camera_info never comes: named when a later complete frame arrives
     for part, topic in (('depth', 'probe_camera/depth/image_rect'),
                         ('info', 'probe_camera/camera_info')):
@@ -343,8 +347,9 @@ def test_vanished_object_gets_delete_markers(harness):
 
 
 def test_simulation_reset_clears_beliefs(harness):
-    # let the episode run past 2 s of sim time, so the reset's clock restart is visible
-    assert harness.wait(lambda: stamp_s(harness.latest('/robot/objects').header.stamp) > 2.0, 60)
+    # let the episode run past 5 s of sim time: the new episode's messages are those stamped
+    # before the old one's last second, so at perception's 5 Hz there is room for 4 s of frames
+    assert harness.wait(lambda: stamp_s(harness.latest('/robot/objects').header.stamp) > 5.0, 60)
     before = stamp_s(harness.latest('/robot/objects').header.stamp)
     client = harness.probe.create_client(ResetSim, '/robot/reset')
     assert client.wait_for_service(timeout_sec=10)
@@ -356,8 +361,8 @@ def test_simulation_reset_clears_beliefs(harness):
 
     def after_reset(topic):  # messages of the new episode: the clock restarted from zero
         return [m for m in harness.all(topic) if stamp_s(m.header.stamp) < before - 1.0]
-    # eight frames after the reset, and the truth and odometry of the new episode
-    assert harness.wait(lambda: len(after_reset('/robot/objects')) >= 8
+    # five frames after the reset, and the truth and odometry of the new episode
+    assert harness.wait(lambda: len(after_reset('/robot/objects')) >= 5
                         and after_reset('/robot/ground_truth/objects')
                         and after_reset('/robot/ground_truth/robot_pose')
                         and after_reset('/robot/odom'), 60)
