@@ -1,6 +1,7 @@
 """The demo's operator: a client node that watches the stack, sends goals, measures costs."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -14,7 +15,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
 from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-from embodied_aif_msgs.action import Navigate
+from embodied_aif_msgs.action import Execute, Navigate
 from embodied_aif_msgs.msg import (
     CognitiveMap,
     ParetoPlan,
@@ -37,6 +38,9 @@ class Operator:
         self.selected = None
         self.truth_path = []
         self.rooms = set()
+        self.room_log = []
+        self.param_clients = {}
+        self.truth_pose = self.odom_pose = None
         self.odom_xy = None
         self.distance = 0.0
         self.proximity = 0.0
@@ -51,8 +55,10 @@ class Operator:
         n.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS)
         self.pub_task = n.create_publisher(TaskSpec, 'task', LATCHED_QOS)
         self.pub_pref = n.create_publisher(Preference, 'preference', LATCHED_QOS)
-        self.pub_outcome = n.create_publisher(PlanOutcome, 'plan_outcome', COMMAND_QOS)
+        self.outcomes = []
+        n.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
         self.navigate = ActionClient(n, Navigate, 'navigate')
+        self.executive = ActionClient(n, Execute, 'execute')
 
     # ------------------------------------------------------------ inputs
     def _set(self, name):
@@ -61,18 +67,49 @@ class Operator:
                 setattr(self, name, msg)
         return callback
 
+    def _on_outcome(self, msg) -> None:
+        with self.lock:
+            self.outcomes.append(msg)
+
     def _on_clock(self, msg) -> None:
         self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
 
     def _on_truth(self, msg) -> None:
         with self.lock:
             self.truth_path.append((self.clock, msg.pose.position.x, msg.pose.position.y))
+            self.truth_pose = (msg.header.stamp, _planar(msg.pose))
 
     def _on_room(self, msg) -> None:
         if msg.data:
             self.rooms.add(msg.data)
+            with self.lock:
+                self.room_log.append((self.clock, msg.data))
+
+    def rooms_between(self, t0: float, t1: float) -> set[str]:
+        """Rooms (ground truth) the robot was in between two clock times."""
+        with self.lock:
+            log = list(self.room_log)
+        before = [room for t, room in log if t <= t0]
+        return set(before[-1:]) | {room for t, room in log if t0 < t <= t1}
+
+    def world_from_odom(self) -> tuple[float, float, float] | None:
+        """Pose (x, y, yaw) of the odom frame in the world (None until both are seen).
+
+        From the latest ground-truth pose and odometry: exact while the robot stands (as at
+        the start), a few centimetres off while it drives.
+        """
+        with self.lock:
+            truth, odom = self.truth_pose, self.odom_pose
+        if truth is None or odom is None:
+            return None
+        (xw, yw, aw), (xo, yo, ao) = truth[1], odom[1]
+        yaw = aw - ao
+        cos, sin = math.cos(yaw), math.sin(yaw)
+        return xw - (cos * xo - sin * yo), yw - (sin * xo + cos * yo), yaw
 
     def _on_odom(self, msg) -> None:
+        with self.lock:
+            self.odom_pose = (msg.header.stamp, _planar(msg.pose.pose))
         xy = np.array([msg.pose.pose.position.x, msg.pose.pose.position.y])
         if self.odom_xy is not None:
             self.distance += float(np.linalg.norm(xy - self.odom_xy))
@@ -95,6 +132,22 @@ class Operator:
             time.sleep(0.05)
         return True
 
+    def set_parameter(self, node_name: str, name: str, value) -> str:
+        """Set a parameter of a node of the stack; return '' or why it failed."""
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
+        if node_name not in self.param_clients:
+            self.param_clients[node_name] = AsyncParameterClient(self.node, node_name)
+        client = self.param_clients[node_name]
+        if not client.wait_for_services(timeout_sec=10.0):
+            return f'{node_name} offers no parameter services'
+        future = client.set_parameters([Parameter(name, value=value)])
+        if not self.wait_sim(future.done, 10.0, wall_limit=30.0):
+            return f'{node_name} did not answer'
+        result = future.result().results[0]
+        return '' if result.successful else result.reason
+
     def navigate_to_place(self, place_id: int, sim_timeout: float):
         """Send a Navigate goal to a place; return (success, reason, cost vector)."""
         goal = Navigate.Goal(mode=Navigate.Goal.GOAL_PLACE, place_id=int(place_id))
@@ -109,6 +162,36 @@ class Operator:
         result = result_future.result().result
         cost = [self.clock - t0, self.distance - d0, self.proximity - r0]
         return result.success, result.reason, cost
+
+
+    def execute(self, plan_id: str, sim_timeout: float, max_replans: int = 2):
+        """Run a plan through the executive; return (Execute result, step records)."""
+        with self.lock:
+            first = len(self.outcomes)
+        if not self.executive.wait_for_server(timeout_sec=30.0):
+            return Execute.Result(reason='no executive (execute action server)'), []
+        future = self.executive.send_goal_async(Execute.Goal(plan_id=plan_id,
+                                                             max_replans=max_replans))
+        if not self.wait_sim(future.done, 10.0) or not future.result().accepted:
+            return Execute.Result(reason='the executive did not accept the goal'), []
+        result_future = future.result().get_result_async()
+        if not self.wait_sim(result_future.done, sim_timeout):
+            future.result().cancel_goal_async()
+            self.wait_sim(result_future.done, 10.0)
+        result = (result_future.result().result if result_future.done()
+                  else Execute.Result(reason=f'timed out after {sim_timeout:.0f} s sim'))
+        with self.lock:
+            steps = [{'plan': m.plan_id, 'step': int(m.step_index), 'action': m.step.action,
+                      'target': m.step.target, 'success': bool(m.success), 'reason': m.reason,
+                      'cost': [round(float(c), 3) for c in m.realised_cost]}
+                     for m in self.outcomes[first:] if m.step_index >= 0]
+        return result, steps
+
+
+def _planar(pose) -> tuple[float, float, float]:
+    q = pose.orientation
+    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    return pose.position.x, pose.position.y, yaw
 
 
 def preference_msg(data: dict) -> Preference:

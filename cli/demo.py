@@ -5,12 +5,13 @@ at --speed times real time), then plays the mission with what the stack has:
   1. explore and map (when the stack has `navigator` and `cognitive_map`),
   2. pose a task (LTLf) and a preference: the task planner publishes the Pareto set, the
      selector picks a plan,
-  3. execute the plan's moves through the Navigate action, measure each step's realised cost
-     (time from the sim clock, energy from the distance driven, risk from obstacle proximity),
-     report PlanOutcome so costs are learned, and repeat for several episodes.
+  3. execute the selected plan through the executive's Execute action (it runs the steps
+     through Navigate / Pick / Place, guards them against the task, measures each step's
+     realised time, energy and risk and reports PlanOutcome so costs are learned), and repeat
+     for several episodes.
 Whatever a stage needs and the stack lacks is skipped and said so. Results: a JSON summary on
 stdout (progress on stderr); summary.json, PNG plots and an MCAP recording of the topics
-(camera images excluded; readable by ROS 2 bag tools and Foxglove) in --out.
+(camera images thinned to --image-rate; readable by ROS 2 bag tools and Foxglove) in --out.
 """
 from __future__ import annotations
 
@@ -36,32 +37,106 @@ def log(message: str) -> None:
     print(f'[demo] {message}', file=sys.stderr, flush=True)
 
 
-def _compose_stack(args):
+def _compose_stack(args, out: Path):
+    """The stack of --config set up for this run; learned state is checkpointed in out/state."""
     stack = load_stack(args.config, use_sim_time=True)
     for entry in stack.nodes:
         if entry.name == 'sim_bridge':
             entry.parameters.update(scenario=args.scenario, seed=args.seed,
                                     real_time_factor=args.speed,
-                                    wrist_camera_rate=0.0)
+                                    wrist_camera_rate=0.0, gui=bool(args.gui))
+        if entry.name in ('cognitive_map', 'task_planner'):  # a respawned node resumes
+            entry.parameters['state_file'] = str(out / 'state' / f'{entry.name}.json')
     validate(stack)
     return stack
 
 
-def _farthest_place(cmap) -> int:
+def _farthest_place(cmap, regions=None) -> int:
+    """The place farthest from the first one, outside every region (e.g. the hazard)."""
+    from embodied_aif.models.task_world import region_labels
+
     start = cmap.places[0].pose.position
-    return max(cmap.places, key=lambda p: math.hypot(p.pose.position.x - start.x,
-                                                     p.pose.position.y - start.y)).id
+    allowed = [p for p in cmap.places
+               if not region_labels((p.pose.position.x, p.pose.position.y), regions or {})]
+    return max(allowed or cmap.places,
+               key=lambda p: math.hypot(p.pose.position.x - start.x,
+                                        p.pose.position.y - start.y)).id
+
+
+def hazard_region(building, room: tuple[int, int], world_from_odom) -> str:
+    """A room of the simulated building as a region polygon of the odom frame.
+
+    world_from_odom: (x, y, yaw) of the odom frame in the world (the robot's start pose, as
+    odometry starts there). This is how a user would mark a zone on the map; the robot does
+    not know rooms.
+    """
+    w, d = building.room_size
+    r, c = room
+    x0, y0, yaw = world_from_odom
+    cos, sin = math.cos(yaw), math.sin(yaw)
+    corners = []
+    for x, y in ((c * w, r * d), ((c + 1) * w, r * d), ((c + 1) * w, (r + 1) * d),
+                 (c * w, (r + 1) * d)):
+        dx, dy = x - x0, y - y0
+        corners.append(f'{cos * dx + sin * dy:.3f},{-sin * dx + cos * dy:.3f}')
+    return 'hazard:' + ';'.join(corners)
+
+
+def hazard_room(args) -> tuple[tuple[int, int] | None, object]:
+    """The hazard room of --hazard-room (default: opposite the start room) and the building.
+
+    Raises StackError naming a bad value or scenario.
+    """
+    from embodied_aif.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except (ScenarioError, ValueError, OSError) as exc:
+        raise StackError(f'--scenario {args.scenario!r}: {exc}') from None
+    b = scenario.building
+    if args.hazard_room == 'none':
+        return None, b
+    if not args.hazard_room:
+        r, c = scenario.robot.start_room
+        room = (b.rows - 1 - r, b.cols - 1 - c)
+        return (None if room == (r, c) else room), b
+    try:
+        room = tuple(int(v) for v in args.hazard_room.split(','))
+    except ValueError:
+        room = ()
+    if len(room) != 2 or not (0 <= room[0] < b.rows and 0 <= room[1] < b.cols):
+        raise StackError(f'--hazard-room {args.hazard_room!r}: expected ROW,COL inside the '
+                         f'{b.rows}x{b.cols} building, or none')
+    return room, b
+
+
+def mark_hazard(args, op, summary: dict) -> None:
+    """Give the task planner the hazard room as a region (the default task avoids it)."""
+    room, building = summary.pop('_hazard')
+    if room is None:
+        return
+    if not op.wait_sim(lambda: op.world_from_odom() is not None, 10.0, wall_limit=60):
+        raise RuntimeError('no odometry and ground-truth pose to place the hazard room')
+    region = hazard_region(building, room, op.world_from_odom())
+    why = op.set_parameter('task_planner', 'regions', [region])
+    if why:
+        raise RuntimeError(f'the task planner rejected the hazard region: {why}')
+    summary['hazard_room'] = ','.join(str(v) for v in room)
+    summary['regions'] = [region]
 
 
 def play(args, op, names: set, summary: dict) -> None:
     """The mission, stage by stage, with what the stack has (op: the demo's Operator)."""
     from embodied_aif.cli._operator import preference_msg
-    from embodied_aif_msgs.msg import PlanOutcome, TaskSpec
+    from embodied_aif.models.task_world import parse_regions
+    from embodied_aif_msgs.msg import TaskSpec
 
     stages = summary['stages']
     if not op.wait_sim(lambda: op.clock > 0.5, 5.0, wall_limit=120):
         raise RuntimeError('the simulator published no /clock: sim_bridge did not start')
     stages['simulation'] = f'scenario {args.scenario!r} seed {args.seed}: running'
+    if 'task_planner' in names:
+        mark_hazard(args, op, summary)
     has_nav = {'navigator', 'cognitive_map'} <= names
     if has_nav:
         log(f'exploring for up to {args.explore_s:.0f} s of simulated time')
@@ -70,6 +145,13 @@ def play(args, op, names: set, summary: dict) -> None:
         stages['exploration'] = (f'{n_places} places, rooms visited: {sorted(op.rooms)}')
         summary['map'] = {'places': n_places, 'edges': len(op.map.edges) if op.map else 0,
                           'rooms_visited': sorted(op.rooms)}
+        # the map is made: stop exploring when idle, and go back to the start for the task
+        why = op.set_parameter('navigator', 'explore_when_idle', False)
+        if why:
+            log(f'could not stop idle exploration: {why}')
+        if n_places:
+            ok, reason, _ = op.navigate_to_place(op.map.places[0].id, args.step_timeout_s)
+            log(f"back at the start place: {'yes' if ok else 'no'} ({reason})")
     else:
         stages['exploration'] = 'skipped: the stack has no navigator/cognitive_map yet'
     if not {'task_planner', 'plan_selector'} <= names:
@@ -78,7 +160,13 @@ def play(args, op, names: set, summary: dict) -> None:
     if op.map is None or not op.map.places:
         stages['task'] = 'skipped: no cognitive map to plan on'
         return
-    formula = args.task or f'F at_place_{_farthest_place(op.map)}'
+    regions = parse_regions(summary.get('regions', []))
+    if args.task:
+        formula = args.task
+    elif regions:
+        formula = f'F at_place_{_farthest_place(op.map, regions)} & G !in_hazard'
+    else:
+        formula = f'F at_place_{_farthest_place(op.map)}'
     preference = json.loads(Path(args.preference).read_text()) if args.preference \
         else DEFAULT_PREFERENCE
     op.pub_pref.publish(preference_msg(preference))
@@ -90,36 +178,31 @@ def play(args, op, names: set, summary: dict) -> None:
     stages['task'] = f'task {formula!r}: {len(op.plans.plans)} Pareto plans'
     summary['task'] = {'formula': formula, 'preference': preference,
                        'front': [list(p.expected_cost) for p in op.plans.plans]}
+    if 'executive' not in names:
+        stages['execution'] = 'skipped: the stack has no executive'
+        return
     episodes = []
     home = op.map.current_place
     for episode in range(args.episodes):
         plan = op.selected
-        record = {'episode': episode, 'plan': plan.id, 'predicted': list(plan.expected_cost),
-                  'steps': [], 'success': True}
         log(f'episode {episode}: plan {plan.id} predicted cost {np.round(plan.expected_cost, 2)}')
-        for k, step in enumerate(plan.steps):
-            if step.action != 'move':
-                continue
-            target = int(step.target.split('_')[-1])
-            ok, reason, cost = op.navigate_to_place(target, args.step_timeout_s)
-            record['steps'].append({'target': step.target, 'success': ok, 'reason': reason,
-                                    'cost': cost})
-            outcome = PlanOutcome(plan_id=plan.id, step_index=k, step=step,
-                                                  objectives=['time', 'energy', 'risk'],
-                                                  realised_cost=cost or [0.0, 0.0, 0.0],
-                                                  success=ok, reason=reason)
-            outcome.header.stamp = op.node.get_clock().now().to_msg()
-            op.pub_outcome.publish(outcome)
-            if not ok:
-                record['success'] = False
-                break
-        record['realised'] = [sum(s['cost'][i] for s in record['steps'] if s['cost'])
-                              for i in range(3)]
+        t_start = op.clock
+        result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
+        rooms = op.rooms_between(t_start, op.clock)
+        record = {'episode': episode, 'plan': result.plan_id or plan.id,
+                  'predicted': list(plan.expected_cost), 'steps': steps,
+                  'success': bool(result.success), 'reason': result.reason,
+                  'replans': int(result.replans), 'rooms': sorted(rooms),
+                  'entered_hazard': summary.get('hazard_room', '-') in rooms,
+                  'realised': [round(float(c), 3) for c in result.realised_cost]}
+        log(f"episode {episode}: {'succeeded' if result.success else 'failed'} "
+            f'({result.reason}); realised cost {record["realised"]}')
         episodes.append(record)
         if episode + 1 < args.episodes:  # go back to the start place for the next episode
             op.navigate_to_place(home, args.step_timeout_s)
             op.wait_sim(lambda: False, 2.0)
     summary['episodes'] = episodes
+    summary['hazard_entries'] = sum(e['entered_hazard'] for e in episodes)
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
 
@@ -168,31 +251,50 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
 
     from embodied_aif.cli._operator import Operator
-    from embodied_aif.cli.run import compose
+    from embodied_aif.cli.run import Supervisor, compose
     from embodied_aif.nodes.recorder import Recorder
 
+    out = Path(args.out or f'runs/demo-{time.strftime("%Y%m%d-%H%M%S")}')
     try:
-        stack = _compose_stack(args)
+        stack = _compose_stack(args, out.resolve())
+        hazard = hazard_room(args)
+        if args.respawn and not args.processes:
+            raise StackError('--respawn needs --processes')
     except StackError as exc:
         print(f'embodied-aif demo: error: {exc}', file=sys.stderr)
         return 2
-    out = Path(args.out or f'runs/demo-{time.strftime("%Y%m%d-%H%M%S")}')
     out.mkdir(parents=True, exist_ok=True)
+    for old in (out / 'state').glob('*.json'):  # a new run starts from nothing learned
+        old.unlink()
     names = {e.name for e in stack.nodes}
     summary = {'stack': sorted(names), 'scenario': args.scenario, 'seed': args.seed,
-               'stages': {}, 'not_yet_in_the_stack': sorted(
+               'mode': 'processes' if args.processes else 'composed', 'stages': {},
+               'not_yet_in_the_stack': sorted(
                    {'perception', 'cognitive_map', 'navigator', 'active_vision',
-                    'manipulator', 'executive'} - names)}
+                    'manipulator', 'executive'} - names), '_hazard': hazard}
     wall0 = time.monotonic()
     context = rclpy.Context()
     rclpy.init(context=context)
-    nodes = []
+    nodes, supervisor, watching = [], None, threading.Event()
     try:
-        nodes = compose(stack, context)
+        try:
+            if args.processes:  # one process per node, supervised in a thread of this one
+                supervisor = Supervisor(stack, respawn=args.respawn)
+                supervisor.start()
+                threading.Thread(target=_supervise, args=(supervisor, watching),
+                                 daemon=True).start()
+            else:
+                nodes = compose(stack, context)
+        except (StackError, ValueError, RuntimeError) as exc:
+            print(f'embodied-aif demo: error: {exc}', file=sys.stderr)
+            return 2
+        images = [f'/{cam}/{kind}' for cam in ('head_camera', 'wrist_camera')
+                  for kind in ('color/image_raw', 'depth/image_rect')]
         recorder = Recorder(context=context, parameter_overrides=[
             Parameter('path', value=str(out / 'recording.mcap')),
-            Parameter('exclude', value=[f'/{cam}/{kind}' for cam in ('head_camera', 'wrist_camera')
-                                        for kind in ('color/image_raw', 'depth/image_rect')]),
+            Parameter('exclude', value=[''] + images if args.image_rate <= 0 else ['']),
+            Parameter('max_rates', value=[''] + [f'{t}={args.image_rate}' for t in images]
+                      if args.image_rate > 0 else ['']),
             Parameter('use_sim_time', value=True)])
         nodes.append(recorder)
         op = Operator(context)
@@ -205,14 +307,20 @@ def run(args: argparse.Namespace) -> int:
             play(args, op, names, summary)
         except RuntimeError as exc:
             summary['error'] = str(exc)
+        summary.pop('_hazard', None)
         summary['sim_time_s'] = round(op.clock, 2)
         summary['distance_m'] = round(op.distance, 2)
         summary['plots'] = plot(out, op, summary)
+        if supervisor is not None:
+            summary['restarts'] = supervisor.restarts()
         executor.shutdown()
         op.node.destroy_node()
         summary['recording'] = {'path': str(recorder.mcap.path),
                                 'messages': dict(sorted(recorder.mcap.counts.items()))}
     finally:
+        watching.set()
+        if supervisor is not None:
+            supervisor.stop()
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -223,6 +331,11 @@ def run(args: argparse.Namespace) -> int:
         log(f'{stage}: {what}')
     print(json.dumps(summary))
     return 1 if 'error' in summary else 0
+
+
+def _supervise(supervisor, stop: threading.Event) -> None:
+    while not stop.is_set() and supervisor.poll():
+        time.sleep(0.1)
 
 
 def register(subparsers) -> None:
@@ -239,6 +352,9 @@ def register(subparsers) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of world and noise')
     parser.add_argument('--task', help="LTLf task (default: 'F at_place_<farthest place>')")
     parser.add_argument('--preference', help='PREFERENCE.json (default: a balanced one)')
+    parser.add_argument('--hazard-room', default='',
+                        help="ROW,COL of a room the default task avoids (G !in_hazard); default "
+                             "the room opposite the start room; 'none' for no hazard")
     parser.add_argument('--episodes', type=int, default=3, help='episodes (default 3)')
     parser.add_argument('--explore-s', type=float, default=150.0,
                         help='simulated seconds of exploration (default 150)')
@@ -247,5 +363,15 @@ def register(subparsers) -> None:
     parser.add_argument('--speed', type=float, default=3.0,
                         help='simulated seconds per wall second (default 3; 0 = as fast as the '
                              'simulator goes, which can outrun the other nodes on 2 cores)')
+    parser.add_argument('--image-rate', type=float, default=0.5,
+                        help='camera images per simulated second in the recording (default 0.5; '
+                             '0 = no images)')
+    parser.add_argument('--processes', action='store_true',
+                        help='one process per node (default: composed in this process)')
+    parser.add_argument('--respawn', action='store_true',
+                        help='with --processes: restart a node process that dies (learned '
+                             'state is checkpointed)')
+    parser.add_argument('--gui', action='store_true',
+                        help='show the PyBullet GUI window (needs a display; default headless)')
     parser.add_argument('--out', help='output folder (default runs/demo-<time>)')
     parser.set_defaults(func=run)

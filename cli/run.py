@@ -103,18 +103,76 @@ def _stop_all(children: list[_Child]) -> None:
             proc.wait()
 
 
+class Supervisor:
+    """One process per node of a stack: start, respawn (with back-off) when asked, stop.
+
+    poll() does one round of supervision; the caller loops (run_processes with signal
+    handling, or the demo in a thread of its own).
+    """
+
+    def __init__(self, stack: Stack, respawn: bool):
+        self.workdir = Path(tempfile.mkdtemp(prefix='embodied_aif_run_'))
+        self.respawn = respawn
+        self.children = []
+        for entry in stack.nodes:
+            node_class(entry, stack.path)  # fail before anything starts if a module is broken
+            params_file = self.workdir / f'{entry.name}.yaml'
+            params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters':
+                                                           entry.parameters}}))
+            command = [sys.executable, '-m', entry.module, *entry.ros_args(),
+                       '--params-file', str(params_file)]
+            self.children.append(_Child(entry.name, command))
+
+    def start(self) -> None:
+        """Start every node process."""
+        for child in self.children:
+            child.start()
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running node."""
+        return {c.name: c.process.pid for c in self.children
+                if c.process is not None and c.process.poll() is None}
+
+    def restarts(self) -> dict[str, int]:
+        """How many times each node was respawned."""
+        return {c.name: c.restarts for c in self.children}
+
+    def poll(self) -> bool:
+        """Respawn what died (when asked); False once every node has failed for good."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.process is None:
+                if now >= child.next_start:
+                    child.start()
+                continue
+            code = child.process.poll()
+            if code is None or child.failed:
+                continue
+            if self.respawn:
+                delay = min(RESPAWN_DELAY_S[1], RESPAWN_DELAY_S[0] * 2 ** child.restarts)
+                child.restarts += 1
+                child.process = None
+                child.next_start = now + delay
+                log(f'{child.name} exited with status {code}; respawning in {delay:.1f} s '
+                    f'(restart {child.restarts})')
+            else:
+                child.failed = True
+                log(f'{child.name} exited with status {code} (no --respawn)')
+        return not all(c.failed for c in self.children)
+
+    @property
+    def failed(self) -> bool:
+        """Whether some node exited and was not respawned."""
+        return any(c.failed for c in self.children)
+
+    def stop(self) -> None:
+        """Stop every node (SIGINT, then SIGKILL after a grace period)."""
+        _stop_all(self.children)
+
+
 def run_processes(stack: Stack, duration: float | None, respawn: bool) -> int:
     """Start one process per node, supervise (respawn if asked), stop all on Ctrl-C."""
-    workdir = Path(tempfile.mkdtemp(prefix='embodied_aif_run_'))
-    children = []
-    for entry in stack.nodes:
-        node_class(entry, stack.path)  # fail before anything starts if a module is broken
-        params_file = workdir / f'{entry.name}.yaml'
-        params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': entry.parameters}}))
-        command = [sys.executable, '-m', entry.module, *entry.ros_args(),
-                   '--params-file', str(params_file)]
-        children.append(_Child(entry.name, command))
-
+    supervisor = Supervisor(stack, respawn)
     stopping = False
 
     def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -124,37 +182,17 @@ def run_processes(stack: Stack, duration: float | None, respawn: bool) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        for child in children:
-            child.start()
+        supervisor.start()
         while not stopping and (deadline is None or time.monotonic() < deadline):
-            now = time.monotonic()
-            for child in children:
-                if child.process is None:
-                    if now >= child.next_start:
-                        child.start()
-                    continue
-                code = child.process.poll()
-                if code is None or child.failed:
-                    continue
-                if respawn:
-                    delay = min(RESPAWN_DELAY_S[1], RESPAWN_DELAY_S[0] * 2 ** child.restarts)
-                    child.restarts += 1
-                    child.process = None
-                    child.next_start = now + delay
-                    log(f'{child.name} exited with status {code}; respawning in {delay:.1f} s '
-                        f'(restart {child.restarts})')
-                else:
-                    child.failed = True
-                    log(f'{child.name} exited with status {code} (no --respawn)')
-            if all(c.failed for c in children):
+            if not supervisor.poll():
                 break
             time.sleep(0.05)
     finally:
-        _stop_all(children)
+        supervisor.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log('stopped')
-    return 1 if any(c.failed for c in children) else 0
+    return 1 if supervisor.failed else 0
 
 
 def execute(args: argparse.Namespace) -> int:

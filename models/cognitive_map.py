@@ -12,12 +12,16 @@ Rules (SEEDS.md section 1, high level):
   ``code_threshold``, any view), the loop is closed there (the places are linked); if the pose
   is outside every place, or the observation matches none of the places that contain it, a new
   place grows. A hypothesised place containing the pose is visited: it becomes a real place at
-  the pose where its code is observed. A visited place within ``same_place_radius`` whose code
+  the pose where its code is observed (when that is farther than ``same_place_radius`` from
+  the guess, its imagined links, checked against the guess, are dropped and re-made from the
+  scan there). A visited place within ``same_place_radius`` whose code
   does not match gets the code as another view (the same spot seen from elsewhere, e.g. a
   doorway seen from the other room).
 - Every edge carries Beta/Dirichlet evidence over {traversable, not}: travelled edges get large
   success counts (EXPERIENCED) and keep the path travelled (waypoints, the action that made the
-  transition), failed attempts large failure counts (BLOCKED), hypothesised links (imagination,
+  transition; success saturates at ``max_success``), failed attempts failure counts (BLOCKED;
+  ``blocked_count`` each, so a write-off takes repeated failures, and the failure evidence
+  decays when the scan shows the way clear), hypothesised links (imagination,
   places in clear view) small symmetric counts (IMAGINED). ``confidence`` is the expected
   probability of success, ``count`` the total evidence.
 - The belief over places combines a pose likelihood and a code likelihood with a prior carried
@@ -32,7 +36,8 @@ Rules (SEEDS.md section 1, high level):
 
 Entry points: :func:`observe` (everything a map node does per observation), :func:`update`
 (the growth / closure / localisation rules alone), :func:`mark_blocked` /
-:func:`mark_traversed` (edge evidence), :func:`to_message_fields` (CognitiveMap.msg layout).
+:func:`mark_traversed` / :func:`clear_blocked` (edge evidence), :func:`to_message_fields`
+(CognitiveMap.msg layout).
 Everything is a pure function of an immutable :class:`CognitiveMap`; updates return a new map.
 """
 from __future__ import annotations
@@ -58,7 +63,9 @@ class MapConfig:
     pose_sigma: float = 0.75
     code_precision: float = 20.0
     experienced_count: float = 5.0
-    blocked_count: float = 10.0
+    max_success: float = 10.0
+    blocked_count: float = 6.0
+    blocked_decay: float = 0.5
     imagined_count: float = 0.5
     carry_over: float = 0.2
     lost_threshold: float = 0.6
@@ -83,6 +90,9 @@ class MapConfig:
         if not 0.0 < self.code_threshold < 2.0:
             raise ValueError(f'MapConfig.code_threshold is a cosine distance in (0, 2), got '
                              f'{self.code_threshold}')
+        if not self.max_success >= self.experienced_count or not 0.0 <= self.blocked_decay < 1.0:
+            raise ValueError(f'need max_success >= experienced_count and 0 <= blocked_decay < 1, '
+                             f'got {self.max_success}, {self.blocked_decay}')
         if not 0.0 <= self.carry_over < 1.0 or not 0.0 < self.lost_threshold <= 1.0:
             raise ValueError(f'need 0 <= carry_over < 1 and 0 < lost_threshold <= 1, got '
                              f'{self.carry_over}, {self.lost_threshold}')
@@ -310,15 +320,19 @@ def mark_traversed(cmap: CognitiveMap, i: int, j: int, config: MapConfig = MapCo
     """Return a map where the robot travelled i -> j: success evidence, kind EXPERIENCED.
 
     The small pseudo-counts of an imagined edge are dropped once it is really travelled;
-    ``waypoints`` (the path taken, i -> j) are kept on the edge.
+    ``waypoints`` (the path taken, i -> j) are kept on the edge. Success evidence saturates at
+    ``max_success``, so that a well-travelled edge found closed (a door shut since) loses its
+    preference after a few failed attempts, not after as many as it was travelled.
     """
     old = cmap.edge(i, j)
     if old is not None and old.kind == IMAGINED:
         edges = dict(cmap.edges)
         del edges[_edge_key(i, j)]
         cmap = dataclasses.replace(cmap, edges=edges)
-    return add_edge_evidence(cmap, i, j, success=config.experienced_count, kind=EXPERIENCED,
-                             waypoints=waypoints)
+        old = None
+    have = 0.0 if old is None else old.success
+    gain = max(0.0, min(config.experienced_count, config.max_success - have))
+    return add_edge_evidence(cmap, i, j, success=gain, kind=EXPERIENCED, waypoints=waypoints)
 
 
 def edge_route(cmap: CognitiveMap, i: int, j: int) -> np.ndarray:
@@ -332,8 +346,37 @@ def edge_route(cmap: CognitiveMap, i: int, j: int) -> np.ndarray:
 
 def mark_blocked(cmap: CognitiveMap, i: int, j: int, config: MapConfig = MapConfig()
                  ) -> CognitiveMap:  # noqa: B008
-    """Return a map where an attempt i -> j failed: failure evidence, kind BLOCKED."""
+    """Return a map where an attempt i -> j failed: failure evidence, kind BLOCKED.
+
+    One failure adds ``blocked_count`` (less than the evidence of travelling the edge twice),
+    so a single failed attempt (the local controller trapped, a person in the way) does not
+    write an edge off: it takes repeated failures, and :func:`clear_blocked` forgets part of
+    the failure evidence when the scan shows the way clear.
+    """
     return add_edge_evidence(cmap, i, j, failure=config.blocked_count, kind=BLOCKED)
+
+
+def clear_blocked(cmap: CognitiveMap, i: int, j: int, config: MapConfig = MapConfig()
+                  ) -> CognitiveMap:  # noqa: B008
+    """Return a map where the way i -> j was seen clear: failure evidence decays.
+
+    The failure count is multiplied by ``blocked_decay``; once success outweighs failure again
+    the edge is no longer BLOCKED (EXPERIENCED if it was ever travelled, else IMAGINED).
+    """
+    e = cmap.edge(i, j)
+    if e is None or e.failure <= 0.0:
+        return cmap
+    failure = e.failure * config.blocked_decay
+    if e.kind == IMAGINED or (e.kind == BLOCKED and not e.waypoints and
+                              e.success < config.experienced_count):
+        failure = max(failure, config.imagined_count)  # an imagined link keeps its doubt
+    kind = e.kind
+    if kind == BLOCKED and e.success >= failure:
+        kind = EXPERIENCED if e.waypoints or e.success >= config.experienced_count \
+            else IMAGINED
+    edges = dict(cmap.edges)
+    edges[_edge_key(i, j)] = dataclasses.replace(e, failure=failure, kind=kind)
+    return dataclasses.replace(cmap, edges=edges)
 
 
 def add_imagined_edge(cmap: CognitiveMap, i: int, j: int, config: MapConfig = MapConfig(),
@@ -488,6 +531,9 @@ def update(cmap: CognitiveMap, pose, code, config: MapConfig = MapConfig()  # no
         poses = cmap.poses.copy()
         poses[k, :2] = pose[:2]
         new = dataclasses.replace(cmap, codes=codes, poses=poses, visits=_bump(cmap.visits, k))
+        if d[k] > config.same_place_radius:
+            # the guess moved: links imagined to where it was may now cross walls
+            new = _drop_imagined(new, k)
         new = _refresh_lengths(new, k)
         new = mark_traversed(new, cur, k, config, path)
         kind, reason = 'visit', f'reached hypothesised place {k} ({d[k]:.2f} m from its guess)'
@@ -504,6 +550,12 @@ def update(cmap: CognitiveMap, pose, code, config: MapConfig = MapConfig()  # no
                         place_likelihood(new, pose, code, config))
     trail = ((float(pose[0]), float(pose[1])),)
     return _localised(new, belief, k, pose, trail), MapEvent(kind, k, reason)
+
+
+def _drop_imagined(cmap: CognitiveMap, k: int) -> CognitiveMap:
+    """Remove the imagined edges of place k (the scan re-links what is in clear view)."""
+    edges = {key: e for key, e in cmap.edges.items() if not (k in key and e.kind == IMAGINED)}
+    return dataclasses.replace(cmap, edges=edges)
 
 
 def _refresh_lengths(cmap: CognitiveMap, k: int) -> CognitiveMap:
@@ -650,7 +702,8 @@ def link_visible_places(cmap: CognitiveMap, raw_pose, ranges: np.ndarray, angles
     """Return the map with imagined edges from the current place to places in clear view.
 
     A place within ``max_distance`` (default two radii) is linked when the scan shows a free
-    corridor of half-width ``clearance`` all the way to it. Existing edges keep their evidence.
+    corridor of half-width ``clearance`` all the way to it. Existing edges keep their evidence,
+    except that an edge with failure evidence seen clear is retried (:func:`clear_blocked`).
     """
     if cmap.current < 0:
         return cmap
@@ -664,7 +717,8 @@ def link_visible_places(cmap: CognitiveMap, raw_pose, ranges: np.ndarray, angles
     c, s_ = math.cos(pose[2]), math.sin(pose[2])
     pts = pose[:2] + local @ np.array([[c, s_], [-s_, c]])
     for k in range(cmap.num_places):
-        if k == cmap.current or cmap.edge(cmap.current, k) is not None:
+        known = cmap.edge(cmap.current, k)
+        if k == cmap.current or (known is not None and known.failure <= 0.0):
             continue
         delta = cmap.poses[k, :2] - pose[:2]
         dist = float(np.linalg.norm(delta))
@@ -675,7 +729,8 @@ def link_visible_places(cmap: CognitiveMap, raw_pose, ranges: np.ndarray, angles
         along = rel @ u
         lateral = np.abs(rel[:, 0] * u[1] - rel[:, 1] * u[0])
         if not np.any((along > 0) & (along < dist + clearance) & (lateral < clearance)):
-            cmap = add_imagined_edge(cmap, cmap.current, k, config)
+            cmap = add_imagined_edge(cmap, cmap.current, k, config) if known is None else \
+                clear_blocked(cmap, cmap.current, k, config)
     return cmap
 
 
@@ -843,8 +898,35 @@ def to_message_fields(cmap: CognitiveMap) -> dict:
 __all__ = ['BLOCKED', 'EXPERIENCED', 'IMAGINED', 'CognitiveMap', 'Edge', 'MapConfig',
            'MapEvent', 'abandoned_places', 'add_edge_evidence', 'add_frontiers',
            'add_hypothesised_place',
-           'add_imagined_edge', 'code_distances', 'cosine_distance', 'edge_route', 'image_code',
+           'add_imagined_edge', 'clear_blocked', 'code_distances', 'cosine_distance',
+           'edge_route', 'image_code',
            'link_visible_places', 'map_pose', 'mark_blocked', 'mark_traversed', 'match_scan',
            'nearest_place', 'observe',
            'place_likelihood', 'predicted_positions', 'propose_frontiers',
            'scan_code', 'to_message_fields', 'transition_prior', 'update']
+
+
+CHECKPOINT_VERSION = 1
+
+
+def map_to_checkpoint(cmap: CognitiveMap) -> dict:
+    """The whole map as a JSON-ready document (exact; see models.state_codec)."""
+    from embodied_aif.models.state_codec import encode
+
+    return {'version': CHECKPOINT_VERSION, 'map': encode(cmap, 'map')}
+
+
+def map_from_checkpoint(doc, source: str = '<checkpoint>') -> CognitiveMap:
+    """Rebuild a map from map_to_checkpoint(); ValueError naming the source and the problem."""
+    from embodied_aif.models.state_codec import CodecError, decode
+
+    if not isinstance(doc, dict) or doc.get('version') != CHECKPOINT_VERSION:
+        raise ValueError(f'{source}: not a cognitive-map checkpoint of version '
+                         f'{CHECKPOINT_VERSION}')
+    try:
+        cmap = decode(doc.get('map'), {'CognitiveMap': CognitiveMap, 'Edge': Edge}, 'map')
+    except (CodecError, TypeError, ValueError) as exc:
+        raise ValueError(f'{source}: {exc}') from None
+    if not isinstance(cmap, CognitiveMap):
+        raise ValueError(f'{source}: the document holds no cognitive map')
+    return cmap

@@ -4,9 +4,10 @@ A dynamic-window style search over constant (v, w) arcs. An arc is admissible on
 circular robot (radius + margin) stays clear of every scan point for the whole check horizon,
 which covers the braking distance, so stopping is always possible. Among admissible arcs the
 one that best reduces the distance to the goal (with clearance and speed as tie-breakers) is
-chosen; when no forward arc is admissible the robot turns in place towards the goal (a circular
-robot turning in place cannot hit anything). NaN ranges are treated as obstacles at the minimum
-range (unknown means unsafe), +inf as "no return".
+chosen; when no admissible forward arc makes progress the robot turns in place (a circular
+robot turning in place cannot hit anything): towards the goal, or, already facing it, away from
+the nearest obstacle so that an arc around it opens (no dead-lock against a corner). NaN ranges
+are treated as obstacles at the minimum range (unknown means unsafe), +inf as "no return".
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class ControllerConfig:
     heading_gain: float = 1.5
     clearance_weight: float = 0.2
     speed_weight: float = 0.1
+    escape_angle: float = math.pi / 2
+    escape_w: float = 0.6
 
     def __post_init__(self):
         for name in ('max_v', 'max_w', 'robot_radius', 'horizon', 'dt', 'goal_tolerance',
@@ -101,6 +105,21 @@ def arc_positions(v: np.ndarray, w: np.ndarray, times: np.ndarray) -> np.ndarray
     return np.stack([x, y], axis=2)
 
 
+def _escape_turn(near: np.ndarray, bearing: float, turn: float,
+                 config: ControllerConfig) -> float:
+    """Turn rate in place when no forward arc makes progress.
+
+    Facing away from the goal: turn towards it. Already facing it (within ``escape_angle``)
+    but blocked, e.g. by a corner just ahead on one side: turn away from the nearest obstacle,
+    so that an arc along it opens (turning towards the goal would only face the corner again).
+    """
+    if abs(bearing) > config.escape_angle or not near.size:
+        return turn if abs(turn) > 1e-3 else config.max_w
+    nearest = near[int(np.argmin(np.linalg.norm(near, axis=1)))]
+    side = math.atan2(nearest[1], nearest[0])
+    return -math.copysign(config.escape_w, side if abs(side) > 1e-6 else -bearing)
+
+
 def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: float,
                   range_max: float,
                   config: ControllerConfig = ControllerConfig()  # noqa: B008
@@ -124,7 +143,7 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
     times = np.arange(config.dt, config.horizon + 1e-9, config.dt)
     pos = arc_positions(v, w, times)
     if near.size:
-        d = np.linalg.norm(pos[:, :, None, :] - near[None, None, :, :], axis=3).min(axis=2)
+        d = cKDTree(near).query(pos.reshape(-1, 2))[0].reshape(pos.shape[:2])
         clearance = d.min(axis=1)
         now = float(np.linalg.norm(near, axis=1).min())
         # admissible: always outside the safety radius, or (already inside it) never closer
@@ -132,19 +151,19 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
     else:
         clearance = np.full(len(v), np.inf)
         ok = np.ones(len(v), dtype=bool)
-    if not np.any(ok) or abs(bearing) > math.pi / 2:
+    if abs(bearing) > math.pi / 2:
         return 0.0, turn if abs(turn) > 1e-3 else config.max_w
     # progress after one second of the arc (or less near the goal)
     k = min(len(times) - 1, int(round(1.0 / config.dt)) - 1)
     progress = dist - np.linalg.norm(pos[:, k, :] - goal, axis=1)
+    if not np.any(ok & (progress > 0.0)):
+        return 0.0, _escape_turn(near, bearing, turn, config)
     end_heading = w * times[k]
     heading_err = np.abs(np.angle(np.exp(1j * (bearing - end_heading))))
     score = progress - 0.3 * heading_err + config.clearance_weight * \
         np.minimum(clearance, 1.0) + config.speed_weight * v
-    score = np.where(ok, score, -np.inf)
+    score = np.where(ok & (progress > 0.0), score, -np.inf)
     best = int(np.argmax(score))
-    if progress[best] <= 0.0:
-        return 0.0, turn
     # slow down near the goal; scaling v and w together keeps the checked arc (same curvature)
     scale = min(1.0, max(dist / config.max_v, 0.2))
     return float(v[best] * scale), float(w[best] * scale)

@@ -235,6 +235,7 @@ class Plan:
     step_costs: np.ndarray
     step_covs: np.ndarray
     step_counts: np.ndarray
+    labels: tuple[frozenset, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready form (the `plans` entries of ``embodied-aif plan --json``)."""
@@ -378,7 +379,8 @@ def plan(ts: TransitionSystem, task: str | DFA, optimism: float = 0.0,
             step_costs=ts.beliefs.mu[list(transitions)].reshape(len(transitions), d),
             step_covs=ts.beliefs.expected_cov()[list(transitions)].reshape(
                 len(transitions), d, d),
-            step_counts=ts.beliefs.count[list(transitions)].copy()))
+            step_counts=ts.beliefs.count[list(transitions)].copy(),
+            labels=tuple(ts.labels[int(product.ts_state[v])] for v in node_seq)))
     stats.update(counts)
     stats['product_time_s'] = t_product - started
     stats['time_s'] = time.perf_counter() - started

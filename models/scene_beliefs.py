@@ -40,9 +40,12 @@ __all__ = [
     "SensorModel",
     "belief_summary",
     "categorical_entropy",
+    "classifier_likelihood",
     "detection_from_cluster",
     "empty_scene",
+    "fuse_category_likelihoods",
     "pose_covariance_6x6",
+    "size_temperature",
     "update",
 ]
 
@@ -322,6 +325,54 @@ def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
     return Detection(position=cluster.center, position_cov=cov,
                      category_likelihood=category_likelihood, extent=cluster.extent,
                      colour=cluster.colour)
+
+
+def classifier_likelihood(probs, temperature=0.5, floor: float = 0.02) -> np.ndarray:
+    """Category likelihoods (..., K) for fusion from a classifier's posteriors q(c | x).
+
+    The object model is trained with balanced categories, so q(c | x) is proportional to
+    p(x | c). Successive views of one object are far from independent and the network is
+    overconfident, so the likelihood is tempered, q**temperature (0 < temperature <= 1; a
+    scalar or one value per row, e.g. smaller for small crops), and mixed with the uniform
+    likelihood by ``floor``: no single view can rule a category out, and fusing n views of one
+    object counts as about ``temperature * n`` independent ones. Rows that are all zero (no
+    classifier output) come out uniform.
+    """
+    temp = np.asarray(temperature, dtype=float)
+    if np.any(~(temp > 0.0)) or np.any(temp > 1.0) or not 0.0 <= floor < 1.0:
+        raise ValueError(f"need 0 < temperature={temperature} <= 1 and 0 <= floor={floor} < 1")
+    q = np.asarray(probs, dtype=float)
+    if q.ndim < 1 or q.shape[-1] < 1 or np.any(q < 0.0) or not np.all(np.isfinite(q)):
+        raise ValueError(f"classifier posteriors must be finite, non-negative (..., K), got "
+                         f"shape {q.shape}")
+    k = q.shape[-1]
+    t = q ** (temp[..., None] if temp.ndim else temp)
+    total = t.sum(axis=-1, keepdims=True)
+    t = np.where(total > 0.0, t / np.where(total > 0.0, total, 1.0), 1.0 / k)
+    return (1.0 - floor) * t + floor / k
+
+
+def size_temperature(n_pixels, temperature: float = 0.5, full_pixels: float = 150.0
+                     ) -> np.ndarray:
+    """Per-detection temperatures: ``temperature`` scaled down for objects seen small.
+
+    A cluster of n pixels gets ``temperature * clip(n / full_pixels, 0.1, 1)``: fragments and
+    far objects say less about the category (``full_pixels`` <= 0: no scaling).
+    """
+    n = np.asarray(n_pixels, dtype=float)
+    if full_pixels <= 0.0:
+        return np.full(n.shape, float(temperature))
+    return float(temperature) * np.clip(n / full_pixels, 0.1, 1.0)
+
+
+def fuse_category_likelihoods(likelihoods, prior=None) -> np.ndarray:
+    """Posterior (K,) from a prior (uniform by default) and per-view likelihoods (V, K)."""
+    lik = np.atleast_2d(np.asarray(likelihoods, dtype=float))
+    k = lik.shape[-1]
+    log_post = np.log(np.full(k, 1.0 / k) if prior is None else np.asarray(prior, float))
+    log_post = log_post + np.log(np.maximum(lik, 1e-300)).sum(axis=0)
+    post = np.exp(log_post - log_post.max())
+    return post / post.sum()
 
 
 def _fuse_category(p: np.ndarray, lik: np.ndarray, floor: float) -> np.ndarray:

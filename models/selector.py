@@ -6,13 +6,18 @@ p = N(m_pref, S_pref) over total costs,
     efe(pi) = risk(pi) - epistemic_weight * info_gain(pi)
     risk(pi) = H[q, p] = 0.5 * (d log 2 pi + log|S_pref| + tr(S_pref^-1 S_pi)
                                 + (m_pi - m_pref)^T S_pref^-1 (m_pi - m_pref))
-    info_gain(pi) = I(theta; x) = E[log p(x | theta) - log p(x)],
+    info_gain(pi) = H[M_pi] - E_x H[M_pi | x]   (nats, one value per plan),
 
-the mutual information between the Normal-Inverse-Wishart cost parameters theta of the plan's
-steps and the step costs x that executing it would reveal: the expected drop in the entropy of
-the parameter belief. It is estimated by Monte Carlo, vectorised over steps and samples: draw
-theta from the belief, x from N(mu, Sigma), and score x under the likelihood and under the
-sequential Student-t predictive. Lower efe is better.
+the expected drop in the entropy of the belief about the plan's mean total cost
+M_pi = sum_u m_u mu_u (its distinct steps u, each executed m_u times, with Normal-Inverse-Wishart
+beliefs over (mu_u, Sigma_u)) once the step costs x of one execution are seen. Entropies are
+those of the moment-matched Gaussian (covariance sum_u m_u^2 psi_u / (kappa_u (nu_u - d - 1)));
+the expectation over x is by Monte Carlo, vectorised over plans, steps and samples. It is one
+number per plan, whatever its length, on the same nats scale as the risk (a plan of 30
+unknown steps does not gain 30 times more than a plan of one). `info_gain` gives the exact
+per-transition mutual information between (mu, Sigma) and the costs (Monte Carlo with the
+sequential Student-t predictive). The predicted total cost N(m_pi, S_pi) is the posterior
+predictive (candidates_from_result: parameter uncertainty included). Lower efe is better.
 
 Baselines: 'uniform' (any plan at random), 'topsis' (closeness to the ideal point with equal or
 given weights), 'weights' (fixed linear weights on min-max normalised costs).
@@ -35,7 +40,7 @@ from embodied_aif.models.transition_system import (
 
 __all__ = ['METHODS', 'Candidate', 'Preference', 'SelectionError', 'Selection',
            'candidates_from_dicts', 'candidates_from_result', 'cross_entropy', 'efe_terms',
-           'info_gain', 'preference_from_dict', 'select']
+           'info_gain', 'plan_info_gain', 'preference_from_dict', 'select']
 
 METHODS = ('aif', 'uniform', 'topsis', 'weights')
 
@@ -327,26 +332,15 @@ def _log_student(x, loc, scale, df):
             - 0.5 * logdet - 0.5 * (df + d) * np.log1p(maha / df))
 
 
-def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
-              n_samples: int = 128) -> np.ndarray:
-    """Estimate the information gain of executing each belief's transition by Monte Carlo.
-
-    Returns the mutual information (nats, clipped at 0) between each belief's parameters and
-    the costs of multiplicity[u] executions of its transition, a (U,) array.
-    """
-    mult = np.asarray(multiplicity, dtype=np.int64).reshape(-1)
+def _sample_niw(beliefs: CostBeliefs, rng: np.random.Generator, s: int):
+    """Draw s parameter samples per belief: mu (U, s, d) and Cholesky factors of Sigma."""
     n_units, d = beliefs.mu.shape
-    if n_units == 0:
-        return np.zeros(0)
-    if n_samples < 2:
-        raise ValueError(f'n_samples must be >= 2, got {n_samples}')
-    s = n_samples
     # Sigma ~ IW(nu, psi) by Bartlett: W = L A A^T L^T ~ Wishart(nu, psi^-1), Sigma = W^-1.
     chol_inv_psi = np.linalg.cholesky(np.linalg.inv(beliefs.psi))
     a = np.zeros((n_units, s, d, d))
     dfs = beliefs.nu[:, None, None] - np.arange(d)[None, None, :]
-    diag = np.sqrt(rng.chisquare(np.broadcast_to(dfs, (n_units, s, d))))
-    a[..., np.arange(d), np.arange(d)] = diag
+    a[..., np.arange(d), np.arange(d)] = np.sqrt(rng.chisquare(np.broadcast_to(
+        dfs, (n_units, s, d))))
     rows, cols = np.tril_indices(d, -1)
     a[..., rows, cols] = rng.standard_normal((n_units, s, rows.shape[0]))
     la = chol_inv_psi[:, None] @ a
@@ -355,6 +349,25 @@ def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
     chol_sigma = np.linalg.cholesky(sigma)
     mu = beliefs.mu[:, None, :] + (chol_sigma @ rng.standard_normal((n_units, s, d, 1)))[
         ..., 0] / np.sqrt(beliefs.kappa)[:, None, None]
+    return mu, chol_sigma
+
+
+def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
+              n_samples: int = 128) -> np.ndarray:
+    """Estimate the information gain of executing each belief's transition by Monte Carlo.
+
+    Returns the mutual information (nats, clipped at 0) between each belief's parameters
+    (mu, Sigma) and the costs of multiplicity[u] executions of its transition, a (U,) array.
+    This is the per-transition quantity; the selector scores plans with `plan_info_gain`.
+    """
+    mult = np.asarray(multiplicity, dtype=np.int64).reshape(-1)
+    n_units, d = beliefs.mu.shape
+    if n_units == 0:
+        return np.zeros(0)
+    if n_samples < 2:
+        raise ValueError(f'n_samples must be >= 2, got {n_samples}')
+    s = n_samples
+    mu, chol_sigma = _sample_niw(beliefs, rng, s)
     loc = np.broadcast_to(beliefs.mu[:, None, :], (n_units, s, d)).copy()
     psi = np.broadcast_to(beliefs.psi[:, None], (n_units, s, d, d)).copy()
     kappa = beliefs.kappa[:, None].repeat(s, axis=1)
@@ -375,6 +388,60 @@ def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
     return np.maximum(total.mean(axis=1), 0.0)
 
 
+def plan_info_gain(candidates: Sequence[Candidate], rng: np.random.Generator,
+                   n_samples: int = 128) -> np.ndarray:
+    """Expected information gain (nats) about each plan's mean total cost, by Monte Carlo.
+
+    The parameter of a plan that its predicted cost N(sum m_u mu_u, ...) depends on is its
+    mean total cost M = sum_u m_u mu_u over its distinct steps u, each executed m_u times.
+    Its belief has covariance C = sum_u m_u^2 psi_u / (kappa_u (nu_u - d - 1)) (the NIW
+    posterior covariance of mu_u); the gain is the drop of its (moment-matched Gaussian)
+    entropy, 0.5 * (log|C| - E[log|C'|]), where C' is the covariance after the plan's step
+    costs have been observed, averaged over costs drawn from the current beliefs (vectorised
+    over plans, steps and samples). One value per plan, whatever the number of steps, so it
+    is on the scale of the risk term; plans without steps gain nothing. (n,) array, >= 0.
+    """
+    if n_samples < 2:
+        raise ValueError(f'n_samples must be >= 2, got {n_samples}')
+    n_plans = len(candidates)
+    sizes = np.array([c.beliefs.mu.shape[0] for c in candidates], dtype=np.int64)
+    gain = np.zeros(n_plans)
+    busy = np.flatnonzero(sizes > 0)
+    if busy.size == 0:
+        return gain
+    units = [candidates[i].beliefs for i in busy]
+    b = CostBeliefs(mu=np.concatenate([u.mu for u in units]),
+                    kappa=np.concatenate([u.kappa for u in units]),
+                    nu=np.concatenate([u.nu for u in units]),
+                    psi=np.concatenate([u.psi for u in units]),
+                    count=np.concatenate([u.count for u in units]))
+    m = np.concatenate([candidates[i].multiplicity for i in busy]).astype(float)
+    n_units, d = b.mu.shape
+    s = n_samples
+    mu, chol_sigma = _sample_niw(b, rng, s)
+    # Sufficient statistics of m_u draws: their mean and scatter about it.
+    mmax = int(m.max())
+    x = mu[:, :, None, :] + (chol_sigma[:, :, None] @ rng.standard_normal(
+        (n_units, s, mmax, d, 1)))[..., 0]
+    valid = (np.arange(mmax)[None, :] < m[:, None])[:, None, :, None]
+    x = np.where(valid, x, 0.0)
+    xbar = x.sum(axis=2) / m[:, None, None]
+    dev = np.where(valid, x - xbar[:, :, None, :], 0.0)
+    scatter = np.einsum('usji,usjk->usik', dev, dev)
+    diff = xbar - b.mu[:, None, :]
+    shrink = (b.kappa * m / (b.kappa + m))[:, None, None, None]
+    psi_after = b.psi[:, None] + scatter + shrink * diff[..., :, None] * diff[..., None, :]
+    now = (m ** 2 / (b.kappa * (b.nu - d - 1)))[:, None, None] * b.psi
+    after = (m ** 2 / ((b.kappa + m) * (b.nu + m - d - 1)))[:, None, None, None] * psi_after
+    starts = np.concatenate([[0], np.cumsum(sizes[busy])[:-1]])
+    cov_now = np.add.reduceat(now, starts, axis=0)
+    cov_after = np.add.reduceat(after, starts, axis=0)
+    _, logdet_now = np.linalg.slogdet(cov_now)
+    _, logdet_after = np.linalg.slogdet(cov_after)
+    gain[busy] = np.maximum(0.5 * (logdet_now - logdet_after.mean(axis=1)), 0.0)
+    return gain
+
+
 def efe_terms(candidates: Sequence[Candidate], preference: Preference,
               rng: np.random.Generator, n_samples: int = 128) -> dict[str, np.ndarray]:
     """Return {'risk', 'info_gain', 'efe'} arrays over the candidates (efe lower is better)."""
@@ -388,18 +455,7 @@ def efe_terms(candidates: Sequence[Candidate], preference: Preference,
     cov = np.stack([c.cov for c in candidates])
     risk = cross_entropy(mean, cov, preference.mean, preference.covariance)
     if preference.epistemic_weight > 0:
-        units = [c.beliefs for c in candidates]
-        sizes = [u.mu.shape[0] for u in units]
-        stacked = CostBeliefs(
-            mu=np.concatenate([u.mu for u in units]),
-            kappa=np.concatenate([u.kappa for u in units]),
-            nu=np.concatenate([u.nu for u in units]),
-            psi=np.concatenate([u.psi for u in units]),
-            count=np.concatenate([u.count for u in units]))
-        mult = np.concatenate([c.multiplicity for c in candidates])
-        per_unit = info_gain(stacked, mult, rng, n_samples)
-        owner = np.repeat(np.arange(len(candidates)), sizes)
-        gain = np.bincount(owner, weights=per_unit, minlength=len(candidates))
+        gain = plan_info_gain(candidates, rng, n_samples)
     else:
         gain = np.zeros(len(candidates))
     return {'risk': risk, 'info_gain': gain, 'efe': risk - preference.epistemic_weight * gain}

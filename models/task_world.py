@@ -8,7 +8,8 @@ prior means of the cost beliefs that execution then refines.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,16 +54,88 @@ def place_name(place_id: int) -> str:
     return f'place_{int(place_id)}'
 
 
+REGION_NAME = re.compile(r'[a-z_][a-z0-9_]*\Z')
+
+
+def parse_regions(specs: Sequence[str]) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Named polygons of the map frame from 'name:...' strings.
+
+    'name:xmin,ymin,xmax,ymax' is a box, 'name:x1,y1;x2,y2;x3,y3[;...]' a polygon. A place
+    inside a region gets the label ``in_<name>`` (e.g. a hazard zone a task avoids
+    with ``G !in_hazard``). Raises ValueError naming the malformed entry.
+    """
+    regions = {}
+    for i, spec in enumerate(specs):
+        name, sep, text = str(spec).partition(':')
+        name = name.strip()
+        if not sep or not REGION_NAME.match(name):
+            raise ValueError(f"regions[{i}] {spec!r}: expected 'name:xmin,ymin,xmax,ymax' or "
+                             "'name:x1,y1;x2,y2;x3,y3' with a lower-case name")
+        try:
+            rows = [[float(v) for v in part.split(',')] for part in text.split(';')]
+        except ValueError:
+            rows = [[]]
+        if not all(math.isfinite(v) for row in rows for v in row):
+            rows = [[]]
+        if len(rows) == 1 and len(rows[0]) == 4:
+            x0, y0, x1, y1 = rows[0]
+            if x0 >= x1 or y0 >= y1:
+                raise ValueError(f'regions[{i}] {spec!r}: a box needs xmin < xmax and '
+                                 'ymin < ymax')
+            rows = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+        if len(rows) < 3 or any(len(row) != 2 for row in rows):
+            raise ValueError(f'regions[{i}] {spec!r}: need 4 finite numbers (a box) or at least '
+                             '3 finite x,y vertices (a polygon)')
+        if name in regions:
+            raise ValueError(f'regions[{i}]: region {name!r} given twice')
+        regions[name] = tuple((row[0], row[1]) for row in rows)
+    return regions
+
+
+def _inside(x: float, y: float, polygon) -> bool:
+    """Even-odd rule; points on a box's edge count as inside."""
+    xs = [v[0] for v in polygon]
+    ys = [v[1] for v in polygon]
+    if not (min(xs) <= x <= max(xs) and min(ys) <= y <= max(ys)):
+        return False
+    inside = False
+    for (xa, ya), (xb, yb) in zip(polygon, polygon[1:] + polygon[:1]):
+        if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
+            inside = not inside
+    return inside or any(abs(x - v[0]) + abs(y - v[1]) < 1e-12 for v in polygon)
+
+
+def region_labels(xy: Sequence[float], regions: Mapping[str, Sequence]) -> set[str]:
+    """Labels ``in_<name>`` of the regions that contain the point xy."""
+    x, y = float(xy[0]), float(xy[1])
+    return {f'in_{name}' for name, polygon in regions.items()
+            if _inside(x, y, tuple(tuple(v) for v in polygon))}
+
+
+def objects_named(objects: Mapping[str, Sequence[float]],
+                  atoms: Iterable[str]) -> dict[str, Sequence[float]]:
+    """The objects a task's atoms mention (``holding_<o>``, ``<o>_on_<place>``).
+
+    Objects a task never mentions cannot change whether it holds, and each object multiplies
+    the pick/place state space by the number of places, so the planner leaves them out.
+    """
+    atoms = list(atoms)
+    return {name: pos for name, pos in objects.items()
+            if any(a == f'holding_{name}' or a.startswith(f'{name}_on_') for a in atoms)}
+
+
 def system_from_map(places: Mapping[int, Sequence[float]],
                     edges: Sequence[tuple[int, int, float, float]],
                     objects: Mapping[str, Sequence[float]],
                     robot_place: int, holding: str | None = None,
                     cost_model: CostModel | None = None,
-                    objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> TransitionSystem:
+                    objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+                    regions: Mapping[str, Sequence] | None = None) -> TransitionSystem:
     """Build the move/pick/place transition system of the agent's maps.
 
     places {id: (x, y)}; edges (a, b, length, confidence); objects {name: (x, y)}, each put
-    at its nearest place; the robot at robot_place, holding `holding` if not None.
+    at its nearest place; the robot at robot_place, holding `holding` if not None; regions
+    {name: polygon vertices} (parse_regions) label the places inside them ``in_<name>``.
     """
     model = cost_model or CostModel()
     if tuple(objectives) != DEFAULT_OBJECTIVES:
@@ -79,7 +152,82 @@ def system_from_map(places: Mapping[int, Sequence[float]],
         where[name] = place_name(ids[k])
     move_edges = [(place_name(a), place_name(b), model.move(length, conf))
                   for a, b, length, conf in edges if a in places and b in places]
+    place_labels = {place_name(i): region_labels(places[i], regions) for i in ids} \
+        if regions else None
     return build_pick_place_system([place_name(i) for i in ids], move_edges, where,
                                    place_name(robot_place), holding=holding,
                                    pick_cost=model.pick, place_cost=model.place,
-                                   objectives=objectives)
+                                   objectives=objectives, place_labels=place_labels,
+                                   vocabulary={f'in_{name}' for name in regions or {}})
+
+
+def transition_key(ts: TransitionSystem, index: int) -> str:
+    """What a realised cost is evidence about: action, target and the robot's place.
+
+    In a map-built system a state name starts with the robot's place ('place_3|mug|...'),
+    so moving place_3 -> place_5 is the same transition whatever the robot holds; for other
+    models the source state's full name is used.
+    """
+    src = ts.states[int(ts.src[index])]
+    return f'{ts.actions[index]} {ts.targets[index]} from {src.split("|")[0]}'
+
+
+class CostMemory:
+    """Realised costs by transition key, kept across re-built systems and restarts.
+
+    The task planner rebuilds its transition system whenever the map or the objects change;
+    the memory re-applies every observation to the new system's prior beliefs (conjugate
+    updates commute, so the order does not matter), and saves itself as JSON so a restarted
+    planner keeps what it learned.
+    """
+
+    VERSION = 1
+
+    def __init__(self, objectives: Sequence[str] = DEFAULT_OBJECTIVES):
+        self.objectives = tuple(objectives)
+        self.observations: dict[str, list[list[float]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.observations.values())
+
+    def record(self, key: str, cost: Sequence[float]) -> None:
+        """Remember one realised cost vector of a transition (finite, non-negative)."""
+        x = [float(c) for c in cost]
+        if len(x) != len(self.objectives) or not all(math.isfinite(c) and c >= 0 for c in x):
+            raise ValueError(f'realised cost of {key!r} must be {len(self.objectives)} finite '
+                             f'non-negative numbers, got {list(cost)}')
+        self.observations.setdefault(key, []).append(x)
+
+    def apply(self, ts: TransitionSystem) -> TransitionSystem:
+        """The system with every remembered observation absorbed by its transition's belief."""
+        if not self.observations or tuple(ts.objectives) != self.objectives:
+            return ts
+        beliefs = ts.beliefs
+        for index in range(ts.n_transitions):
+            for cost in self.observations.get(transition_key(ts, index), ()):
+                beliefs = beliefs.update(index, cost)
+        return ts.with_beliefs(beliefs)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {'version': self.VERSION, 'objectives': list(self.objectives),
+                'observations': self.observations}
+
+    @classmethod
+    def from_dict(cls, data, source: str = '<memory>') -> CostMemory:
+        """Rebuild from to_dict(); ValueError naming the source and the problem."""
+        if not isinstance(data, dict) or data.get('version') != cls.VERSION:
+            raise ValueError(f'{source}: not a cost memory of version {cls.VERSION}')
+        memory = cls(data.get('objectives', ()))
+        observations = data.get('observations')
+        if not isinstance(observations, dict):
+            raise ValueError(f'{source}: observations must be an object')
+        for key, costs in observations.items():
+            if not isinstance(costs, list):
+                raise ValueError(f'{source}: observations[{key!r}] must be a list')
+            for cost in costs:
+                try:
+                    memory.record(str(key), cost)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f'{source}: {exc}') from None
+        return memory

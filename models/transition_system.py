@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -155,7 +155,8 @@ class TransitionSystem:
     states: state names; labels: one frozenset of atomic propositions per state; initial: index
     of the initial state; src, dst: (T,) state indices of each transition; actions: (T,) action
     kind ('move', 'pick', 'place' or a model's own name); targets: (T,) what the action acts on;
-    beliefs: NIW cost beliefs, one per transition.
+    beliefs: NIW cost beliefs, one per transition; vocabulary: atoms known to the model that no
+    state carries yet (e.g. a region no place lies in): tasks may name them.
     """
 
     objectives: tuple[str, ...]
@@ -167,6 +168,7 @@ class TransitionSystem:
     actions: tuple[str, ...]
     targets: tuple[str, ...]
     beliefs: CostBeliefs
+    vocabulary: frozenset = frozenset()
 
     def __post_init__(self):
         n_states = len(self.states)
@@ -202,8 +204,8 @@ class TransitionSystem:
         return int(self.src.shape[0])
 
     def all_labels(self) -> frozenset:
-        """Every label that holds in some state."""
-        return frozenset().union(*self.labels)
+        """Every label that holds in some state, and the model's vocabulary."""
+        return frozenset(self.vocabulary).union(*self.labels)
 
     def index(self, state: str) -> int:
         """Index of a named state; ModelError if unknown."""
@@ -388,6 +390,8 @@ def build_pick_place_system(
         place_cost: Sequence[float] | None = None,
         objectives: Sequence[str] = DEFAULT_OBJECTIVES,
         capacity_per_place: int | None = None,
+        place_labels: Mapping[str, Iterable[str]] | None = None,
+        vocabulary: Iterable[str] = (),
 ) -> TransitionSystem:
     """Build the move / pick / place transition system of a one-armed mobile manipulator.
 
@@ -395,8 +399,10 @@ def build_pick_place_system(
     objects: object -> place where it lies (object beliefs); start: the robot's place;
     holding: the object in the gripper, if any. A state is (robot place, held object, object
     locations); its labels are ``at_<place>``, ``holding_<object>`` or ``hand_empty``, and
-    ``<object>_on_<place>`` for every object lying somewhere. Pick/place costs default to
-    1 in every objective. Only states reachable from the start are built.
+    ``<object>_on_<place>`` for every object lying somewhere, plus place_labels[place] of the
+    robot's place (e.g. ``in_hazard`` for places inside a user's region); vocabulary: further
+    atoms tasks may name though no state carries them yet. Pick/place costs
+    default to 1 in every objective. Only states reachable from the start are built.
     """
     places = tuple(places)
     objectives = tuple(objectives)
@@ -427,6 +433,11 @@ def build_pick_place_system(
         if arr.shape != (d,) or not np.isfinite(arr).all() or (arr < 0).any():
             raise ModelError(f'{label}: must be {d} finite non-negative numbers')
 
+    extra = {p: frozenset(labs) for p, labs in (place_labels or {}).items()}
+    unknown = sorted(set(extra) - place_set)
+    if unknown:
+        raise ModelError(f'place_labels: unknown places {unknown}')
+
     def state_name(state) -> str:
         robot, held, where = state
         lying = ','.join(f'{o}@{p}' for o, p in zip(names, where, strict=True) if p)
@@ -435,6 +446,7 @@ def build_pick_place_system(
     def state_labels(state) -> frozenset:
         robot, held, where = state
         labs = {f'at_{robot}', f'holding_{held}' if held else 'hand_empty'}
+        labs.update(extra.get(robot, ()))
         labs.update(f'{o}_on_{p}' for o, p in zip(names, where, strict=True) if p)
         return frozenset(labs)
 
@@ -476,7 +488,7 @@ def build_pick_place_system(
         labels=tuple(state_labels(s) for s in order), initial=0,
         src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64),
         actions=tuple(actions), targets=tuple(targets),
-        beliefs=CostBeliefs.from_costs(mean))
+        beliefs=CostBeliefs.from_costs(mean), vocabulary=frozenset(vocabulary))
 
 
 def path_cost_distribution(beliefs: CostBeliefs, transitions: Sequence[int]):

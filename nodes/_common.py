@@ -46,6 +46,7 @@ class Param:
     high: float | None = None
     choices: tuple | None = None
     read_only: bool = False
+    validate: Callable[[Any], str | None] | None = None  # content check, after the type's
 
     def check(self, value: Any) -> str | None:
         """Return why value is not acceptable for this parameter, or None when it is."""
@@ -71,7 +72,7 @@ class Param:
             return f'expected a list, got {value!r}'
         if self.choices is not None and value not in self.choices:
             return f'{value!r} is not one of {list(self.choices)}'
-        return None
+        return self.validate(value) if self.validate is not None else None
 
     def descriptor(self) -> ParameterDescriptor:
         """Return the ROS parameter descriptor (description, range, read-only)."""

@@ -17,13 +17,15 @@ def _flat(matrix) -> list[float]:
 def plan_to_msg(plan: Plan, plan_id: str) -> ParetoPlan:
     """ParetoPlan message of a model plan: steps with their cost beliefs, total N(mean, cov)."""
     msg = ParetoPlan(id=plan_id, expected_cost=_flat(plan.expected_cost),
-                     cost_covariance=_flat(plan.cost_cov))
+                     cost_covariance=_flat(plan.cost_cov),
+                     initial_labels=sorted(plan.labels[0]) if plan.labels else [])
     for k in range(len(plan.transitions)):
         msg.steps.append(PlanStep(
             action=plan.actions[k], target=plan.targets[k],
             from_state=plan.states[k], to_state=plan.states[k + 1],
             expected_cost=_flat(plan.step_costs[k]),
-            cost_covariance=_flat(plan.step_covs[k]), count=float(plan.step_counts[k])))
+            cost_covariance=_flat(plan.step_covs[k]), count=float(plan.step_counts[k]),
+            labels=sorted(plan.labels[k + 1]) if plan.labels else []))
     return msg
 
 

@@ -26,7 +26,6 @@ import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -39,6 +38,13 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
 from embodied_aif.models import cognitive_map as cm
+from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for the nodes
+    GridConfig,
+    compose_planar,
+    empty_grid,
+    integrate_scan,
+    scan_in_base,
+)
 from embodied_aif.models.transforms import yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
@@ -48,6 +54,7 @@ from embodied_aif.nodes._common import (
     ParamNode,
     node_main,
 )
+from embodied_aif.nodes._state import StateFile
 from embodied_aif.nodes._tf import TfBuffer, TransformError
 from embodied_aif_msgs.msg import (
     CognitiveMap,
@@ -199,41 +206,6 @@ def map_from_msg(msg: CognitiveMap) -> cm.CognitiveMap:
                            edges=edges, current=current, belief=belief)
 
 
-def scan_in_base(ranges: np.ndarray, angles: np.ndarray, laser_pose) -> np.ndarray:
-    """Return the ranges of a planar scan re-projected to the base origin, on the same beams.
-
-    ``laser_pose`` is (x, y, yaw) of the laser in the base frame. Every return is moved into the
-    base frame and kept in the beam nearest its bearing (the nearest return wins); beams that
-    receive no return are +inf (no return); NaN beams stay NaN (unknown). The models assume the
-    scan is taken at the base origin.
-    """
-    r = np.asarray(ranges, dtype=float).ravel()
-    a = np.asarray(angles, dtype=float).ravel()
-    x, y, yaw = (float(v) for v in laser_pose)
-    if x == 0.0 and y == 0.0 and yaw == 0.0 or r.size < 2:
-        return r.copy()
-    out = np.full(r.shape, np.inf)
-    hit = np.isfinite(r)
-    px = x + r[hit] * np.cos(a[hit] + yaw)
-    py = y + r[hit] * np.sin(a[hit] + yaw)
-    step = (a[-1] - a[0]) / (a.size - 1)
-    beam = np.round((np.arctan2(py, px) - a[0]) / step).astype(int)
-    covers = abs(step * a.size - 2.0 * math.pi) < 1.5 * abs(step)  # a full circle wraps
-    beam = np.mod(beam, a.size) if covers else beam
-    ok = (beam >= 0) & (beam < a.size)
-    np.minimum.at(out, beam[ok], np.hypot(px, py)[ok])
-    out[np.isnan(r)] = np.nan
-    return out
-
-
-def compose_planar(pose, offset) -> np.ndarray:
-    """Return the planar pose ``pose`` (x, y, yaw) composed with ``offset`` in its frame."""
-    x, y, yaw = (float(v) for v in pose)
-    ox, oy, oyaw = (float(v) for v in offset)
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([x + c * ox - s * oy, y + s * ox + c * oy, yaw + oyaw])
-
-
 class LaserMount:
     """Where the laser sits on the base, from /tf_static (identity until it is known)."""
 
@@ -330,67 +302,7 @@ def map_markers(msg: CognitiveMap, namespace: str = 'cognitive_map',
     return out
 
 
-# ---------------------------------------------------------------- occupancy (pure numpy)
-@dataclass(frozen=True)
-class GridConfig:
-    """Size and log-odds increments of the occupancy grid (metres, nats)."""
-
-    resolution: float = 0.1
-    size: float = 30.0
-    hit: float = 0.85
-    miss: float = -0.4
-    clamp: float = 5.0
-
-    def __post_init__(self):
-        if not (self.resolution > 0 and self.size > self.resolution and self.clamp > 0):
-            raise ValueError(f'GridConfig needs resolution > 0, size > resolution, clamp > 0; '
-                             f'got {self.resolution}, {self.size}, {self.clamp}')
-
-
-def empty_grid(config: GridConfig) -> np.ndarray:
-    """Return a zero log-odds grid (rows = y, columns = x) centred on the frame's origin."""
-    n = int(round(config.size / config.resolution))
-    return np.zeros((n, n))
-
-
-def integrate_scan(logodds: np.ndarray, pose, ranges: np.ndarray, angles: np.ndarray,
-                   range_min: float, range_max: float, config: GridConfig) -> np.ndarray:
-    """Return the log-odds grid after one scan taken at ``pose`` (x, y, yaw).
-
-    Cells along each beam before its return get ``miss``, the cell of the return ``hit``
-    (beams without a return, +inf, clear up to ``range_max``); NaN beams carry no information.
-    Points beyond the grid are ignored.
-    """
-    x, y, yaw = (float(v) for v in pose)
-    r = np.asarray(ranges, dtype=float).ravel()
-    a = np.asarray(angles, dtype=float).ravel() + yaw
-    keep = ~np.isnan(r) & (r >= range_min)
-    r, a = r[keep], a[keep]
-    hit = r < range_max
-    reach = np.minimum(r, range_max)
-    n = logodds.shape[0]
-    half = n * config.resolution / 2.0
-    steps = np.arange(0.0, range_max, config.resolution)
-    along = steps[None, :] < (reach[:, None] - config.resolution / 2)
-    px = x + steps[None, :] * np.cos(a)[:, None]
-    py = y + steps[None, :] * np.sin(a)[:, None]
-    out = logodds.copy()
-
-    def cells(xs, ys):
-        cx = np.floor((xs + half) / config.resolution).astype(int)
-        cy = np.floor((ys + half) / config.resolution).astype(int)
-        ok = (cx >= 0) & (cx < n) & (cy >= 0) & (cy < n)
-        return cy[ok], cx[ok]
-
-    free = np.zeros_like(out, dtype=bool)
-    free[cells(px[along], py[along])] = True
-    occupied = np.zeros_like(out, dtype=bool)
-    occupied[cells(x + r[hit] * np.cos(a[hit]), y + r[hit] * np.sin(a[hit]))] = True
-    out[free & ~occupied] += config.miss
-    out[occupied] += config.hit
-    return np.clip(out, -config.clamp, config.clamp)
-
-
+# ---------------------------------------------------------------- occupancy message
 def grid_to_msg(logodds: np.ndarray, config: GridConfig, frame: str, stamp=None
                 ) -> OccupancyGrid:
     """Return the OccupancyGrid of a log-odds grid: -1 unknown, else 0..100 occupancy."""
@@ -443,6 +355,10 @@ class CognitiveMapNode(ParamNode):
               read_only=True),
         Param('base_frame', 'base_link', 'robot base frame (the laser mount is looked up in '
               '/tf_static)', read_only=True),
+        Param('state_file', '', 'JSON checkpoint of the map, resumed at start (empty: not kept)',
+              read_only=True),
+        Param('save_period', 5.0, 'seconds (node clock) between map checkpoints', low=0.5,
+              high=3600.0, read_only=True),
     )
 
     def __init__(self, **kwargs):
@@ -467,6 +383,9 @@ class CognitiveMapNode(ParamNode):
         self.update_ms = 0.0
         self.last_publish_ns = 0
         self.signature = None
+        self.state_file = StateFile(self.param('state_file'))
+        self.saved_signature = None
+        self._load_state()
 
         self.laser = LaserMount(self, self.param('base_frame'))
         self.pub_map = self.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
@@ -487,10 +406,47 @@ class CognitiveMapNode(ParamNode):
         self.create_subscription(PlaceEdge, '~/edge_events', self._on_edge_event, COMMAND_QOS,
                                  callback_group=work)
         self.create_timer(1.0 / self.param('update_rate'), self._update, callback_group=work)
+        if self.state_file:
+            self.create_timer(self.param('save_period'), self._save_state, callback_group=work)
         if self.param('occupancy_rate') > 0:
             self.create_timer(1.0 / self.param('occupancy_rate'), self._update_grid,
                               callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(1.0, self._publish_diagnostics)
+
+    # -------------------------------------------------------------- checkpoint
+    def _load_state(self) -> None:
+        doc, why = self.state_file.load()
+        if why:
+            self.get_logger().error(f'{why}; starting with an empty map')
+        if doc is None:
+            return
+        try:
+            self.cmap = cm.map_from_checkpoint(doc, str(self.state_file.path))
+        except ValueError as exc:
+            self.get_logger().error(f'checkpoint ignored, starting with an empty map: {exc}')
+            return
+        self.last_event = cm.MapEvent('resumed', self.cmap.current,
+                                      f'{self.cmap.num_places} places from {self.state_file.path}')
+        self.get_logger().info(self.last_event.reason)
+
+    def _save_state(self) -> None:
+        signature = (self.cmap.num_places, int(self.cmap.visits.sum()), self.cmap.current,
+                     len(self.cmap.edges), self.cmap.loop_closures)
+        if signature == self.saved_signature:
+            return
+        why = self.state_file.save(cm.map_to_checkpoint(self.cmap))
+        if why:
+            self.status = (why, DiagnosticStatus.WARN)
+            self.get_logger().warning(why, throttle_duration_sec=30.0)
+            return
+        self.saved_signature = signature
+
+    def destroy_node(self):
+        """Checkpoint the map (when a state file is set), then destroy the node."""
+        if self.state_file:
+            self.saved_signature = None
+            self._save_state()
+        return super().destroy_node()
 
     # -------------------------------------------------------------- inputs (cheap)
     def _now_ns(self) -> int:

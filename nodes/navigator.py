@@ -40,6 +40,11 @@ from sensor_msgs.msg import LaserScan
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models import place_planning as pp
 from embodied_aif.models.local_control import ControllerConfig
+from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for tests
+    clear_ahead,
+    fuse_points,
+    stall_points,
+)
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -61,49 +66,8 @@ from embodied_aif_msgs.action import Navigate
 from embodied_aif_msgs.msg import CognitiveMap, PlaceEdge, PlaceEdgePathArray
 
 NO_WORLD_MODEL = 'goal images need the world model'
-
-
-def stall_points(pose, distance: float, half_width: float, spacing: float = 0.05
-                 ) -> np.ndarray:
-    """Return odometry-frame points (k, 2) of a short virtual wall ``distance`` ahead of ``pose``.
-
-    Where the base stalls against something the scan does not show (a table top above the scan
-    plane), the wall is remembered as an obstacle for a while.
-    """
-    x, y, yaw = (float(v) for v in pose)
-    c, s = math.cos(yaw), math.sin(yaw)
-    lateral = np.arange(-half_width, half_width + 1e-9, spacing)
-    return np.column_stack([x + distance * c - lateral * s, y + distance * s + lateral * c])
-
-
-def fuse_points(ranges: np.ndarray, angles: np.ndarray, pose, points: np.ndarray,
-                range_max: float) -> np.ndarray:
-    """Return base-frame ``ranges`` with odometry-frame obstacle ``points`` added as returns.
-
-    Each point within ``range_max`` shortens the beam nearest to its bearing; NaN beams stay NaN.
-    """
-    out = np.asarray(ranges, dtype=float).copy()
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    if len(pts) == 0 or out.size == 0:
-        return out
-    x, y, yaw = (float(v) for v in pose)
-    dist = np.hypot(pts[:, 0] - x, pts[:, 1] - y)
-    keep = dist < range_max
-    if not np.any(keep):
-        return out
-    bearing = np.arctan2(pts[keep, 1] - y, pts[keep, 0] - x) - yaw
-    diff = np.angle(np.exp(1j * (bearing[:, None] - np.asarray(angles, dtype=float)[None, :])))
-    np.minimum.at(out, np.argmin(np.abs(diff), axis=1), dist[keep])
-    return out
-
-
-def clear_ahead(ranges: np.ndarray, angles: np.ndarray, distance: float,
-                half_angle: float = math.pi / 4) -> bool:
-    """Return True when no return (NaN = unknown = blocking) lies within ``distance`` ahead."""
-    r = np.asarray(ranges, dtype=float)
-    ahead = np.abs(np.angle(np.exp(1j * np.asarray(angles, dtype=float)))) <= half_angle
-    near = np.isnan(r[ahead]) | (r[ahead] < distance)
-    return not bool(np.any(near))
+STALL_COMMAND_AGE_NS = 300_000_000  # a command older than this (sim) may have timed out
+STALL_SETTLE_NS = 500_000_000       # a forward command this young (sim) may not be applied yet
 
 
 @dataclass
@@ -152,9 +116,9 @@ class Navigator(ParamNode):
               high=3.0, read_only=True),
         Param('max_angular_speed', 1.2, 'local controller turn-rate limit, rad/s', low=0.1,
               high=6.0, read_only=True),
-        Param('robot_radius', 0.3, 'radius of the robot footprint, m', low=0.05, high=2.0,
+        Param('robot_radius', 0.36, 'radius of the robot footprint, m', low=0.05, high=2.0,
               read_only=True),
-        Param('safety_margin', 0.08, 'extra clearance kept from obstacles, m', low=0.0,
+        Param('safety_margin', 0.05, 'extra clearance kept from obstacles, m', low=0.0,
               high=1.0, read_only=True),
         Param('place_radius', 1.5, 'place radius of the cognitive map (same as its node), m',
               low=0.3, high=10.0, read_only=True),
@@ -195,6 +159,8 @@ class Navigator(ParamNode):
         self.last_plan = None
         self.bumps: list[tuple[int, np.ndarray]] = []  # (stamp ns, points): virtual obstacles
         self.commanded_v = 0.0
+        self.drive_ns: int | None = None   # when the last drive command was sent
+        self.forward_ns: int | None = None  # since when the base is commanded forward
         self.stall_ns: int | None = None
         self.counts = {'succeeded': 0, 'aborted': 0, 'canceled': 0, 'blocked_edges': 0,
                        'invalid_odom': 0, 'rejected_goal_poses': 0, 'stalls': 0}
@@ -385,13 +351,20 @@ class Navigator(ParamNode):
             self.pub_cmd.publish(Twist())
             self.moving = False
         self.commanded_v = 0.0
+        self.forward_ns = None
 
     def _drive(self, v: float, w: float) -> None:
         cmd = Twist()
         cmd.linear.x, cmd.angular.z = float(v), float(w)
         self.pub_cmd.publish(cmd)
         self.moving = True
+        now = self._now()
+        if v < 0.05:
+            self.forward_ns = None
+        elif self.forward_ns is None:
+            self.forward_ns = now
         self.commanded_v = float(v)
+        self.drive_ns = now
 
     def _control(self) -> None:
         with self.lock:
@@ -476,7 +449,13 @@ class Navigator(ParamNode):
         memory = self.param('stall_memory') * 1e9
         self.bumps = [(t, pts) for t, pts in self.bumps if now - t <= memory]
         speed = self.odom[1]
-        if self.commanded_v < 0.05 or abs(speed) > 0.2 * self.commanded_v:
+        # a stall only while the command is live and has had time to reach the base: on a
+        # busy machine a late control period finds the base stopped by the bridge's command
+        # timeout, and the first odometry after a start from rest may predate the command
+        live = self.drive_ns is not None and now - self.drive_ns <= STALL_COMMAND_AGE_NS and \
+            self.odom[2] > self.drive_ns and self.forward_ns is not None and \
+            now - self.forward_ns >= STALL_SETTLE_NS
+        if self.commanded_v < 0.05 or abs(speed) > 0.2 * self.commanded_v or not live:
             self.stall_ns = None
         else:
             self.stall_ns = self.stall_ns or now

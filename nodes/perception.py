@@ -25,7 +25,15 @@ Publishes, stamped with the frame's stamp, in map_frame:
 A bad frame (missing depth, no valid depth, bad or absent camera_info, an encoding other than
 rgb8 / 32FC1, a frame TF cannot resolve) is skipped with a throttled warning naming the cause;
 the beliefs are kept. A backward jump of the clock (simulation reset) clears the transforms and
-the beliefs. Category likelihoods are uniform until a classifier exists.
+the beliefs.
+
+Categories: each cluster is cropped from the frame (the box of its pixels) and the crops of a
+frame go through the object model's encoder in one batch (models.object_model, weights from
+the ``object_model`` parameter, empty = the shipped models/weights/object_model.pt, loaded
+once); its q(category) becomes a tempered likelihood (scene_beliefs.classifier_likelihood,
+less trusted for clusters of fewer than ``category_full_pixels`` pixels) fused over views in
+the beliefs. A missing or corrupt weights file is logged as an error and
+perception goes on with uniform category likelihoods.
 """
 from __future__ import annotations
 
@@ -45,12 +53,16 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from embodied_aif.models.object_crops import image_up
+from embodied_aif.models.object_model import CheckpointError, ObjectClassifier
 from embodied_aif.models.scene_beliefs import (
     BeliefConfig,
     SensorModel,
     belief_summary,
+    classifier_likelihood,
     detection_from_cluster,
     empty_scene,
+    size_temperature,
     update,
 )
 from embodied_aif.models.segmentation import (
@@ -159,6 +171,16 @@ class Perception(ParamNode):
         Param('seed', 0, 'seed of the RANSAC generator', low=0, high=2**31 - 1,
               read_only=True),
         Param('publish_points', True, 'publish the object points on ~/points'),
+        Param('object_model', '', 'object model weights (empty: the shipped default); '
+              'missing or corrupt: uniform category likelihoods', read_only=True),
+        Param('category_temperature', 0.5, 'tempering of the per-view category likelihood '
+              '(1: trust each view fully)', low=0.01, high=1.0),
+        Param('category_floor', 0.02, 'mixing of each view\'s category likelihood with '
+              'uniform', low=0.0, high=0.99),
+        Param('inference_threads', 1, 'torch threads of the object model (0: torch\'s '
+              'default)', low=0, high=64, read_only=True),
+        Param('category_full_pixels', 150.0, 'clusters with fewer pixels get a '
+              'proportionally lower temperature (0: off)', low=0.0, high=1e6),
     )
 
     def __init__(self, **kwargs):
@@ -178,6 +200,12 @@ class Perception(ParamNode):
         self._last_processed_ns: int | None = None
         self._marker_ids: dict[str, int] = {}
         self._next_marker = 0
+        self._classifier: ObjectClassifier | None = None
+        try:
+            self._classifier = ObjectClassifier.from_file(
+                self.param('object_model'), self._names, self.param('inference_threads'))
+        except CheckpointError as exc:
+            self.get_logger().error(f'object model not loaded, categories stay uniform: {exc}')
 
         self.tf = TfBuffer(cache_s=10.0)
         self.pub_objects = self.create_publisher(ObjectBeliefArray, 'objects', 10)
@@ -342,9 +370,10 @@ class Perception(ParamNode):
         try:
             sensor = SensorModel(intrinsics, min_range=config.min_depth,
                                  max_range=config.max_depth)
-            uniform = np.full(len(self._names), 1.0 / len(self._names))
-            detections = [detection_from_cluster(c, sensor, t_map_cam, uniform)
-                          for c in result.clusters]
+            likelihoods = self._category_likelihoods(rgb, depth, intrinsics, t_map_cam,
+                                                     result.clusters)
+            detections = [detection_from_cluster(c, sensor, t_map_cam, lik)
+                          for c, lik in zip(result.clusters, likelihoods)]
             self._scene, info_update = update(previous, detections, t_map_cam, sensor,
                                               frame.stamp_ns / NS, BeliefConfig(), depth=depth)
         except ValueError as exc:
@@ -363,6 +392,21 @@ class Perception(ParamNode):
             self._stats.latency_ms.append(latency_ms)
             self._stats.age_ms.append(age_ms)
         self._publish_diagnostics(info_update)
+
+    def _category_likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters
+                              ) -> np.ndarray:
+        """Per-cluster category likelihoods (uniform without a classifier)."""
+        k = len(self._names)
+        if self._classifier is None or not clusters:
+            return np.full((len(clusters), k), 1.0 / k)
+        i = intrinsics
+        ups = [image_up(t_map_cam, c.center, i.fx, i.fy, i.cx, i.cy) for c in clusters]
+        probs = self._classifier.classify(rgb, depth, [c.pixel_indices for c in clusters],
+                                          intrinsics.fx, ups)
+        temps = size_temperature([c.n_points for c in clusters],
+                                 self.param('category_temperature'),
+                                 self.param('category_full_pixels'))
+        return classifier_likelihood(probs, temps, self.param('category_floor'))
 
     # ------------------------------------------------------------------ outputs
     def _publish_objects(self, header: Header) -> None:

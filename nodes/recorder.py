@@ -2,7 +2,8 @@
 
 Topics are discovered periodically; every topic matching `topics` (all when empty) and not in
 `exclude` is subscribed raw (serialized CDR, no decoding cost) with a QoS compatible with its
-publishers, and written with its receive time on the node clock (sim time under use_sim_time).
+publishers, and written with its receive time on the node clock (sim time under use_sim_time);
+`max_rates` thins heavy topics (camera images) to a rate on that clock.
 Topics whose type has no message definition on this machine are skipped with a warning.
 """
 from __future__ import annotations
@@ -25,6 +26,32 @@ def message_class(type_name: str):
     return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
+def parse_rates(specs) -> dict[str, float]:
+    """{topic: hz} of 'TOPIC=HZ' strings (empty strings ignored); ValueError names the entry."""
+    rates = {}
+    for spec in specs:
+        if not spec:
+            continue
+        topic, sep, hz = str(spec).rpartition('=')
+        try:
+            value = float(hz)
+        except ValueError:
+            value = -1.0
+        if not sep or not topic.startswith('/') or not 0 < value < 1e6:
+            raise ValueError(f"max_rates entry {spec!r}: expected '/absolute/topic=HZ' with "
+                             'HZ > 0')
+        rates[topic] = value
+    return rates
+
+
+def _rates_problem(value) -> str | None:
+    try:
+        parse_rates(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class Recorder(ParamNode):
     """Subscribes to the selected topics raw and appends them to one MCAP file."""
 
@@ -36,6 +63,9 @@ class Recorder(ParamNode):
         Param('exclude', [''], 'topics never recorded (absolute names)', read_only=True),
         Param('discovery_period', 1.0, 'seconds between topic discoveries', low=0.05, high=60.0,
               read_only=True),
+        Param('max_rates', [''], "per-topic rate limits 'TOPIC=HZ' (e.g. camera images at 1 Hz "
+              'on the node clock); other topics are recorded in full', read_only=True,
+              validate=lambda value: _rates_problem(value)),
     )
 
     def __init__(self, **kwargs):
@@ -44,6 +74,8 @@ class Recorder(ParamNode):
         self.mcap = McapRecorder(Path(path))
         self.wanted = {t for t in self.param('topics') if t}
         self.excluded = {t for t in self.param('exclude') if t}
+        self.min_period_ns = {t: int(1e9 / hz) for t, hz in
+                              parse_rates(self.param('max_rates')).items()}
         self.subscriptions_by_topic = {}
         self.skipped = {}
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -81,8 +113,15 @@ class Recorder(ParamNode):
         self._publish_diagnostics()
 
     def _writer(self, topic: str):
+        period = self.min_period_ns.get(topic, 0)
+        last = [None]
+
         def write(data: bytes) -> None:
-            self.mcap.write(topic, data, self.get_clock().now().nanoseconds)
+            now = self.get_clock().now().nanoseconds
+            if period and last[0] is not None and 0 <= now - last[0] < period:
+                return  # rate-limited (a clock jumping back restarts the limit)
+            last[0] = now
+            self.mcap.write(topic, data, now)
         return write
 
     def _publish_diagnostics(self) -> None:

@@ -83,6 +83,7 @@ class SimBridge(ParamNode):
     PARAMETERS = (
         Param('scenario', 'default', 'scenario name (sim/scenarios) or YAML path'),
         Param('seed', 0, 'seed of the world generation and odometry noise', low=0, high=2**31 - 1),
+        Param('gui', False, 'show the PyBullet GUI window (needs a display)', read_only=True),
         Param('real_time_factor', 1.0, 'pace: sim seconds per wall second (0 = unpaced)',
               low=0.0, high=1000.0),
         Param('physics_rate', 240.0, 'physics steps per sim second, Hz', low=30.0, high=2000.0,
@@ -179,7 +180,7 @@ class SimBridge(ParamNode):
                                          self.param('wrist_camera_height'), 70.0,
                                          near=0.02, far=3.0)}
         return Simulation(self.param('scenario'), self.param('seed'), rates=rates,
-                          limits=limits, cameras=cameras)
+                          limits=limits, cameras=cameras, gui=self.param('gui'))
 
     def _reset_state(self, seed: int) -> None:
         """Per-episode state of the bridge (odometry, schedules), rebuilt on reset."""
@@ -448,11 +449,17 @@ class SimBridge(ParamNode):
         self.pub_diag.publish(msg)
 
     def destroy_node(self):
-        """Stop the physics thread and disconnect the simulation, then destroy the node."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        self.sim.close()
+        """Stop the physics thread and disconnect the simulation, then destroy the node.
+
+        Safe on a node whose construction failed half-way (e.g. no display for the GUI).
+        """
+        stop, thread = getattr(self, '_stop', None), getattr(self, '_thread', None)
+        if stop is not None:
+            stop.set()
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=5.0)
+        if getattr(self, 'sim', None) is not None:
+            self.sim.close()
         return super().destroy_node()
 
 

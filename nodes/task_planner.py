@@ -7,6 +7,12 @@ Publishes: pareto_plans (ParetoPlanArray, latched), ~/markers (the Pareto front 
 `embodied-aif plan`) when given, else from the cognitive map and the object beliefs. It
 re-plans whenever the task, the map, the objects or the cost beliefs change. A bad task or
 model is rejected with a reason on /diagnostics and in the log; the last good plans stay.
+
+TaskSpec.satisfaction_threshold (0..1) is the minimal probability that a plan satisfies the
+task: step outcomes (PlanOutcome.success) update a Beta belief of each step's success
+probability (prior `success_prior_mean`, worth `success_prior_strength` executions), and only
+plans whose steps all succeed with at least that probability are published (the exact Pareto
+set among them, models.satisfaction); 0 accepts every plan.
 """
 from __future__ import annotations
 
@@ -17,11 +23,19 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from visualization_msgs.msg import MarkerArray
 
-from embodied_aif.models.ltl import LTLSyntaxError
-from embodied_aif.models.pareto import TaskError, plan
-from embodied_aif.models.task_world import system_from_map
+from embodied_aif.models.ltl import LTLSyntaxError, atoms_of
+from embodied_aif.models.pareto import TaskError
+from embodied_aif.models.satisfaction import SuccessBeliefs, plan_with_threshold
+from embodied_aif.models.task_world import (
+    CostMemory,
+    objects_named,
+    parse_regions,
+    system_from_map,
+    transition_key,
+)
 from embodied_aif.models.transition_system import ModelError, load_model
 from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, Param, ParamNode, node_main
+from embodied_aif.nodes._state import StateFile
 from embodied_aif.nodes._task_msgs import front_markers, result_to_msg
 from embodied_aif_msgs.msg import (
     CognitiveMap,
@@ -32,6 +46,14 @@ from embodied_aif_msgs.msg import (
 )
 
 
+def _regions_problem(value) -> str | None:
+    try:
+        parse_regions([r for r in value if r])
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 class TaskPlanner(ParamNode):
     """Keeps the task, the transition system and its cost beliefs; publishes Pareto plans."""
 
@@ -39,11 +61,20 @@ class TaskPlanner(ParamNode):
         Param('model_file', '', 'transition-system JSON (empty: build from the map and objects)'),
         Param('optimism', 0.0, 'plan on lower-confidence-bound costs (0 = mean costs)',
               low=0.0, high=100.0),
+        Param('success_prior_mean', 0.999, 'prior probability that a step succeeds',
+              low=1e-6, high=1.0 - 1e-9),
+        Param('success_prior_strength', 10.0, 'executions the success prior is worth',
+              low=1e-6, high=1e9),
         Param('max_labels', 2_000_000, 'bound on the multi-objective search', low=1000,
               high=100_000_000),
         Param('marker_frame', 'pareto_front', 'frame of the Pareto-front markers', read_only=True),
         Param('marker_scale', 0.05, 'metres per unit of cost in the front markers', low=1e-6,
               high=100.0),
+        Param('state_file', '', 'JSON checkpoint of the learned costs and step outcomes, '
+              'resumed at start (empty: not kept)', read_only=True),
+        Param('regions', [''], "named zones of the map frame, 'name:xmin,ymin,xmax,ymax' or "
+              "'name:x1,y1;x2,y2;x3,y3': places inside get the label in_<name>",
+              validate=lambda value: _regions_problem(value)),
     )
 
     def __init__(self, **kwargs):
@@ -54,6 +85,13 @@ class TaskPlanner(ParamNode):
         self.objects: ObjectBeliefArray | None = None
         self.dirty = False
         self.last_good: ParetoPlanArray | None = None
+        # transition key (models.task_world.transition_key) -> [successes, failures]
+        self.step_outcomes: dict[str, list[int]] = {}
+        # realised costs by transition key, replayed onto every rebuilt system
+        self.memory = CostMemory()
+        self.state_file = StateFile(self.param('state_file'))
+        self._load_state()
+        self.rebuild = False
         self.status = ('no task yet', DiagnosticStatus.OK)
         self.pub_plans = self.create_publisher(ParetoPlanArray, 'pareto_plans', LATCHED_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', LATCHED_QOS)
@@ -67,24 +105,31 @@ class TaskPlanner(ParamNode):
         self.create_timer(1.0, self._publish_diagnostics)
         if self.param('model_file'):
             self._load_model_file()
+        self.regions = parse_regions([r for r in self.param('regions') if r])
+        self.add_post_set_parameters_callback(self._on_parameters)
+
+    def _on_parameters(self, params) -> None:
+        if any(p.name == 'regions' for p in params):
+            self.regions = parse_regions([r for r in self.param('regions') if r])
+            self.dirty = self.rebuild = True
 
     # -------------------------------------------------------------- inputs (cheap)
     def _on_task(self, msg: TaskSpec) -> None:
         self.task = msg
-        self.dirty = True
+        self.dirty = self.rebuild = True  # the objects a task names are part of its system
 
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = msg
         if not self.param('model_file'):
-            self.dirty = True
+            self.dirty = self.rebuild = True
 
     def _on_objects(self, msg: ObjectBeliefArray) -> None:
         self.objects = msg
         if not self.param('model_file'):
-            self.dirty = True
+            self.dirty = self.rebuild = True
 
     def _on_outcome(self, msg: PlanOutcome) -> None:
-        if self.ts is None or msg.step_index < 0 or not msg.success:
+        if self.ts is None or msg.step_index < 0:
             return
         step = msg.step
         try:
@@ -92,11 +137,23 @@ class TaskPlanner(ParamNode):
                          if self.ts.states[self.ts.src[k]] == step.from_state
                          and self.ts.states[self.ts.dst[k]] == step.to_state
                          and self.ts.actions[k] == step.action)
+            key = transition_key(self.ts, index)
+            counts = self.step_outcomes.setdefault(key, [0, 0])
+            counts[0 if msg.success else 1] += 1
+            if not msg.success:  # a failed step's cost says nothing about its cost law
+                self.dirty = True
+                self._save_state()
+                return
             cost = np.asarray(msg.realised_cost, dtype=float)
             if msg.objectives and list(msg.objectives) != list(self.ts.objectives):
                 by_name = dict(zip(msg.objectives, cost, strict=True))
                 cost = np.array([by_name[name] for name in self.ts.objectives])
             self.ts = self.ts.observe(index, cost)
+            if not len(self.memory) and self.memory.objectives != tuple(self.ts.objectives):
+                self.memory = CostMemory(self.ts.objectives)  # a model with its own objectives
+            if tuple(self.ts.objectives) == self.memory.objectives:
+                self.memory.record(key, cost)
+            self._save_state()
         except StopIteration:
             self._fail(f'plan_outcome for an unknown step {step.from_state} --{step.action}--> '
                        f'{step.to_state}; beliefs unchanged')
@@ -110,7 +167,7 @@ class TaskPlanner(ParamNode):
     # -------------------------------------------------------------- planning
     def _load_model_file(self) -> None:
         try:
-            self.ts = load_model(self.param('model_file'))
+            self.ts = self.memory.apply(load_model(self.param('model_file')))
         except ModelError as exc:
             self._fail(str(exc))
 
@@ -121,9 +178,11 @@ class TaskPlanner(ParamNode):
                  if e.kind != e.BLOCKED]
         objects = {}
         if self.objects is not None:
-            objects = {o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
-                       for o in self.objects.objects}
-        return system_from_map(places, edges, objects, msg.current_place)
+            objects = objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
+                                     for o in self.objects.objects},
+                                    atoms_of(self.task.formula))
+        return system_from_map(places, edges, objects, msg.current_place,
+                               regions=self.regions)
 
     def _replan_if_dirty(self) -> None:
         if not self.dirty or self.task is None:
@@ -134,14 +193,18 @@ class TaskPlanner(ParamNode):
                 if self.map_msg is None:
                     self._fail('waiting for a cognitive map to plan on', DiagnosticStatus.OK)
                     return
-                self.ts = self._system_from_map()
+                if self.rebuild or self.ts is None:
+                    self.ts = self._replay(self._system_from_map())
+                    self.rebuild = False
             if self.ts is None:
                 self._fail('no transition system (model_file failed to load)')
                 return
             optimism = self.task.optimism or self.param('optimism')
-            result = plan(self.ts, self.task.formula, optimism=optimism,
-                          objectives=list(self.task.objectives) or None,
-                          max_labels=self.param('max_labels'))
+            result = plan_with_threshold(
+                self.ts, self.task.formula, self._success_beliefs(),
+                self.task.satisfaction_threshold, optimism=optimism,
+                objectives=list(self.task.objectives) or None,
+                max_labels=self.param('max_labels'))
         except (LTLSyntaxError, TaskError, ModelError, ValueError, RuntimeError) as exc:
             self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: {exc}')
             return
@@ -151,11 +214,51 @@ class TaskPlanner(ParamNode):
         self.pub_markers.publish(front_markers(msg, self.param('marker_frame'), 'pareto_front',
                                                scale=self.param('marker_scale')))
         self.last_good = msg
+        excluded = result.stats.get('excluded', 0)
         state = (f'{len(msg.plans)} Pareto plans for {result.formula!r} in '
                  f"{result.stats.get('time_s', 0.0) * 1000:.1f} ms"
+                 + (f' ({excluded} below the satisfaction threshold)' if excluded else '')
                  if result.satisfiable else f'unsatisfiable: {result.reason}')
         self.status = (state, DiagnosticStatus.OK if result.satisfiable else DiagnosticStatus.WARN)
         self.get_logger().info(state)
+
+    def _replay(self, ts):
+        """Apply the realised costs seen so far to a freshly built system's beliefs."""
+        return self.memory.apply(ts)
+
+    def _load_state(self) -> None:
+        state, why = self.state_file.load()
+        if why:
+            self._fail(f'{why}; starting without learned costs')
+        if state is None:
+            return
+        try:
+            memory = CostMemory.from_dict(state.get('costs'), str(self.state_file.path))
+            outcomes = {str(k): [int(v[0]), int(v[1])]
+                        for k, v in dict(state.get('outcomes', {})).items()}
+        except (ValueError, TypeError, IndexError) as exc:
+            self._fail(f'checkpoint {self.state_file.path} ignored: {exc}')
+            return
+        self.memory, self.step_outcomes = memory, outcomes
+        self.get_logger().info(f'resumed {len(memory)} realised costs and '
+                               f'{len(outcomes)} step records from {self.state_file.path}')
+
+    def _save_state(self) -> None:
+        why = self.state_file.save({'costs': self.memory.to_dict(),
+                                    'outcomes': self.step_outcomes})
+        if why:
+            self._fail(why, DiagnosticStatus.WARN)
+
+    def _success_beliefs(self) -> SuccessBeliefs:
+        prior = SuccessBeliefs.prior(self.ts.n_transitions, self.param('success_prior_mean'),
+                                     self.param('success_prior_strength'))
+        success, failure = prior.success, prior.failure
+        for k in range(self.ts.n_transitions):
+            key = transition_key(self.ts, k)
+            if key in self.step_outcomes:
+                success[k] += self.step_outcomes[key][0]
+                failure[k] += self.step_outcomes[key][1]
+        return SuccessBeliefs(success=success, failure=failure)
 
     def _fail(self, reason: str, level=DiagnosticStatus.ERROR) -> None:
         self.status = (reason, level)

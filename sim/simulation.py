@@ -15,6 +15,7 @@ poses and images.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -166,7 +167,7 @@ class Simulation:
     def __init__(self, scenario: str | Scenario = 'default', seed: int = 0,
                  rates: Rates | None = None, limits: Limits | None = None,
                  cameras: dict | None = None, laser: LaserConfig | None = None,
-                 robot: RobotConfig | None = None, settle_s: float = 0.3):
+                 robot: RobotConfig | None = None, settle_s: float = 0.3, gui: bool = False):
         self.rates = rates or Rates()
         self.limits = limits or Limits()
         self.robot_config = robot or RobotConfig()
@@ -182,7 +183,14 @@ class Simulation:
             raise ValueError(f'settle_s must be in [0, 10], got {settle_s}')
         self.settle_s = settle_s
         scenario = load_scenario(scenario)  # fail before connecting on a bad scenario
-        self.client = p.connect(p.DIRECT)
+        if gui and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+            raise ValueError('gui=True needs a display, and neither DISPLAY nor WAYLAND_DISPLAY '
+                             'is set: run headless (the default) or from a desktop session')
+        self.client = p.connect(p.GUI if gui else p.DIRECT)
+        if self.client < 0:
+            raise RuntimeError('PyBullet could not open its GUI window')
+        if gui:  # the 3D view only: PyBullet's own panels would hide the robot
+            p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.client)
         self._state: _State | None = None
         try:
             self.reset(scenario, seed)

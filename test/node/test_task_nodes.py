@@ -178,3 +178,111 @@ def test_a_task_that_already_holds_selects_the_empty_plan(harness):
     assert harness.got['selected'][-1].steps == []
     assert harness.wait(lambda: (s := harness.diag('plan_selector')) is not None
                         and 'already holds' in s.message)
+
+
+def test_satisfaction_threshold_drops_plans_through_failing_steps(harness):
+    harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK, satisfaction_threshold=0.9))
+    assert harness.wait(lambda: harness.got['plans'] and harness.got['plans'][-1].plans)
+    first = harness.got['plans'][-1]
+    assert len(first.plans) == 3 and any(s.action == 'stairs' for s in first.plans[0].steps)
+    stairs = first.plans[0].steps[0]
+    for _ in range(3):  # the stairs fail: the plans through them drop below 0.9
+        harness.outcome_pub.publish(PlanOutcome(plan_id=first.plans[0].id, step_index=0,
+                                                step=stairs, success=False,
+                                                reason='slipped'))
+
+    def without_stairs():
+        plans = harness.got['plans'][-1].plans
+        return plans and all(s.action != 'stairs' for p in plans for s in p.steps)
+
+    assert harness.wait(without_stairs)
+    # the exact front among the reliable plans: the walk via the ramp comes back
+    costs = [list(p.expected_cost) for p in harness.got['plans'][-1].plans]
+    np.testing.assert_allclose(costs, [[8.0, 7.0], [11.0, 5.0]])
+    assert harness.wait(lambda: (s := harness.diag('task_planner')) is not None
+                        and 'below the satisfaction threshold' in s.message)
+
+
+def test_map_built_beliefs_keep_realised_costs_across_replans():
+    h = Harness({})
+    try:
+        h.task_pub.publish(TaskSpec(id='go', formula='F at_place_1'))
+        places = [Place(id=i) for i in range(2)]
+        places[1].pose.position.x = 2.0
+        edges = [PlaceEdge(from_id=0, to_id=1, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                           length=2.0)]
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: h.got['plans'] and h.got['plans'][-1].plans)
+        first = h.got['plans'][-1].plans[0]
+        before = np.asarray(first.expected_cost)
+        n = len(h.got['plans'])
+        objectives = list(h.got['plans'][-1].objectives)
+        h.outcome_pub.publish(PlanOutcome(plan_id=first.id, step_index=0, step=first.steps[0],
+                                          objectives=objectives,
+                                          realised_cost=list(before * 10.0 + 1.0),
+                                          success=True))
+        # the outcome re-plans on the map-built system without losing the new evidence
+        assert h.wait(lambda: len(h.got['plans']) > n)
+        assert np.all(np.asarray(h.got['plans'][-1].plans[0].expected_cost) > before + 1e-6)
+        # ... and a new map (rebuilt system) still carries it
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: len(h.got['plans']) > n + 1)
+        assert np.all(np.asarray(h.got['plans'][-1].plans[0].expected_cost) > before + 1e-6)
+    finally:
+        h.close()
+
+
+def test_learned_costs_survive_a_restart_and_a_corrupt_checkpoint_is_set_aside(tmp_path):
+    import json
+
+    state = tmp_path / 'planner.json'
+    params = {'model_file': str(MODEL), 'state_file': str(state)}
+
+    def first_plans():
+        h = Harness(params)
+        try:
+            h.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
+            assert h.wait(lambda: h.got['plans'])
+            return h, h.got['plans'][-1]
+        except BaseException:
+            h.close()
+            raise
+
+    h, prior = first_plans()
+    try:
+        step = prior.plans[0].steps[0]
+        for _ in range(5):
+            h.outcome_pub.publish(PlanOutcome(plan_id=prior.plans[0].id, step_index=0,
+                                              step=step, objectives=['time', 'energy'],
+                                              realised_cost=[40.0, 40.0], success=True))
+
+        def saved():
+            try:
+                costs = json.loads(state.read_text())['costs']['observations']
+            except (OSError, ValueError, KeyError):
+                return 0
+            return sum(len(v) for v in costs.values())
+        assert h.wait(lambda: saved() == 5)
+    finally:
+        h.close()
+    ts = load_model(MODEL)
+    index = next(k for k in range(ts.n_transitions)
+                 if ts.states[ts.src[k]] == step.from_state and ts.actions[k] == step.action
+                 and ts.states[ts.dst[k]] == step.to_state)
+    for _ in range(5):
+        ts = ts.observe(index, [40.0, 40.0])
+    learned = [p.expected_cost for p in plan(ts, TASK).plans]
+    # a new planner process (here: a new node) resumes with what the old one learned
+    h, resumed = first_plans()
+    h.close()
+    assert np.allclose([p.expected_cost for p in resumed.plans], learned)
+    # a corrupt checkpoint is moved aside, named, and planning starts from the priors
+    state.write_text('{"costs": ')
+    h, fresh = first_plans()
+    try:
+        assert np.allclose([p.expected_cost for p in fresh.plans],
+                           [p.expected_cost for p in prior.plans])
+        aside = list(tmp_path.glob('planner.json.corrupt-*'))
+        assert len(aside) == 1 and aside[0].read_text() == '{"costs": '
+    finally:
+        h.close()

@@ -7,16 +7,23 @@ from scipy.spatial.transform import Rotation
 from embodied_aif.models.active_vision import (
     CandidateConfig,
     CategoryGoal,
+    Coverage,
     EfeConfig,
+    GoalImage,
+    LocaliseConfig,
+    SurfaceMap,
     ViewGoal,
     bounded_step,
     evaluate_viewpoints,
     fixed_height_camera,
     goal_poses,
+    interpret_goal_image,
+    localise_goal,
     pose_error,
     reach_shell,
     sample_viewpoints,
     step,
+    view_agreement,
 )
 from embodied_aif.models.scene_beliefs import (
     BeliefConfig,
@@ -31,6 +38,7 @@ from embodied_aif.models.scene_beliefs import (
 from embodied_aif.models.segmentation import (
     CameraIntrinsics,
     SegmentationConfig,
+    backproject,
     look_at,
     render_boxes,
     segment_frame,
@@ -293,3 +301,129 @@ def test_closed_loop_on_rendered_frames_with_segmentation():
     for obj in scene.objects:
         k = int(np.argmax(obj.category_probs))
         assert np.linalg.norm(obj.mean - centres[k]) < 0.015
+
+
+# ---------------------------------------------------------------- coverage, goal images
+def test_epistemic_weight_zero_changes_the_choice():
+    goal = ViewGoal(t_obj_cam=T_REL, object_id="a", sigma_position=0.5)  # a loose preference
+    views = np.stack([goal_poses(SCENE, goal)[0], _view_of(UNCERTAIN.mean)])
+    strong = EfeConfig(w_position=20.0, w_category=20.0)
+    with_epi = evaluate_viewpoints(SCENE, views, SENSOR, goal, strong)
+    without = evaluate_viewpoints(SCENE, views, SENSOR, goal,
+                                  EfeConfig(w_position=20.0, w_category=20.0,
+                                            use_epistemic=False))
+    assert np.argmin(without["efe"]) == 0  # the goal view
+    assert np.argmin(with_epi["efe"]) == 1  # the uncertain object is worth a look first
+    np.testing.assert_allclose(with_epi["pragmatic"], without["pragmatic"])
+
+
+def test_coverage_gain_attracts_views_to_unexplored_cells_and_observe_clears_them():
+    cov = Coverage.grid((0.0, 0.0), (0.5, 0.3), 0.0, cell=0.05, prior=0.1)
+    assert cov.points.shape == (20 * 12, 3)
+    h = -(0.1 * np.log(0.1) + 0.9 * np.log(0.9))
+    np.testing.assert_allclose(cov.entropy, h)
+    left, right = _view_of([-0.3, 0.0, 0.0]), _view_of([0.3, 0.0, 0.0])
+    seen_left = cov.observe(left, SENSOR)
+    assert 0.0 < seen_left.remaining < cov.remaining
+    gain = seen_left.information_gain(np.stack([left, right]), SENSOR)
+    assert gain[1] > gain[0]  # the other half is still unknown
+    # exactly sum_c pD(v, c) H_c for the cells left
+    pd = SENSOR.detection_probability(right, cov.points)
+    assert gain[1] == pytest.approx(float(pd @ seen_left.entropy))
+    t = evaluate_viewpoints(empty_scene(NAMES), np.stack([left, right]), SENSOR, None,
+                            EfeConfig(w_coverage=2.0), seen_left)
+    np.testing.assert_allclose(t["info_gain_coverage"], gain)
+    np.testing.assert_allclose(t["epistemic"], -2.0 * gain)
+    off = evaluate_viewpoints(empty_scene(NAMES), np.stack([left, right]), SENSOR, None,
+                              EfeConfig(use_epistemic=False), seen_left)
+    assert np.all(off["efe"] == 0.0)
+    with pytest.raises(ValueError, match="prior"):
+        Coverage.grid((0.0, 0.0), (0.5, 0.3), 0.0, prior=1.0)
+
+
+def test_surface_map_colours_and_free_space():
+    smap = SurfaceMap.empty([-1.0, -1.0, -0.1], [1.0, 1.0, 1.0], 0.02)
+    pts = np.array([[0.1, 0.1, 0.0], [0.1, 0.1, 0.005], [-0.5, 0.2, 0.3]])
+    cols = np.array([[1.0, 0.0, 0.0], [0.8, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    smap.add(pts, cols, eye=[0.1, 0.1, 0.8])
+    assert smap.n_occupied == 2
+    np.testing.assert_allclose(smap.lookup(pts[:1])[0], [0.9, 0.0, 0.0], atol=1e-6)
+    assert np.all(np.isnan(smap.lookup([[0.5, -0.5, 0.0], [5.0, 0.0, 0.0]])))
+    # the ray from the eye down to the first point passed through empty space
+    assert smap.is_free([[0.1, 0.1, 0.4]])[0] and not smap.is_free(pts[:1])[0]
+
+
+def _boxes():
+    centres = np.array([[0.2, 0.1, 0.04], [-0.15, 0.2, 0.05], [0.05, -0.2, 0.035]])
+    sizes = np.array([[0.06, 0.06, 0.08], [0.1, 0.04, 0.1], [0.07, 0.07, 0.07]])
+    colours = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230]])
+    return centres, sizes, colours
+
+
+def _render_table_scene(intr, cam, centres, sizes, colours):
+    """The boxes on a finite table (1.0 m x 0.8 m, top at z = 0), nothing else."""
+    return render_boxes(intr, cam, np.vstack([centres, [0.05, 0.0, -0.01]]),
+                        np.vstack([sizes, [1.0, 0.8, 0.02]]),
+                        np.vstack([colours, [150, 110, 70]]), plane_z=None)
+
+
+def _beliefs(centres, colours):
+    objs = tuple(ObjectBelief(id=f"o{k}", category_probs=np.full(3, 1 / 3), mean=c,
+                              cov=1e-4 * np.eye(3), extent=np.full(3, 0.06),
+                              colour=np.asarray(col) / 255.0, existence=0.9, last_seen=0.0)
+                 for k, (c, col) in enumerate(zip(centres, colours)))
+    return SceneBeliefs(objects=objs, category_names=NAMES)
+
+
+def test_goal_image_is_localised_from_beliefs_without_its_pose():
+    centres, sizes, colours = _boxes()
+    intr = CameraIntrinsics.from_fov(80, 60, np.deg2rad(70.0))
+    target = look_at(centres[1] + [0.25, -0.2, 0.25], centres[1])
+    depth, rgb = _render_table_scene(intr, target, centres, sizes, colours)
+    goal = GoalImage(rgb, depth, intr)
+    view = interpret_goal_image(goal, SegmentationConfig(), np.random.default_rng(0))
+    assert view.support_height == pytest.approx(-target[2, 3], abs=0.01)
+    np.testing.assert_allclose(view.target_colour, colours[1] / 255.0, atol=0.05)
+    # the agent has seen the scene from elsewhere: a surface map from three other views
+    smap = SurfaceMap.empty([-1.0, -1.0, -0.05], [1.0, 1.0, 1.0], 0.02)
+    for eye in ([0.0, -0.7, 0.6], [0.6, 0.3, 0.5], [-0.6, 0.2, 0.6]):
+        cam = look_at(eye, [0.0, 0.0, 0.0])
+        d, c = _render_table_scene(intr, cam, centres, sizes, colours)
+        pts, pix = backproject(d, intr, cam)
+        smap.add(pts, c.reshape(-1, 3)[pix] / 255.0, eye=eye)
+    scene = _beliefs(centres, colours)
+    vgoal, info = localise_goal(view, scene, smap, 0.0, LocaliseConfig())
+    assert vgoal is not None and vgoal.object_id == "o1" and info["match"] > 0.5
+    dist, angle = pose_error(info["t_map_goal"], target)
+    assert dist < 0.03 and angle < 0.1
+    np.testing.assert_allclose(goal_poses(scene, vgoal)[1], info["t_map_goal"], atol=1e-9)
+    # excluding that hypothesis leaves only worse ones
+    _, other = localise_goal(view, scene, smap, 0.0, LocaliseConfig(),
+                             exclude=[("o1", info["heading"])])
+    assert other["match"] < info["match"]
+    assert abs(np.angle(np.exp(1j * (other["heading"] - info["heading"])))) > 0.3 \
+        or other["object_id"] != "o1"
+    # an empty map explains nothing: no goal yet
+    empty = SurfaceMap.empty([-1.0, -1.0, -0.05], [1.0, 1.0, 1.0], 0.02)
+    assert localise_goal(view, scene, empty, 0.0, LocaliseConfig())[0] is None
+
+
+def test_view_agreement_and_bad_goal_images():
+    centres, sizes, colours = _boxes()
+    intr = CameraIntrinsics.from_fov(80, 60, np.deg2rad(70.0))
+    target = look_at(centres[0] + [0.0, -0.3, 0.25], centres[0])
+    depth, rgb = render_boxes(intr, target, centres, sizes, colours)
+    goal = GoalImage(rgb, depth, intr)
+    assert view_agreement(goal, depth, rgb) == pytest.approx(1.0)
+    other = look_at(centres[0] + [0.1, -0.45, 0.15], centres[0])  # lower, farther
+    d2, c2 = render_boxes(intr, other, centres, sizes, colours)
+    assert view_agreement(goal, d2, c2) < 0.8
+    with pytest.raises(ValueError, match="does not match"):
+        GoalImage(rgb[:10], depth, intr)
+    with pytest.raises(ValueError, match="valid depth"):
+        interpret_goal_image(GoalImage(rgb, np.full_like(depth, np.nan), intr),
+                             SegmentationConfig(), np.random.default_rng(0))
+    flat, flat_rgb = render_boxes(intr, target, centres[:0], sizes[:0], colours[:0])
+    with pytest.raises(ValueError, match="no object"):
+        interpret_goal_image(GoalImage(flat_rgb, flat, intr), SegmentationConfig(),
+                             np.random.default_rng(0))

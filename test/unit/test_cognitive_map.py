@@ -1,4 +1,6 @@
 """Rules of the topological cognitive map: growth, loop closure, evidence, re-localisation."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,11 @@ from embodied_aif.models.cognitive_map import (
     add_frontiers,
     add_hypothesised_place,
     add_imagined_edge,
+    clear_blocked,
     image_code,
     link_visible_places,
     mark_blocked,
+    mark_traversed,
     match_scan,
     observe,
     propose_frontiers,
@@ -117,7 +121,7 @@ def test_edge_kinds_carry_different_evidence():
     assert e.kind == EXPERIENCED and e.confidence == pytest.approx(1.0) and e.count == 5.0
     blocked = mark_blocked(cmap, 1, 0, CFG)
     e = blocked.edge(0, 1)
-    assert e.kind == BLOCKED and e.confidence == pytest.approx(5.0 / 15.0) and e.count == 15.0
+    assert e.kind == BLOCKED and e.confidence == pytest.approx(5.0 / 11.0) and e.count == 11.0
     cmap, hyp = add_hypothesised_place(cmap, (1.75, 3.0), 1, CFG)
     e = cmap.edge(1, hyp)
     assert e.kind == IMAGINED and e.confidence == pytest.approx(0.5) and e.count == 1.0
@@ -289,3 +293,84 @@ def test_scan_matching_recovers_the_offset_within_a_place():
     code = room_codes(1)[0]
     cmap, ev = observe(CognitiveMap(), (0.0, 0.0, 0.0), code, ranges, angles, 0.05, 8.0, CFG)
     assert ev.kind == 'start' and 0 in cmap.scans and len(cmap.scans[0]) > 100
+
+
+def test_blocked_evidence_needs_repeats_saturates_and_decays_when_seen_clear():
+    code = room_codes(1)[0]
+    cmap, _ = walk(CognitiveMap(), line(0.0, 2.0), lambda p: code)
+    for _ in range(5):  # travelled again and again: success saturates at max_success
+        cmap = mark_traversed(cmap, 0, 1, CFG)
+    assert cmap.edge(0, 1).success == pytest.approx(CFG.max_success)
+    once = mark_blocked(cmap, 0, 1, CFG)
+    twice = mark_blocked(once, 1, 0, CFG)
+    assert once.edge(0, 1).kind == BLOCKED
+    assert once.edge(0, 1).confidence > 0.5 > twice.edge(0, 1).confidence
+    # the way seen clear: half the failure evidence is forgotten, the edge is usable again
+    cleared = clear_blocked(twice, 0, 1, CFG)
+    assert cleared.edge(0, 1).failure == pytest.approx(twice.edge(0, 1).failure * 0.5)
+    assert cleared.edge(0, 1).kind == EXPERIENCED and cleared.edge(0, 1).waypoints
+    assert clear_blocked(cmap, 0, 1, CFG) is cmap  # no failure: nothing to forget
+    # observe's scan check does it: at place 1 a clear corridor back to place 0
+    at1 = dataclasses.replace(twice, current=1)
+    ranges, angles = corridor_scan()
+    seen = link_visible_places(at1, (2.0, 0.0, np.pi), ranges, angles, 0.05, 8.0, CFG)
+    assert seen.edge(0, 1).failure < twice.edge(0, 1).failure
+    # a closed door (wall across the corridor) keeps the evidence
+    ranges, angles = corridor_scan(blocked_at=1.0)
+    shut = link_visible_places(at1, (2.0, 0.0, np.pi), ranges, angles, 0.05, 8.0, CFG)
+    assert shut.edge(0, 1).failure == twice.edge(0, 1).failure
+    # a failed imagined link keeps some doubt however often it is seen clear
+    guess, k = add_hypothesised_place(cmap, (1.0, 2.5), 1, CFG)
+    guess = mark_blocked(guess, 1, k, CFG)
+    for _ in range(10):
+        guess = clear_blocked(guess, 1, k, CFG)
+    assert guess.edge(1, k).kind == IMAGINED
+    assert guess.edge(1, k).failure == pytest.approx(CFG.imagined_count)
+
+
+def test_a_guess_visited_far_from_where_it_was_guessed_drops_its_imagined_links():
+    code = room_codes(1)[0]
+    cmap, _ = update(CognitiveMap(), (0.0, 0.0), code, CFG)
+    cmap, near = add_hypothesised_place(cmap, (2.0, 0.0), 0, CFG)
+    cmap, other = add_hypothesised_place(cmap, (2.0, 3.2), -1, CFG)
+    cmap = add_imagined_edge(cmap, near, other, CFG)
+    # the robot walks towards the guess: it is visited (its code observed) 0.75 m short of it
+    cmap, events = walk(cmap, line(0.25, 1.6), lambda p: code)
+    visits = [e for e in events if e.kind == 'visit']
+    assert len(visits) == 1 and visits[0].place == near
+    assert cmap.poses[near, 0] == pytest.approx(1.25)
+    assert cmap.edge(0, near).kind == EXPERIENCED
+    assert cmap.edge(near, other) is None
+
+
+def test_checkpoint_round_trip_is_exact_and_bad_files_are_named():
+    import json
+
+    from embodied_aif.models.cognitive_map import map_from_checkpoint, map_to_checkpoint
+
+    codes = room_codes(3)
+    cmap, _ = walk(CognitiveMap(), line(0.0, 4.0), lambda p: codes[int(p[0] // 1.5)])
+    cmap, _ = observe(cmap, (4.0, 0.0, 0.0), codes[2], *corridor_scan(), 0.1, 8.0, CFG)
+    cmap = mark_blocked(cmap, 0, 1, CFG)
+    cmap, hyp = add_hypothesised_place(cmap, (1.0, 3.0), 1, CFG)
+    back = map_from_checkpoint(json.loads(json.dumps(map_to_checkpoint(cmap))))
+    for f in dataclasses.fields(CognitiveMap):
+        a, b = getattr(cmap, f.name), getattr(back, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        elif f.name in ('views', 'scans'):
+            assert a.keys() == b.keys()
+            for k in a:
+                np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+        else:
+            assert a == b, f.name
+    # the restored map keeps working: the same update gives the same result
+    nxt, ev = update(cmap, (4.25, 0.0), codes[2], CFG)
+    nxt_back, ev_back = update(back, (4.25, 0.0), codes[2], CFG)
+    assert ev == ev_back and nxt.current == nxt_back.current
+    with pytest.raises(ValueError, match='map.json: not a cognitive-map checkpoint'):
+        map_from_checkpoint({'version': 7}, 'map.json')
+    doc = map_to_checkpoint(cmap)
+    doc['map']['fields']['poses']['shape'] = [1]
+    with pytest.raises(ValueError, match='map.json: map.poses: malformed'):
+        map_from_checkpoint(doc, 'map.json')

@@ -11,6 +11,7 @@ from embodied_aif.models.cognitive_map import (
     MapConfig,
     add_hypothesised_place,
     add_imagined_edge,
+    clear_blocked,
     mark_blocked,
     mark_traversed,
     observe,
@@ -78,6 +79,29 @@ def test_blocked_edge_triggers_a_detour():
     assert p.path == [0, 3, 4, 2] and p.status == 'to_goal'
     # from place 1 (where the door was found closed) the robot turns back
     assert plan(blocked, goal, map_config=CFG, start=1).next_place == 0
+
+
+def test_a_door_travelled_many_times_then_found_closed_is_detoured_after_one_failure():
+    # 0 -1- 2 is a door used six times; one failed attempt must still turn the plan round
+    # (success evidence saturates); a stuck controller is not a wall: the way seen clear
+    # again (twice) from place 1 makes the short way preferred once more
+    cmap = ring()
+    for _ in range(5):
+        cmap = mark_traversed(cmap, 1, 2, CFG)
+    goal = Goal(place=2)
+    assert plan(cmap, goal, map_config=CFG).path == [0, 1, 2]
+    closed = mark_blocked(cmap, 1, 2, CFG)
+    assert plan(closed, goal, map_config=CFG).path == [0, 3, 4, 2]
+    assert plan(closed, goal, map_config=CFG, start=1).next_place == 0
+    # without the saturation the well-travelled door would keep being tried
+    unsaturated = MapConfig(radius=0.9, max_success=1000.0)
+    stubborn = ring()
+    for _ in range(5):
+        stubborn = mark_traversed(stubborn, 1, 2, unsaturated)
+    stubborn = mark_blocked(stubborn, 1, 2, unsaturated)
+    assert plan(stubborn, goal, map_config=CFG).path == [0, 1, 2]
+    reopened = clear_blocked(clear_blocked(closed, 1, 2, CFG), 1, 2, CFG)
+    assert plan(reopened, goal, map_config=CFG).path == [0, 1, 2]
 
 
 def test_exploration_goes_to_the_nearest_hypothesised_place_then_stops():
@@ -195,6 +219,42 @@ def test_wall_ahead_and_nan_ahead_stop_forward_motion():
     assert v == 0.0
     with pytest.raises(ValueError):
         local_command(np.full(360, np.inf), ANGLES, (np.nan, 0.0), 0.05, 8.0, CTRL)
+
+
+def segment_scan(segments, x, y, yaw):
+    """Ranges from (x, y, yaw) to wall segments ((x0, y0), (x1, y1)) on the 360 beams."""
+    segs = np.asarray(segments, dtype=float)
+    d = np.column_stack([np.cos(ANGLES + yaw), np.sin(ANGLES + yaw)])
+    a, e = segs[:, 0], segs[:, 1] - segs[:, 0]
+    ao = a - np.array([x, y])
+    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (ao[None, :, 0] * e[None, :, 1] - ao[None, :, 1] * e[None, :, 0]) / den
+        s = (ao[None, :, 0] * d[:, None, 1] - ao[None, :, 1] * d[:, None, 0]) / den
+    ok = (np.abs(den) > 1e-12) & (t > 0) & (s >= 0) & (s <= 1)
+    return np.where(ok, t, np.inf).min(axis=1)
+
+
+def test_a_corner_just_ahead_does_not_trap_the_controller():
+    # a box whose corner is ahead-right, the goal straight ahead along its top side: every
+    # forward arc grazes the corner at first, so turning to the goal alone would dead-lock
+    ctrl = ControllerConfig(robot_radius=0.36, margin=0.05)
+    safe = ctrl.robot_radius + ctrl.margin
+    box = [((0.25, -0.35), (3.0, -0.35)), ((0.25, -0.35), (0.25, -2.0))]
+    x, y, yaw = 0.0, 0.0, 0.0
+    goal = np.array([2.5, 0.05])
+    closest = np.inf
+    for _ in range(300):
+        ranges = segment_scan(box, x, y, yaw)
+        closest = min(closest, float(ranges.min()))
+        c, s = math.cos(yaw), math.sin(yaw)
+        local = ((goal[0] - x) * c + (goal[1] - y) * s, -(goal[0] - x) * s + (goal[1] - y) * c)
+        v, w = local_command(ranges, ANGLES, local, 0.05, 8.0, ctrl)
+        if (v, w) == (0.0, 0.0):
+            break
+        x, y, yaw = x + v * math.cos(yaw) * 0.1, y + v * math.sin(yaw) * 0.1, yaw + w * 0.1
+    assert math.hypot(goal[0] - x, goal[1] - y) <= ctrl.goal_tolerance + 1e-9
+    assert closest >= safe - 0.05
 
 
 def integrate(v, w, seconds, dt=0.01):

@@ -13,6 +13,7 @@ from embodied_aif.models.selector import (
     cross_entropy,
     efe_terms,
     info_gain,
+    plan_info_gain,
     preference_from_dict,
     select,
 )
@@ -78,6 +79,39 @@ def test_info_gain_properties():
     twice = info_gain(beliefs, [2, 2, 2], rng, n_samples=4000)
     assert (twice > gain).all()  # two executions reveal more than one
     assert (twice < 2 * gain + 0.05).all()  # ... but with diminishing returns
+
+
+def test_plan_info_gain_closed_form_when_covariances_are_known():
+    # nu -> infinity pins Sigma: the belief over M = 2 mu_1 + mu_2 is Gaussian with covariance
+    # 4 S1 / k1 + S2 / k2 before and 4 S1 / (k1 + 2) + S2 / (k2 + 1) after, whatever is seen.
+    d, nu = 2, 1e7
+    s1, s2 = np.array([[1.0, 0.3], [0.3, 0.5]]), 2.0 * np.eye(2)
+    beliefs = CostBeliefs(mu=[[1.0, 2.0], [3.0, 1.0]], kappa=[1.0, 4.0], nu=[nu, nu],
+                          psi=np.stack([s1, s2]) * (nu - d - 1), count=[1.0, 4.0])
+    cand = Candidate(mean=np.zeros(2), cov=np.eye(2), beliefs=beliefs,
+                     multiplicity=np.array([2, 1]))
+    before, after = 4 * s1 + s2 / 4, 4 * s1 / 3 + s2 / 5
+    exact = 0.5 * (np.linalg.slogdet(before)[1] - np.linalg.slogdet(after)[1])
+    gain = plan_info_gain([cand, cand], np.random.default_rng(0), n_samples=64)
+    np.testing.assert_allclose(gain, [exact, exact], rtol=1e-4)
+
+
+def test_plan_info_gain_is_per_plan_not_per_step():
+    rng = np.random.default_rng(4)
+    one = _candidates([[3.0, 2.0]], counts=[1])[0]
+    steps = CostBeliefs.from_costs(np.full((30, 2), 0.1), np.tile(np.eye(2) * 1e-4, (30, 1, 1)))
+    long = Candidate(mean=[3.0, 3.0], cov=np.eye(2) * 3e-3, beliefs=steps,
+                     multiplicity=np.ones(30, dtype=int))
+    known = _candidates([[3.0, 2.0]], counts=[50])[0]
+    gain = plan_info_gain([one, long, known], rng, n_samples=4000)
+    per_step = info_gain(steps, np.ones(30), rng, n_samples=500)
+    # A plan of 30 unknown steps is about as informative about its total as one unknown
+    # step; summing the steps' mutual informations would count it 30 times over.
+    assert gain[1] < 1.5 * gain[0] and per_step.sum() > 10 * gain[1]
+    assert gain[0] > 5 * gain[2] > 0  # well-known plans have little left to teach
+    empty = Candidate(mean=[0.0, 0.0], cov=np.eye(2), beliefs=CostBeliefs.from_costs(
+        np.zeros((0, 2))), multiplicity=np.zeros(0, dtype=int))
+    assert plan_info_gain([empty, one], rng)[0] == 0.0
 
 
 def test_efe_terms_add_up_and_pragmatic_choice():

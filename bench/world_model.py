@@ -1,0 +1,337 @@
+"""World model: contrastive vs likelihood representation cost, goal images, imagined links.
+
+Figures (JSON keys):
+
+- ``macs_*`` / ``params_*``: multiply-adds and parameters per observation of the
+  representation part (likelihood: encoder + pixel decoder; contrastive: encoder + the two
+  projection heads) of the shipped models, ``macs_ratio_likelihood_over_contrastive``, and
+  the same ratio with an equally wide encoder (``macs_ratio_equal_encoder``), which isolates
+  the decoder's cost from the narrower contrastive encoder.
+- ``train_s_per_step_*`` and ``train_time_ratio_likelihood_over_contrastive``: wall-clock per
+  update (batch 16 x 20 steps, 1 thread) of fresh models with the shipped configuration.
+- ``goal_image_success_*``: goal-image *place recognition* on held-out worlds (seeds
+  1,000,000 + s, never trained on): the robot explores, places are frames >= 1 m apart, the
+  goal image of each place is rendered near its pose (+-0.1 m, +-10 deg); success when the
+  place of least goal EFE is the right one. ``_distractor`` re-renders the goal images after
+  giving every wall and floor a random colour and texture (the place states were filtered
+  with the original looks). ``_handmade``: the cognitive map's hand-made appearance code
+  (``cognitive_map.image_code``, cosine); ``_<objective>_embedding``: the encoder's
+  embedding alone (cosine), the drop-in replacement for that code. This is recognition,
+  the part of goal-image navigation the world model does; driving there is the navigator's.
+- ``open_loop_accuracy_by_horizon_*``: imagination accuracy per horizon h = 1..8: the
+  prior rolled out along the recorded actions from the filtered state at t, matched against
+  every frame of the trajectory; correct when the best frame's pose is within 0.5 m and
+  30 deg of the true pose at t + h.
+- ``imagined_link_precision_*``: links proposed between places not consecutive on the
+  route, checked against ground truth by replaying the proposed actions from place a's
+  true pose with the simulator's base model: correct when unblocked and ending within 1 m of
+  place b. ``imagined_links_*`` counts proposals. Plain keys: the model's match times the
+  dead-reckoned pose term (``propose_links(place_poses=...)``), threshold 0.1 (``_at_0.3``,
+  ``_at_0.5``: stricter); ``_visual_only``: the model's match alone; ``_pose_only``: odometry
+  alone (every pair whose best candidate ends within 1 m of b), the baseline the model has
+  to beat by rejecting walls; ``imagined_link_chance_precision``: a random (pair,
+  candidate, length).
+
+Run: ``embodied-aif bench world_model [--quick] [--seeds A:B]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import torch
+
+from embodied_aif.bench._common import make_parser, progress, run_benchmark
+from embodied_aif.models import imagination as im
+from embodied_aif.models import world_model as wm
+from embodied_aif.models.cognitive_map import image_code
+from embodied_aif.sim.objects import DATA
+from embodied_aif.sim.trajectories import (
+    CollectConfig,
+    integrate_actions,
+    make_simulation,
+    run_episode,
+    trace_actions,
+)
+from embodied_aif.sim.world import TEXTURES
+
+HELD_OUT = 1_000_000
+PLACE_SPACING = 1.0
+LINK_TOLERANCE = 1.0
+THRESHOLDS = (0.1, 0.3, 0.5)
+HORIZON = 8
+
+
+def representation_figures(models: dict) -> dict:
+    """Cost of the representation part of each model, side by side."""
+    out = {}
+    for name, model in models.items():
+        cost = wm.representation_cost(model)
+        out[f'macs_{name}'] = cost['macs']
+        out[f'params_{name}'] = cost['params']
+    out['macs_ratio_likelihood_over_contrastive'] = round(
+        out['macs_likelihood'] / out['macs_contrastive'], 2)
+    out['params_ratio_likelihood_over_contrastive'] = round(
+        out['params_likelihood'] / out['params_contrastive'], 2)
+    wide = wm.WorldModel(wm.preset('contrastive',
+                                   cnn_depth=models['likelihood'].config.cnn_depth))
+    out['macs_contrastive_equal_encoder'] = wm.representation_cost(wide)['macs']
+    out['macs_ratio_equal_encoder'] = round(
+        out['macs_likelihood'] / out['macs_contrastive_equal_encoder'], 2)
+    return out
+
+
+def training_speed(models: dict, steps: int) -> dict:
+    """Seconds per update (median) of fresh models with the shipped configurations.
+
+    The models take turns step by step, so a change in the machine's load hits all alike;
+    ``contrastive_no_augment`` is the contrastive model without its colour augmentation
+    (one encoder pass fewer), the bare objective against the pixel decoder.
+    """
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    configs = {name: model.config for name, model in models.items()}
+    configs['contrastive_no_augment'] = dataclasses.replace(configs['contrastive'], augment=0.0)
+    runs = {}
+    for name, config in configs.items():
+        torch.manual_seed(0)
+        fresh = wm.WorldModel(config)
+        size = config.image_size
+        runs[name] = (fresh, torch.optim.Adam(fresh.parameters(), lr=1e-4),
+                      rng.integers(0, 255, (16, 20, size, size, 3), dtype=np.uint8),
+                      rng.normal(size=(16, 20, 2)).astype(np.float32), [])
+    for k in range(steps + 1):
+        for fresh, opt, images, acts, times in runs.values():
+            start = time.perf_counter()
+            loss = wm.loss_terms(fresh, images, acts)['loss']
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if k:  # the first update warms up
+                times.append(time.perf_counter() - start)
+    out = {f'train_s_per_step_{name}': round(float(np.median(run[-1])), 4)
+           for name, run in runs.items()}
+    out['train_time_ratio_likelihood_over_contrastive'] = round(
+        out['train_s_per_step_likelihood'] / out['train_s_per_step_contrastive'], 2)
+    return out
+
+
+def choose_places(poses: np.ndarray, spacing: float, skip: int = 5) -> np.ndarray:
+    """Frame indices (in time order) at least `spacing` metres from every earlier place."""
+    chosen = []
+    for t in range(skip, len(poses)):
+        if all(np.hypot(*(poses[t, :2] - poses[c, :2])) >= spacing for c in chosen):
+            chosen.append(t)
+    return np.array(chosen, dtype=int)
+
+
+def retexture(sim, rng: np.random.Generator) -> None:
+    """Give every wall and floor of the world a random colour and texture (distractor)."""
+    client = sim.client
+    for body in list(sim.world.wall_bodies.values()) + list(sim.world.floor_bodies.values()):
+        tex = p.loadTexture(str(DATA / TEXTURES[int(rng.integers(len(TEXTURES)))]),
+                            physicsClientId=client)
+        p.changeVisualShape(body, -1, rgbaColor=[*rng.uniform(0.2, 1.0, 3), 1.0],
+                            textureUniqueId=tex, physicsClientId=client)
+
+
+def goal_images(sim, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Render the head camera near each pose (+-0.1 m, +-10 deg)."""
+    out = []
+    for x, y, yaw in poses:
+        dx, dy = rng.uniform(-0.1, 0.1, 2)
+        sim.robot.set_base_pose(float(x + dx), float(y + dy),
+                                float(yaw + math.radians(rng.uniform(-10, 10))))
+        out.append(sim.render('head_camera').rgb)
+    x, y, yaw = sim.base_pose()
+    sim.robot.set_base_pose(x, y, yaw)
+    return np.stack(out)
+
+
+def open_loop_hits(model, images: np.ndarray, actions: np.ndarray, poses: np.ndarray,
+                   horizon: int, every: int = 5) -> np.ndarray:
+    """Open-loop prediction accuracy per horizon: hits (horizon,) over the start times.
+
+    From the filtered state at t the prior is rolled out along the recorded actions; the
+    imagined state at t + h is matched (least goal EFE) against every frame of the
+    trajectory; a hit when that frame's pose is within 0.5 m and 30 deg of the true pose.
+    """
+    states = im.filter_trajectory(model, images, actions)
+    memory = im.PlaceMemory(states, images)
+    starts = np.arange(5, len(images) - horizon, every)
+    start = states.index(torch.as_tensor(starts))
+    acts = np.stack([actions[t:t + horizon] for t in starts])
+    with torch.no_grad():
+        traj = wm.imagine(model, start, acts)
+        efe = im.place_efe(model, memory, traj.features.reshape(-1, traj.features.shape[-1]))
+    best = efe.argmin(1).numpy().reshape(len(starts), horizon)
+    truth = starts[:, None] + np.arange(1, horizon + 1)[None]
+    dist = np.hypot(*(poses[best, :2] - poses[truth, :2]).transpose(2, 0, 1))
+    dyaw = np.abs(np.angle(np.exp(1j * (poses[best, 2] - poses[truth, 2]))))
+    return ((dist < 0.5) & (dyaw < math.radians(30))).sum(0), len(starts)
+
+
+def evaluate_world(models: dict, seed: int, steps: int) -> dict:
+    """Explore one held-out world; goal recognition and imagined links for each model."""
+    cfg = CollectConfig(steps=steps, seed=seed)
+    sim = make_simulation('default', HELD_OUT + seed, cfg.image_size, cfg.fov_deg)
+    try:
+        data = run_episode(sim, cfg, np.random.default_rng(HELD_OUT + seed))
+        places = choose_places(data['poses'], PLACE_SPACING)
+        rng = np.random.default_rng(seed)
+        goals = {'normal': goal_images(sim, data['poses'][places], rng)}
+        retexture(sim, rng)
+        goals['distractor'] = goal_images(sim, data['poses'][places], rng)
+        world, radius = sim.world, sim.robot_config.footprint_radius
+        physics_hz = sim.rates.physics_hz
+    finally:
+        sim.close()
+    known = list(zip(range(len(places) - 1), range(1, len(places))))
+    candidates = im.candidate_actions(horizon=8, turn_steps=4)
+
+    def reaches(world, pose_a, pose_b, actions) -> int:
+        end, blocked = integrate_actions(world, pose_a, actions, cfg.action_period, radius,
+                                         physics_hz)
+        return int(not blocked and np.hypot(end[0] - pose_b[0], end[1] - pose_b[1])
+                   < LINK_TOLERANCE)
+
+    out = {'places': len(places)}
+    # The hand-made appearance code of the cognitive map, matched by cosine similarity.
+    place_codes = np.stack([image_code(img) for img in data['images'][places]])
+    for look, imgs in goals.items():
+        sims = np.stack([image_code(g) for g in imgs]) @ place_codes.T
+        out[f'handmade_{look}_hits'] = int((sims.argmax(1) == np.arange(len(places))).sum())
+    for name, model in models.items():
+        size = model.config.image_size
+        images = wm.resize_images(data['images'], size)
+        memory = im.place_memory(model, images, data['actions'], places)
+        for look, imgs in goals.items():
+            small = wm.resize_images(imgs, size)
+            hits = [int(np.argmin(im.goal_preference(model, memory, g)[0])) == k
+                    for k, g in enumerate(small)]
+            out[f'{name}_{look}_hits'] = int(sum(hits))
+            with torch.no_grad():  # the encoder alone, as a drop-in place code
+                codes = torch.nn.functional.normalize(
+                    wm.embed_observation(model, memory.images), dim=-1)
+                goal_codes = torch.nn.functional.normalize(
+                    wm.embed_observation(model, small), dim=-1)
+            best = (goal_codes @ codes.T).argmax(1).numpy()
+            out[f'{name}_embedding_{look}_hits'] = int((best == np.arange(len(places))).sum())
+        hits, n = open_loop_hits(model, images, data['actions'], data['poses'], HORIZON)
+        out[f'{name}_open_loop_hits'] = hits
+        out['open_loop_starts'] = n
+        place_poses = data['poses'][places]
+        for mode, kwargs in (('', {'place_poses': place_poses,
+                                   'action_period': cfg.action_period}),
+                             ('_visual_only', {})):
+            proposals = im.propose_links(model, memory, candidates, known=known,
+                                         threshold=min(THRESHOLDS), **kwargs)
+            for threshold in THRESHOLDS:
+                chosen = [q for q in proposals if q.confidence >= threshold]
+                out[f'{name}{mode}_links@{threshold}'] = len(chosen)
+                out[f'{name}{mode}_links_correct@{threshold}'] = sum(
+                    reaches(world, place_poses[q.a], place_poses[q.b], q.actions)
+                    for q in chosen)
+    # Pose only: the candidate prefix whose dead-reckoned end is nearest to b, if within
+    # 1 m (what odometry alone would propose, ignoring walls and doors).
+    pose_links = pose_correct = 0
+    for a in range(len(places)):
+        ends = [im.dead_reckon(place_poses[a], seq, cfg.action_period) for seq in candidates]
+        for b in range(len(places)):
+            if a == b or abs(a - b) == 1:
+                continue
+            d = np.array([np.hypot(*(e[:, :2] - place_poses[b, :2]).T) for e in ends])
+            k, h = np.unravel_index(int(np.argmin(d)), d.shape)
+            if d[k, h] < LINK_TOLERANCE:
+                pose_links += 1
+                pose_correct += reaches(world, place_poses[a], place_poses[b],
+                                        candidates[k, :h + 1])
+    out['pose_only_links'], out['pose_only_correct'] = pose_links, pose_correct
+    # Chance: how often a random (unknown pair, candidate, horizon) would be a true link.
+    hits = total = 0
+    xy = data['poses'][places, :2]
+    for a in range(len(places)):
+        others = np.array([b for b in range(len(places)) if b != a and abs(a - b) != 1])
+        if not len(others):
+            continue
+        for seq in candidates:
+            ends, blocked = trace_actions(world, data['poses'][places[a]], seq,
+                                          cfg.action_period, radius, physics_hz)
+            near = np.hypot(*(ends[:, None, :2] - xy[None, others]).transpose(2, 0, 1))
+            hits += int(((near < LINK_TOLERANCE) & ~blocked[:, None]).sum())
+            total += near.size
+    out['chance_hits'], out['chance_total'] = hits, total
+    return out
+
+
+def body(args) -> dict:
+    """Run every part; return the figures."""
+    torch.set_num_threads(1)
+    models = {name: wm.load_checkpoint(args.weights_dir / f'world_model_{name}.pt'
+                                       if args.weights_dir else wm.shipped_weights(name),
+                                       objective=name)[0]
+              for name in ('contrastive', 'likelihood')}
+    figures = representation_figures(models)
+    progress(f'representation MACs: likelihood {figures["macs_likelihood"]:,}, contrastive '
+             f'{figures["macs_contrastive"]:,} '
+             f'(x{figures["macs_ratio_likelihood_over_contrastive"]})')
+    figures.update(training_speed(models, 3 if args.quick else 10))
+    progress(f'training s/step: {figures["train_s_per_step_likelihood"]} vs '
+             f'{figures["train_s_per_step_contrastive"]}')
+    seeds = list(args.seeds)[:2] if args.quick else list(args.seeds)
+    steps = 120 if args.quick else 200
+    totals: dict = {}
+    for seed in seeds:
+        res = evaluate_world(models, seed, steps)
+        progress(f'world {seed}: ' + ', '.join(f'{k} {v}' for k, v in res.items()
+                                               if not isinstance(v, np.ndarray)))
+        for k, v in res.items():
+            totals[k] = totals.get(k, 0) + v
+    n = max(totals['places'], 1)
+    for name in models:
+        for look in ('normal', 'distractor'):
+            key = f'goal_image_success_{name}' if look == 'normal' else \
+                f'goal_image_success_distractor_{name}'
+            figures[key] = round(totals[f'{name}_{look}_hits'] / n, 3)
+        for mode in ('', '_visual_only'):
+            for threshold in THRESHOLDS:
+                links = totals[f'{name}{mode}_links@{threshold}']
+                suffix = mode + ('' if threshold == THRESHOLDS[0] else f'_at_{threshold}')
+                figures[f'imagined_links_{name}{suffix}'] = links
+                figures[f'imagined_link_precision_{name}{suffix}'] = (
+                    round(totals[f'{name}{mode}_links_correct@{threshold}'] / links, 3)
+                    if links else None)
+        figures[f'open_loop_accuracy_by_horizon_{name}'] = [
+            round(float(h) / max(totals['open_loop_starts'], 1), 3)
+            for h in totals[f'{name}_open_loop_hits']]
+    figures['imagined_links_pose_only'] = totals['pose_only_links']
+    figures['imagined_link_precision_pose_only'] = round(
+        totals['pose_only_correct'] / max(totals['pose_only_links'], 1), 3)
+    figures['imagined_link_chance_precision'] = round(
+        totals['chance_hits'] / max(totals['chance_total'], 1), 3)
+    for name in ('handmade', 'contrastive_embedding', 'likelihood_embedding'):
+        figures[f'goal_image_success_{name}'] = round(totals[f'{name}_normal_hits'] / n, 3)
+        figures[f'goal_image_success_distractor_{name}'] = round(
+            totals[f'{name}_distractor_hits'] / n, 3)
+    figures['goal_image_success_distractor'] = figures['goal_image_success_distractor_contrastive']
+    figures['goal_image_places'] = totals['places']
+    figures['goal_image_metric'] = 'place recognition accuracy (argmin goal EFE == true place)'
+    figures['worlds'] = len(seeds)
+    return figures
+
+
+def main(argv=None) -> int:
+    """Entry point: ``embodied-aif bench world_model``."""
+    parser = make_parser('world_model', __doc__.strip().splitlines()[0], '0:6')
+    parser.add_argument('--weights-dir', type=Path,
+                        default=None, help='directory with world_model_<objective>.pt '
+                                           '(default: the shipped weights)')
+    return run_benchmark(body, parser, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

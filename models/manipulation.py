@@ -1,0 +1,820 @@
+"""Arm kinematics and motion for the Franka Panda: FK, IK, grasp poses, trajectories, collisions.
+
+Pure numpy (a real robot has no physics engine): everything here works on 4x4 homogeneous
+matrices in the robot's base frame (``base_link``: x forward, z up) and on 7-vectors of joint
+positions (radians).
+
+- :func:`panda_arm` builds an :class:`ArmModel`: the kinematic chain of the Panda written from
+  the joint origins of its URDF (franka_panda/panda.urdf of pybullet_data; equivalently Craig's
+  modified DH table a = (0, 0, 0, 0.0825, -0.0825, 0, 0.088), d = (0.333, 0, 0.316, 0, 0.384,
+  0, 0), alpha = (0, -pi/2, pi/2, pi/2, -pi/2, pi/2, pi/2)), the flange, hand and grasp-target
+  offsets, the joint limits and a set of collision spheres per link; ``mount`` places the arm's
+  ``panda_link0`` in the base frame.
+- :func:`forward_kinematics` and :func:`jacobian`; :func:`solve_ik`: damped least squares with
+  joint limits, a null-space pull towards a rest posture and seeded restarts.
+- :func:`grasp_candidates` / :func:`place_candidates`: top-down and side approach, grasp, lift,
+  release and retreat poses from an :class:`ObjectBox` (the object belief in the base frame).
+- :func:`time_parameterise`: rest-to-rest, joint-synchronised trapezoidal profiles under
+  velocity and acceleration limits, sampled at a fixed period.
+- :func:`first_collision`: the arm's link spheres against axis-aligned boxes (the table top
+  under the object, the robot's own base and mast, other objects), densely along a path.
+- :func:`plan_pick` / :func:`plan_place` put these together and return a :class:`MotionPlan`
+  or a :class:`PlanFailure` with a reason code.
+
+The tool frame is ``panda_grasptarget``: its z axis points from the palm towards the
+fingertips (the approach direction), its y axis is the direction in which the fingers close.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ARM_JOINTS = tuple(f'panda_joint{i}' for i in range(1, 8))
+FINGER_JOINTS = ('panda_finger_joint1', 'panda_finger_joint2')
+READY = (0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785)
+# Hand pointing down 0.32 m ahead of and 0.63 m above the mount: held objects clear tables.
+CARRY = (0.0, -0.9, 0.0, -2.0, 0.0, 1.1, 0.785)
+# The 7 revolute joints: origin (xyz, rpy) of each child link in its parent link; axes are z.
+PANDA_JOINT_ORIGINS = (
+    ((0.0, 0.0, 0.333), (0.0, 0.0, 0.0)),
+    ((0.0, 0.0, 0.0), (-math.pi / 2, 0.0, 0.0)),
+    ((0.0, -0.316, 0.0), (math.pi / 2, 0.0, 0.0)),
+    ((0.0825, 0.0, 0.0), (math.pi / 2, 0.0, 0.0)),
+    ((-0.0825, 0.384, 0.0), (-math.pi / 2, 0.0, 0.0)),
+    ((0.0, 0.0, 0.0), (math.pi / 2, 0.0, 0.0)),
+    ((0.088, 0.0, 0.0), (math.pi / 2, 0.0, 0.0)),
+)
+PANDA_FLANGE = ((0.0, 0.0, 0.107), (0.0, 0.0, 0.0))         # link7 -> link8 (flange)
+PANDA_HAND = ((0.0, 0.0, 0.0), (0.0, 0.0, -math.pi / 4))     # link8 -> panda_hand
+PANDA_GRASP_TARGET = ((0.0, 0.0, 0.105), (0.0, 0.0, 0.0))    # panda_hand -> grasp target
+PANDA_LOWER = (-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671)
+PANDA_UPPER = (2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671)
+PANDA_MAX_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+PANDA_MAX_ACCELERATION = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
+PANDA_MAX_WIDTH = 0.08
+# Collision spheres (frame, x, y, z, radius): frames 1..7 are panda_link1..7, 8 the hand,
+# 9 the grasp target (fingertips). A rough, slightly generous cover of the links.
+PANDA_SPHERES = (
+    (1, 0.0, 0.0, -0.10, 0.07), (1, 0.0, 0.0, 0.0, 0.07),
+    (2, 0.0, -0.12, 0.0, 0.06), (2, 0.0, -0.22, 0.0, 0.06),
+    (3, 0.0, 0.0, -0.08, 0.065), (3, 0.0825, 0.0, 0.0, 0.065),
+    (4, 0.0, 0.0, 0.0, 0.065), (4, -0.0825, 0.10, 0.0, 0.06),
+    (5, 0.0, 0.03, -0.26, 0.055), (5, 0.0, 0.04, -0.17, 0.055), (5, 0.0, 0.02, -0.08, 0.05),
+    (5, 0.0, 0.0, 0.0, 0.06),
+    (6, 0.0, 0.0, 0.0, 0.06), (6, 0.088, 0.0, 0.0, 0.055),
+    (7, 0.0, 0.0, 0.07, 0.05),
+    (8, 0.0, 0.0, 0.025, 0.035), (8, 0.0, 0.06, 0.025, 0.035), (8, 0.0, -0.06, 0.025, 0.035),
+    (9, 0.0, 0.05, -0.03, 0.01), (9, 0.0, -0.05, -0.03, 0.01),
+    (9, 0.0, 0.05, -0.005, 0.01), (9, 0.0, -0.05, -0.005, 0.01),
+)
+FINGER_FRAME = 9
+N_FRAMES = 10  # link0, link1..link7, hand, grasp target
+
+
+def rpy_matrix(xyz: Sequence[float], rpy: Sequence[float]) -> np.ndarray:
+    """4x4 transform of a URDF origin (translation xyz, fixed-axis roll, pitch, yaw)."""
+    r, p, y = (float(v) for v in rpy)
+    cr, sr, cp, sp, cy, sy = (math.cos(r), math.sin(r), math.cos(p), math.sin(p),
+                              math.cos(y), math.sin(y))
+    m = np.eye(4)
+    m[:3, :3] = [[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                 [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                 [-sp, cp * sr, cp * cr]]
+    m[:3, 3] = xyz
+    return m
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    m = np.eye(4)
+    m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
+    return m
+
+
+def translation(xyz: Sequence[float]) -> np.ndarray:
+    """4x4 pure translation."""
+    m = np.eye(4)
+    m[:3, 3] = xyz
+    return m
+
+
+@dataclass(frozen=True)
+class ArmModel:
+    """A 7-joint serial arm: joint origins, tool offsets, limits, collision spheres, mount."""
+
+    origins: np.ndarray                      # (7, 4, 4) joint origins in the parent link
+    hand: np.ndarray                         # (4, 4) link7 -> hand
+    tool: np.ndarray                         # (4, 4) hand -> grasp target
+    lower: np.ndarray                        # (7,) joint limits, rad
+    upper: np.ndarray
+    max_velocity: np.ndarray                 # (7,) rad/s
+    max_acceleration: np.ndarray             # (7,) rad/s^2
+    sphere_frames: np.ndarray                # (n,) frame index 1..9 of each sphere
+    sphere_centres: np.ndarray               # (n, 3) centres in their frames
+    sphere_radii: np.ndarray                 # (n,)
+    mount: np.ndarray = field(default_factory=lambda: np.eye(4))  # base -> link0
+    rest: np.ndarray = field(default_factory=lambda: np.array(READY))
+    max_width: float = PANDA_MAX_WIDTH
+
+    def __post_init__(self):
+        shapes = {'origins': (7, 4, 4), 'hand': (4, 4), 'tool': (4, 4), 'lower': (7,),
+                  'upper': (7,), 'max_velocity': (7,), 'max_acceleration': (7,),
+                  'mount': (4, 4), 'rest': (7,)}
+        for name, shape in shapes.items():
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != shape or not np.all(np.isfinite(value)):
+                raise ValueError(f'{name} must be a finite array of shape {shape}, got '
+                                 f'shape {value.shape}')
+            object.__setattr__(self, name, value)
+        if np.any(self.lower >= self.upper):
+            raise ValueError(f'lower limits {self.lower.tolist()} must be below upper '
+                             f'{self.upper.tolist()}')
+        if np.any(self.max_velocity <= 0) or np.any(self.max_acceleration <= 0):
+            raise ValueError('max_velocity and max_acceleration must be > 0')
+        frames = np.asarray(self.sphere_frames, dtype=int).reshape(-1)
+        centres = np.asarray(self.sphere_centres, dtype=float).reshape(-1, 3)
+        radii = np.asarray(self.sphere_radii, dtype=float).reshape(-1)
+        if not len(frames) == len(centres) == len(radii):
+            raise ValueError(f'sphere arrays disagree: {len(frames)} frames, {len(centres)} '
+                             f'centres, {len(radii)} radii')
+        if np.any((frames < 1) | (frames >= N_FRAMES)) or np.any(radii <= 0):
+            raise ValueError(f'sphere frames must be in 1..{N_FRAMES - 1} and radii > 0')
+        object.__setattr__(self, 'sphere_frames', frames)
+        object.__setattr__(self, 'sphere_centres', centres)
+        object.__setattr__(self, 'sphere_radii', radii)
+        if not 0 < self.max_width <= 0.5:
+            raise ValueError(f'max_width must be in (0, 0.5] m, got {self.max_width}')
+
+    def clip(self, q) -> np.ndarray:
+        """Joint positions clipped to the limits."""
+        return np.clip(np.asarray(q, dtype=float), self.lower, self.upper)
+
+    def within_limits(self, q, tolerance: float = 1e-6) -> bool:
+        """Whether q lies within the joint limits."""
+        q = np.asarray(q, dtype=float)
+        return bool(np.all(q >= self.lower - tolerance) and np.all(q <= self.upper + tolerance))
+
+
+def panda_arm(mount=None, velocity_scale: float = 1.0,
+              acceleration_scale: float = 1.0) -> ArmModel:
+    """The Franka Panda with its grasp target as the tool; ``mount``: base -> panda_link0."""
+    if not (0 < velocity_scale <= 1 and 0 < acceleration_scale <= 1):
+        raise ValueError(f'velocity_scale {velocity_scale} and acceleration_scale '
+                         f'{acceleration_scale} must be in (0, 1]')
+    spheres = np.array(PANDA_SPHERES)
+    return ArmModel(
+        origins=np.stack([rpy_matrix(*o) for o in PANDA_JOINT_ORIGINS]),
+        hand=rpy_matrix(*PANDA_FLANGE) @ rpy_matrix(*PANDA_HAND),
+        tool=rpy_matrix(*PANDA_GRASP_TARGET),
+        lower=np.array(PANDA_LOWER), upper=np.array(PANDA_UPPER),
+        max_velocity=velocity_scale * np.array(PANDA_MAX_VELOCITY),
+        max_acceleration=acceleration_scale * np.array(PANDA_MAX_ACCELERATION),
+        sphere_frames=spheres[:, 0].astype(int), sphere_centres=spheres[:, 1:4],
+        sphere_radii=spheres[:, 4], mount=np.eye(4) if mount is None else mount)
+
+
+# ---------------------------------------------------------------------------- kinematics
+def forward_kinematics(arm: ArmModel, q) -> np.ndarray:
+    """Frames (10, 4, 4) in the base frame: link0, link1..link7, hand, grasp target."""
+    q = np.asarray(q, dtype=float).reshape(-1)
+    if q.shape != (7,):
+        raise ValueError(f'q must have 7 joint positions, got shape {q.shape}')
+    frames = np.empty((N_FRAMES, 4, 4))
+    frames[0] = arm.mount
+    for i in range(7):
+        frames[i + 1] = frames[i] @ arm.origins[i] @ _rot_z(q[i])
+    frames[8] = frames[7] @ arm.hand
+    frames[9] = frames[8] @ arm.tool
+    return frames
+
+
+def tool_pose(arm: ArmModel, q) -> np.ndarray:
+    """4x4 pose of the grasp target in the base frame."""
+    return forward_kinematics(arm, q)[9]
+
+
+def jacobian(arm: ArmModel, q, frames: np.ndarray | None = None) -> np.ndarray:
+    """Geometric Jacobian (6, 7) of the grasp target: rows (linear xyz, angular xyz)."""
+    frames = forward_kinematics(arm, q) if frames is None else frames
+    tip = frames[9, :3, 3]
+    axes = frames[1:8, :3, 2]
+    origins = frames[1:8, :3, 3]
+    return np.vstack([np.cross(axes, tip - origins).T, axes.T])
+
+
+def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Rotation vector w (3,) with exp([w]) @ current = target (3x3 rotations)."""
+    r = np.asarray(target)[:3, :3] @ np.asarray(current)[:3, :3].T
+    cos = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
+    angle = math.acos(cos)
+    skew = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    if angle < 1e-9:
+        return 0.5 * skew
+    if angle < math.pi - 1e-4:
+        return angle / (2.0 * math.sin(angle)) * skew
+    # near pi: the axis is the column of (r + I) / 2 with the largest norm
+    sym = (r + np.eye(3)) / 2.0
+    k = int(np.argmax(np.diag(sym)))
+    axis = sym[:, k] / math.sqrt(max(sym[k, k], 1e-12))
+    if axis @ skew < 0:
+        axis = -axis
+    return angle * axis / np.linalg.norm(axis)
+
+
+def pose_error(target: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """(position error m, orientation error rad) between two 4x4 poses."""
+    return (float(np.linalg.norm(target[:3, 3] - current[:3, 3])),
+            float(np.linalg.norm(rotation_error(target, current))))
+
+
+@dataclass(frozen=True)
+class IkConfig:
+    """Damped least squares settings and the acceptance tolerances."""
+
+    accept_position: float = 0.005      # m: a solution farther than this is unreachable
+    accept_orientation: float = 0.05    # rad
+    converge_position: float = 2e-4     # m: stop iterating below these
+    converge_orientation: float = 2e-3  # rad
+    damping: float = 0.02
+    max_iterations: int = 150
+    restarts: int = 6
+    max_step: float = 0.25               # rad per iteration (largest joint change)
+    nullspace_gain: float = 0.05
+    limit_margin: float = 0.01           # rad kept from the joint limits
+
+    def __post_init__(self):
+        for name in ('accept_position', 'accept_orientation', 'converge_position',
+                     'converge_orientation', 'damping', 'max_step'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'{name} must be finite and > 0, got {value!r}')
+        if self.max_iterations < 1 or self.restarts < 0:
+            raise ValueError(f'max_iterations {self.max_iterations} must be >= 1, restarts '
+                             f'{self.restarts} >= 0')
+        if not 0 <= self.nullspace_gain <= 1 or not 0 <= self.limit_margin < 0.5:
+            raise ValueError('nullspace_gain must be in [0, 1], limit_margin in [0, 0.5)')
+
+
+@dataclass(frozen=True)
+class IkResult:
+    """An IK answer: joints, remaining errors, whether within the acceptance tolerances."""
+
+    q: np.ndarray
+    position_error: float
+    orientation_error: float
+    success: bool
+    iterations: int
+
+
+def _dls(arm: ArmModel, target: np.ndarray, q0: np.ndarray, config: IkConfig,
+         lower: np.ndarray, upper: np.ndarray) -> IkResult:
+    q = np.clip(q0, lower, upper)
+    lam2 = config.damping ** 2
+    eye6 = np.eye(6)
+    it = 0
+    for it in range(1, config.max_iterations + 1):  # noqa: B007 - reported below
+        frames = forward_kinematics(arm, q)
+        e_p = target[:3, 3] - frames[9, :3, 3]
+        e_o = rotation_error(target, frames[9])
+        if np.linalg.norm(e_p) < config.converge_position and \
+                np.linalg.norm(e_o) < config.converge_orientation:
+            break
+        j = jacobian(arm, q, frames)
+        jjt = j @ j.T + lam2 * eye6
+        pinv = j.T @ np.linalg.solve(jjt, eye6)
+        dq = pinv @ np.concatenate([e_p, e_o])
+        # the posture pull fades out near the target (the damped pseudo-inverse is not an exact
+        # projector, so a constant pull would stall the last millimetres)
+        fade = min(1.0, float(np.linalg.norm(e_p)) / 0.05)
+        dq += (np.eye(7) - pinv @ j) @ (fade * config.nullspace_gain * (arm.rest - q))
+        step = float(np.max(np.abs(dq)))
+        if step > config.max_step:
+            dq *= config.max_step / step
+        q = np.clip(q + dq, lower, upper)
+    pos, ori = pose_error(target, tool_pose(arm, q))
+    ok = pos <= config.accept_position and ori <= config.accept_orientation
+    return IkResult(q, pos, ori, ok, it)
+
+
+def solve_ik(arm: ArmModel, target: np.ndarray, seeds: Sequence = (),
+             config: IkConfig | None = None, rng: np.random.Generator | None = None
+             ) -> IkResult:
+    """Joint positions putting the grasp target at ``target`` (4x4, base frame).
+
+    Tries each seed, then the rest posture, then ``config.restarts`` random configurations
+    from ``rng`` (seeded; default ``default_rng(0)``); returns the first accepted solution,
+    or the best attempt with ``success=False`` when the pose is out of reach.
+    """
+    config = config or IkConfig()
+    target = np.asarray(target, dtype=float)
+    if target.shape != (4, 4) or not np.all(np.isfinite(target)):
+        raise ValueError(f'target must be a finite 4x4 matrix, got shape {target.shape}')
+    rng = rng if rng is not None else np.random.default_rng(0)
+    lower = arm.lower + config.limit_margin
+    upper = arm.upper - config.limit_margin
+    starts = [np.asarray(s, dtype=float).reshape(7) for s in seeds] + [arm.rest]
+    starts += [rng.uniform(lower, upper) for _ in range(config.restarts)]
+    best = None
+    for start in starts:
+        result = _dls(arm, target, start, config, lower, upper)
+        if result.success:
+            return result
+        if best is None or result.position_error + 0.1 * result.orientation_error < \
+                best.position_error + 0.1 * best.orientation_error:
+            best = result
+    return best
+
+
+# ---------------------------------------------------------------------------- geometry
+def _wrap(angle: float) -> float:
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+def yaw_of(rotation) -> float:
+    """Yaw (about z) of a 3x3 rotation (or 4x4 pose)."""
+    r = np.asarray(rotation)
+    return math.atan2(r[1, 0], r[0, 0])
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    """An object belief in the base frame: centre (m), extent of its box (m), yaw (rad)."""
+
+    center: np.ndarray
+    extent: np.ndarray
+    yaw: float = 0.0
+
+    def __post_init__(self):
+        c = np.asarray(self.center, dtype=float).reshape(-1)
+        e = np.asarray(self.extent, dtype=float).reshape(-1)
+        if c.shape != (3,) or e.shape != (3,):
+            raise ValueError(f'center and extent must have 3 values, got shapes {c.shape}, '
+                             f'{e.shape}')
+        if not (np.all(np.isfinite(c)) and np.all(np.isfinite(e)) and math.isfinite(self.yaw)):
+            raise ValueError('center, extent and yaw must be finite')
+        if np.any(e <= 0):
+            raise ValueError(f'extent must be > 0, got {e.tolist()}')
+        object.__setattr__(self, 'center', c)
+        object.__setattr__(self, 'extent', e)
+        object.__setattr__(self, 'yaw', float(self.yaw))
+
+    @property
+    def bottom(self) -> float:
+        """Height of the object's underside (the support surface)."""
+        return float(self.center[2] - self.extent[2] / 2)
+
+    @property
+    def top(self) -> float:
+        """Height of the object's top."""
+        return float(self.center[2] + self.extent[2] / 2)
+
+    def width_along(self, angle: float) -> float:
+        """Horizontal size of the box along the direction at ``angle`` (rad, base frame)."""
+        d = angle - self.yaw
+        return abs(math.cos(d)) * self.extent[0] + abs(math.sin(d)) * self.extent[1]
+
+    def box(self, margin: float = 0.0, name: str = 'object') -> Box:
+        """The axis-aligned box (base frame) around the object, grown by ``margin``."""
+        half = np.array([self.width_along(0.0), self.width_along(math.pi / 2),
+                         self.extent[2]]) / 2 + margin
+        return Box(self.center - half, self.center + half, name)
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned obstacle box in the base frame; spheres of ``ignore_frames`` skip it."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    name: str = 'box'
+    ignore_frames: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        lo = np.asarray(self.lower, dtype=float).reshape(-1)
+        hi = np.asarray(self.upper, dtype=float).reshape(-1)
+        if lo.shape != (3,) or hi.shape != (3,) or np.any(hi < lo) or \
+                not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ValueError(f'box {self.name!r}: lower {lo.tolist()} and upper {hi.tolist()} '
+                             'must be finite 3-vectors with lower <= upper')
+        object.__setattr__(self, 'lower', lo)
+        object.__setattr__(self, 'upper', hi)
+
+
+def support_box(top: float, center_xy, near_x: float, depth: float = 0.8,
+                half_width: float = 0.8, name: str = 'support') -> Box:
+    """The table under an object, conservatively, as a box up to ``top``.
+
+    It reaches from ``near_x`` (the base's front edge) to ``depth`` beyond the object,
+    ``half_width`` to each side, and down to the floor.
+    """
+    cx, cy = float(center_xy[0]), float(center_xy[1])
+    return Box((near_x, cy - half_width, -1.0), (max(cx + depth, near_x), cy + half_width,
+                                                 top), name)
+
+
+# ---------------------------------------------------------------------------- collisions
+def sphere_positions(arm: ArmModel, q, frames: np.ndarray | None = None) -> np.ndarray:
+    """Centres (n, 3) of the arm's collision spheres in the base frame at q."""
+    frames = forward_kinematics(arm, q) if frames is None else frames
+    f = frames[arm.sphere_frames]
+    return np.einsum('nij,nj->ni', f[:, :3, :3], arm.sphere_centres) + f[:, :3, 3]
+
+
+def clearances(arm: ArmModel, q, boxes: Sequence[Box]) -> np.ndarray:
+    """Signed distance (n_spheres, n_boxes) of each sphere's surface to each box (< 0: inside).
+
+    Pairs a box ignores are +inf.
+    """
+    centres = sphere_positions(arm, q)
+    out = np.full((len(centres), len(boxes)), np.inf)
+    for k, box in enumerate(boxes):
+        inside = np.all((centres >= box.lower) & (centres <= box.upper), axis=1)
+        outside = np.linalg.norm(np.maximum(np.maximum(box.lower - centres,
+                                                       centres - box.upper), 0.0), axis=1)
+        depth = np.min(np.minimum(centres - box.lower, box.upper - centres), axis=1)
+        d = np.where(inside, -depth, outside) - arm.sphere_radii
+        skip = np.isin(arm.sphere_frames, box.ignore_frames)
+        out[:, k] = np.where(skip, np.inf, d)
+    return out
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Where a path first comes closer than the margin to an obstacle."""
+
+    index: int          # path sample index
+    q: np.ndarray
+    frame: int          # arm frame (1..7 link, 8 hand, 9 fingers)
+    box: str
+    clearance: float    # m (negative: penetration)
+
+    def describe(self) -> str:
+        """One line for a failure reason."""
+        names = {8: 'hand', 9: 'fingers'}
+        link = names.get(self.frame, f'panda_link{self.frame}')
+        return f'{link} within {self.clearance:+.3f} m of {self.box}'
+
+
+def interpolate_path(waypoints, resolution: float = 0.05) -> np.ndarray:
+    """Joint-space path through the waypoints; no joint moves more than ``resolution`` rad."""
+    w = np.asarray(waypoints, dtype=float).reshape(-1, 7)
+    out = [w[0]]
+    for a, b in zip(w[:-1], w[1:]):
+        n = max(1, int(math.ceil(float(np.max(np.abs(b - a))) / resolution)))
+        out.extend(a + (b - a) * (k / n) for k in range(1, n + 1))
+    return np.array(out)
+
+
+def first_collision(arm: ArmModel, waypoints, boxes: Sequence[Box], margin: float = 0.0,
+                    resolution: float = 0.05, allow_start: bool = False) -> Collision | None:
+    """The first configuration along the joint-space path closer than ``margin`` to a box.
+
+    With ``allow_start``, sphere-box pairs already too close at the first configuration are
+    excused while they do not come closer still (leaving a stowed pose is allowed).
+    """
+    if not boxes:
+        return None
+    path = interpolate_path(waypoints, resolution)
+    excused = None
+    for i, q in enumerate(path):
+        c = clearances(arm, q, boxes)
+        if i == 0 and allow_start:
+            # the start may already be too close (a stowed arm): those sphere-box pairs are
+            # excused until they first clear, as long as they do not get closer
+            excused = c < margin
+            floor = np.where(excused, c, np.inf)
+        if excused is not None:
+            excused &= c < margin
+            worse = excused & (c < floor - 1e-3)
+            c = np.where(excused & ~worse, np.inf, c)
+        k = np.unravel_index(int(np.argmin(c)), c.shape)
+        if c[k] < margin:
+            return Collision(i, q, int(arm.sphere_frames[k[0]]), boxes[k[1]].name,
+                             float(c[k]))
+    return None
+
+
+# ---------------------------------------------------------------------------- trajectories
+@dataclass(frozen=True)
+class Trajectory:
+    """Joint trajectory samples: times (n,) from the start, positions and velocities (n, 7)."""
+
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+
+    @property
+    def duration(self) -> float:
+        """Time of the last sample (s)."""
+        return float(self.times[-1]) if len(self.times) else 0.0
+
+
+def time_parameterise(waypoints, max_velocity, max_acceleration, dt: float = 0.05
+                      ) -> Trajectory:
+    """Rest-to-rest trapezoidal profile through joint waypoints, joints synchronised per segment.
+
+    Each segment uses one normalised profile s(t) for every joint, with peak rate V and
+    acceleration A chosen so that ``|dq_j| * V <= v_j`` and ``|dq_j| * A <= a_j`` for all
+    joints and the duration ``1/V + V/A`` is the shortest (triangular when that is shorter).
+    Sampled every ``dt`` plus each segment's end; the first sample is the first waypoint at t = 0.
+    """
+    w = np.asarray(waypoints, dtype=float)
+    if w.ndim != 2 or w.shape[0] < 1 or not np.all(np.isfinite(w)):
+        raise ValueError(f'waypoints must be a finite (k, n) array, got shape {w.shape}')
+    vmax = np.broadcast_to(np.asarray(max_velocity, dtype=float), w.shape[1:])
+    amax = np.broadcast_to(np.asarray(max_acceleration, dtype=float), w.shape[1:])
+    if np.any(vmax <= 0) or np.any(amax <= 0) or not dt > 0:
+        raise ValueError('velocity and acceleration limits and dt must be > 0')
+    times, pos, vel = [0.0], [w[0]], [np.zeros(w.shape[1])]
+    t0 = 0.0
+    for a, b in zip(w[:-1], w[1:]):
+        d = b - a
+        dist = np.abs(d)
+        if float(np.max(dist)) < 1e-9:
+            continue
+        moving = dist > 1e-12
+        v_lim = float(np.min(vmax[moving] / dist[moving]))
+        a_lim = float(np.min(amax[moving] / dist[moving]))
+        v_peak = min(v_lim, math.sqrt(a_lim))
+        duration = 1.0 / v_peak + v_peak / a_lim
+        ramp = v_peak / a_lim
+        n = int(math.ceil(duration / dt - 1e-9))
+        for k in range(1, n + 1):
+            t = min(k * dt, duration)
+            if t < ramp:
+                s, ds = 0.5 * a_lim * t * t, a_lim * t
+            elif t <= duration - ramp:
+                s, ds = 0.5 * a_lim * ramp * ramp + v_peak * (t - ramp), v_peak
+            else:
+                r = duration - t
+                s, ds = 1.0 - 0.5 * a_lim * r * r, a_lim * r
+            times.append(t0 + t)
+            pos.append(a + d * s)
+            vel.append(d * ds)
+        t0 += duration
+    return Trajectory(np.array(times), np.array(pos), np.array(vel))
+
+
+# ---------------------------------------------------------------------------- grasps
+def top_down_pose(position, yaw: float) -> np.ndarray:
+    """Tool pose pointing straight down, fingers closing along the direction ``yaw``."""
+    y = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    m = np.eye(4)
+    m[:3, :3] = np.column_stack([np.cross(y, z), y, z])
+    m[:3, 3] = position
+    return m
+
+
+def side_pose(position, heading: float, flip: bool = False) -> np.ndarray:
+    """Tool pose approaching horizontally along ``heading``, fingers closing horizontally."""
+    z = np.array([math.cos(heading), math.sin(heading), 0.0])
+    y = np.array([-math.sin(heading), math.cos(heading), 0.0]) * (-1.0 if flip else 1.0)
+    m = np.eye(4)
+    m[:3, :3] = np.column_stack([np.cross(y, z), y, z])
+    m[:3, 3] = position
+    return m
+
+
+@dataclass(frozen=True)
+class GraspConfig:
+    """Geometry of grasping and placing (metres)."""
+
+    approach_distance: float = 0.10    # pre-grasp / pre-place offset against the approach
+    lift_height: float = 0.10
+    retreat_distance: float = 0.10
+    finger_clearance: float = 0.006    # free space each side of the object in the open gripper
+    finger_depth: float = 0.035        # how far the fingertips reach below an object's top
+    min_finger_height: float = 0.02    # fingertips above the support surface (top grasp)
+    side_min_height: float = 0.05      # grasp target above the support (side grasp)
+    place_clearance: float = 0.01      # object bottom above the surface when released
+    waypoint_spacing: float = 0.02     # Cartesian steps of the straight approach / lift
+
+    def __post_init__(self):
+        for name in ('approach_distance', 'lift_height', 'retreat_distance', 'finger_depth',
+                     'waypoint_spacing'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 1.0):
+                raise ValueError(f'{name} must be in (0, 1] m, got {value!r}')
+        for name in ('finger_clearance', 'min_finger_height', 'side_min_height',
+                     'place_clearance'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 0.5):
+                raise ValueError(f'{name} must be in [0, 0.5] m, got {value!r}')
+
+
+@dataclass(frozen=True)
+class GraspCandidate:
+    """Tool poses of one way to take (or put down) an object, base frame."""
+
+    kind: str                 # 'top' or 'side'
+    approach: np.ndarray      # pre-grasp / pre-place pose
+    contact: np.ndarray       # grasp / release pose
+    depart: np.ndarray        # lift / retreat pose
+    width: float = 0.0        # object width between the fingers (m)
+    tool_height: float = 0.0  # grasp target above the object's underside (m)
+
+
+def grasp_candidates(obj: ObjectBox, config: GraspConfig, max_width: float = PANDA_MAX_WIDTH,
+                     shoulder_xy=(0.12, 0.0)) -> list[GraspCandidate]:
+    """Grasp poses for an object, top-down ones first.
+
+    Top-down: fingers across each horizontal axis narrow enough, both hand flips. Side: from
+    the shoulder's direction. Empty when the object is too wide for the gripper.
+    """
+    fits = max_width - 2 * config.finger_clearance
+    out = []
+    top_z = max(obj.center[2], obj.top - config.finger_depth)
+    top_z = min(max(top_z, obj.bottom + config.min_finger_height), obj.top)
+    axes = sorted((obj.width_along(obj.yaw + k * math.pi / 2), obj.yaw + k * math.pi / 2)
+                  for k in (0, 1))
+    heading = math.atan2(obj.center[1] - shoulder_xy[1], obj.center[0] - shoulder_xy[0])
+    for width, angle in axes:
+        if width > fits:
+            continue
+        # of the two flips, first the one whose hand x axis points away from the robot
+        flips = sorted((_wrap(angle), _wrap(angle + math.pi)),
+                       key=lambda a: abs(_wrap(a - heading - math.pi / 2)))
+        for yaw in flips:
+            grasp = top_down_pose((obj.center[0], obj.center[1], top_z), yaw)
+            out.append(GraspCandidate(
+                'top', grasp @ translation((0, 0, -config.approach_distance)), grasp,
+                translation((0, 0, config.lift_height)) @ grasp, width, top_z - obj.bottom))
+    width = obj.width_along(heading + math.pi / 2)
+    if width <= fits:
+        z = min(max(obj.center[2], obj.bottom + config.side_min_height), obj.top)
+        for flip in (False, True):
+            grasp = side_pose((obj.center[0], obj.center[1], z), heading, flip)
+            out.append(GraspCandidate(
+                'side', grasp @ translation((0, 0, -config.approach_distance)), grasp,
+                translation((0, 0, config.lift_height)) @ grasp, width, z - obj.bottom))
+    return out
+
+
+def place_candidates(target, held: GraspCandidate, config: GraspConfig,
+                     shoulder_xy=(0.12, 0.0), yaws: int = 8) -> list[GraspCandidate]:
+    """Release poses for a held object at ``target`` (a point on the support, base frame).
+
+    The object's underside ends ``place_clearance`` above the target; the hand comes down from
+    above and retreats along its approach axis. Top grasps try ``yaws`` hand yaws; side grasps
+    face away from the shoulder.
+    """
+    target = np.asarray(target, dtype=float).reshape(3)
+    z = target[2] + held.tool_height + config.place_clearance
+    pos = np.array([target[0], target[1], z])
+    above = translation((0, 0, config.approach_distance))
+    out = []
+    if held.kind == 'top':
+        base = yaw_of(held.contact)
+        for k in range(yaws):
+            release = top_down_pose(pos, _wrap(base + k * 2 * math.pi / yaws))
+            out.append(GraspCandidate('top', above @ release, release,
+                                      release @ translation((0, 0, -config.retreat_distance)),
+                                      held.width, held.tool_height))
+    else:
+        heading = math.atan2(target[1] - shoulder_xy[1], target[0] - shoulder_xy[0])
+        for flip in (False, True):
+            release = side_pose(pos, heading, flip)
+            out.append(GraspCandidate('side', above @ release, release,
+                                      release @ translation((0, 0, -config.retreat_distance)),
+                                      held.width, held.tool_height))
+    return out
+
+
+# ---------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class MotionPlan:
+    """A pick or place: the chosen candidate and joint waypoints of each arm motion.
+
+    ``transit``: from the start to the approach pose (through ``via`` if the direct path
+    collides); ``approach``: the straight move to contact; ``depart``: lift or retreat.
+    """
+
+    candidate: GraspCandidate
+    transit: np.ndarray
+    approach: np.ndarray
+    depart: np.ndarray
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """Why no plan was found: ``reason`` is 'unreachable' or 'collision'."""
+
+    reason: str
+    message: str
+
+
+def max_reach(arm: ArmModel) -> float:
+    """An upper bound of the tool's distance from the shoulder (joint 2), m."""
+    links = [np.linalg.norm(o[:3, 3]) for o in arm.origins[2:]]
+    return float(sum(links) + np.linalg.norm(arm.hand[:3, 3]) + np.linalg.norm(arm.tool[:3, 3]))
+
+
+def cartesian_path(arm: ArmModel, start_q, start: np.ndarray, goal: np.ndarray,
+                   config: GraspConfig, ik: IkConfig) -> np.ndarray | None:
+    """Joint waypoints along the straight line from pose ``start`` to ``goal``.
+
+    The orientation is that of ``start``; each waypoint is solved from the previous one.
+    None when a step fails or jumps.
+    """
+    distance = float(np.linalg.norm(goal[:3, 3] - start[:3, 3]))
+    n = max(1, int(math.ceil(distance / config.waypoint_spacing)))
+    local = dataclasses.replace(ik, restarts=0)
+    out = [np.asarray(start_q, dtype=float)]
+    for k in range(1, n + 1):
+        pose = start.copy()
+        pose[:3, 3] = start[:3, 3] + (goal[:3, 3] - start[:3, 3]) * (k / n)
+        result = _dls(arm, pose, out[-1], local, arm.lower + ik.limit_margin,
+                      arm.upper - ik.limit_margin)
+        if not result.success or float(np.max(np.abs(result.q - out[-1]))) > 0.5:
+            return None
+        out.append(result.q)
+    return np.array(out)
+
+
+def _plan(arm: ArmModel, q_start, candidates: Sequence[GraspCandidate],
+          transit_boxes: Sequence[Box], contact_boxes: Sequence[Box], depart_boxes: Sequence[Box],
+          config: GraspConfig, ik: IkConfig, margin: float, via, rng, what: str
+          ) -> MotionPlan | PlanFailure:
+    q_start = np.asarray(q_start, dtype=float)
+    if not candidates:
+        return PlanFailure('unreachable', f'no {what} pose fits the gripper')
+    shoulder = forward_kinematics(arm, q_start)[2, :3, 3]
+    gap = min(float(np.linalg.norm(c.approach[:3, 3] - shoulder)) for c in candidates) - \
+        max_reach(arm)
+    if gap > 0:
+        return PlanFailure('unreachable', f'{what} pose {gap:.2f} m beyond the arm\'s reach')
+    best_ik, collisions = None, []
+    for cand in candidates:
+        first = solve_ik(arm, cand.approach, (q_start,), ik, rng)
+        if not first.success:
+            if best_ik is None or first.position_error < best_ik.position_error:
+                best_ik = first
+            continue
+        approach = cartesian_path(arm, first.q, cand.approach, cand.contact, config, ik)
+        if approach is None:
+            continue
+        depart = cartesian_path(arm, approach[-1], cand.contact, cand.depart, config, ik)
+        if depart is None:
+            continue
+        hit = first_collision(arm, approach, contact_boxes, margin) or \
+            first_collision(arm, depart, depart_boxes, margin)
+        if hit is not None:
+            collisions.append(f'{cand.kind}: {hit.describe()}')
+            continue
+        for transit in ([q_start, first.q], [q_start, via, first.q]):
+            if via is None and len(transit) == 3:
+                continue
+            hit = first_collision(arm, transit, transit_boxes, margin, allow_start=True)
+            if hit is None:
+                return MotionPlan(cand, np.array(transit, dtype=float), approach, depart)
+        collisions.append(f'{cand.kind} transit: {hit.describe()}')
+    if collisions:
+        return PlanFailure('collision', f'every reachable {what} collides: '
+                           + '; '.join(collisions[:3]))
+    if best_ik is None:
+        return PlanFailure('unreachable', f'no straight {what} approach is reachable')
+    return PlanFailure('unreachable', f'{what} pose out of reach: best IK leaves '
+                       f'{best_ik.position_error:.3f} m, {best_ik.orientation_error:.2f} rad')
+
+
+def plan_pick(arm: ArmModel, q_start, obj: ObjectBox, obstacles: Sequence[Box],
+              support: Box | None, config: GraspConfig | None = None,
+              ik: IkConfig | None = None, margin: float = 0.005, via=READY,
+              rng: np.random.Generator | None = None) -> MotionPlan | PlanFailure:
+    """Plan transit -> pre-grasp -> grasp -> lift for ``obj``.
+
+    ``obstacles`` (robot base, other objects) are avoided on every motion; the ``support``
+    (table top) too, except that the fingers may go down beside the object to its bottom plus
+    ``min_finger_height``; the object itself is avoided during the transit only.
+    """
+    config = config or GraspConfig()
+    ik = ik or IkConfig()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    shoulder = tuple(arm.mount[:2, 3])
+    cands = grasp_candidates(obj, config, arm.max_width, shoulder)
+    table = [] if support is None else [support]
+    target = obj.box(0.0, 'the target object')
+    hand_only = Box(target.lower, target.upper, target.name, ignore_frames=(FINGER_FRAME,))
+    return _plan(arm, q_start, cands, [*obstacles, *table, target],
+                 [*obstacles, *table, hand_only], [*obstacles, *table], config, ik, margin,
+                 via, rng, 'grasp')
+
+
+def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: Sequence[Box],
+               support: Box | None, config: GraspConfig | None = None,
+               ik: IkConfig | None = None, margin: float = 0.005, via=None,
+               rng: np.random.Generator | None = None) -> MotionPlan | PlanFailure:
+    """Plan transit -> above the target -> release pose -> retreat for a held object."""
+    config = config or GraspConfig()
+    ik = ik or IkConfig()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    shoulder = tuple(arm.mount[:2, 3])
+    cands = place_candidates(target, held, config, shoulder)
+    table = [] if support is None else [support]
+    return _plan(arm, q_start, cands, [*obstacles, *table], [*obstacles, *table],
+                 [*obstacles, *table], config, ik, margin, via, rng, 'place')

@@ -1,0 +1,195 @@
+"""Planar scan geometry and occupancy grids (pure numpy, no ROS).
+
+- :func:`scan_in_base` re-projects a scan from the laser mount to the base origin (which every
+  model of this stack assumes), on the same beams; :func:`compose_planar` composes planar poses.
+- :func:`beam_cells` / :func:`integrate_scan`: a log-odds occupancy grid (rows = y, columns =
+  x, centred on the frame's origin) updated by ray casting each beam; :func:`seen_cells` marks
+  what a scan observed (for coverage measures).
+- :func:`stall_points`, :func:`fuse_points`, :func:`clear_ahead`: obstacles the laser does not
+  see (a table top above the scan plane) kept as virtual returns in the scan.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Size and log-odds increments of the occupancy grid (metres, nats)."""
+
+    resolution: float = 0.1
+    size: float = 30.0
+    hit: float = 0.85
+    miss: float = -0.4
+    clamp: float = 5.0
+
+    def __post_init__(self):
+        if not (self.resolution > 0 and self.size > self.resolution and self.clamp > 0):
+            raise ValueError(f'GridConfig needs resolution > 0, size > resolution, clamp > 0; '
+                             f'got {self.resolution}, {self.size}, {self.clamp}')
+
+
+def empty_grid(config: GridConfig) -> np.ndarray:
+    """Return a zero log-odds grid (rows = y, columns = x) centred on the frame's origin."""
+    n = int(round(config.size / config.resolution))
+    return np.zeros((n, n))
+
+
+def world_to_cell(xy, shape: tuple[int, int], resolution: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (row, col) indices of points (k, 2) on a grid centred on the origin (unchecked)."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    half_x, half_y = shape[1] * resolution / 2.0, shape[0] * resolution / 2.0
+    return (np.floor((xy[:, 1] + half_y) / resolution).astype(int),
+            np.floor((xy[:, 0] + half_x) / resolution).astype(int))
+
+
+def cell_to_world(rows, cols, shape: tuple[int, int], resolution: float) -> np.ndarray:
+    """Return the centres (k, 2) of grid cells (rows, cols) on a grid centred on the origin."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    half_x, half_y = shape[1] * resolution / 2.0, shape[0] * resolution / 2.0
+    return np.column_stack([(cols + 0.5) * resolution - half_x,
+                            (rows + 0.5) * resolution - half_y])
+
+
+def beam_cells(shape: tuple[int, int], pose, ranges: np.ndarray, angles: np.ndarray,
+               range_min: float, range_max: float, resolution: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Return boolean masks (free, occupied) of the cells a scan at ``pose`` passed / hit.
+
+    Cells along each beam before its return are free; the cell of the return is occupied
+    (beams without a return, +inf, are free up to ``range_max``); NaN beams and returns below
+    ``range_min`` carry no information. Points beyond the grid are ignored.
+    """
+    x, y, yaw = (float(v) for v in pose)
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    if r.shape != a.shape:
+        raise ValueError(f'ranges {r.shape} and angles {a.shape} differ in shape')
+    a = a + yaw
+    keep = ~np.isnan(r) & (r >= range_min)
+    r, a = r[keep], a[keep]
+    hit = r < range_max
+    reach = np.minimum(r, range_max)
+    steps = np.arange(0.0, range_max, resolution / 2)  # half a cell: no cell is skipped
+    along = steps[None, :] < (reach[:, None] - resolution / 2)
+    px = x + steps[None, :] * np.cos(a)[:, None]
+    py = y + steps[None, :] * np.sin(a)[:, None]
+
+    def mask(xs, ys):
+        out = np.zeros(shape, dtype=bool)
+        rows, cols = world_to_cell(np.column_stack([xs, ys]), shape, resolution)
+        ok = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
+        out[rows[ok], cols[ok]] = True
+        return out
+
+    free = mask(px[along], py[along])
+    occupied = mask(x + r[hit] * np.cos(a[hit]), y + r[hit] * np.sin(a[hit]))
+    return free & ~occupied, occupied
+
+
+def integrate_scan(logodds: np.ndarray, pose, ranges: np.ndarray, angles: np.ndarray,
+                   range_min: float, range_max: float, config: GridConfig) -> np.ndarray:
+    """Return the log-odds grid after one scan taken at ``pose`` (x, y, yaw) of the laser.
+
+    Free cells (see :func:`beam_cells`) get ``miss``, the cells of returns ``hit``; the result
+    is clipped to +-``clamp``.
+    """
+    free, occupied = beam_cells(logodds.shape, pose, ranges, angles, range_min, range_max,
+                                config.resolution)
+    out = logodds.copy()
+    out[free] += config.miss
+    out[occupied] += config.hit
+    return np.clip(out, -config.clamp, config.clamp)
+
+
+def seen_cells(shape: tuple[int, int], pose, ranges: np.ndarray, angles: np.ndarray,
+               range_min: float, range_max: float, resolution: float) -> np.ndarray:
+    """Return the mask of cells a scan observed (passed through or hit)."""
+    free, occupied = beam_cells(shape, pose, ranges, angles, range_min, range_max, resolution)
+    return free | occupied
+
+
+def compose_planar(pose, offset) -> np.ndarray:
+    """Return the planar pose ``pose`` (x, y, yaw) composed with ``offset`` in its frame."""
+    x, y, yaw = (float(v) for v in pose)
+    ox, oy, oyaw = (float(v) for v in offset)
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([x + c * ox - s * oy, y + s * ox + c * oy, yaw + oyaw])
+
+
+def scan_in_base(ranges: np.ndarray, angles: np.ndarray, laser_pose) -> np.ndarray:
+    """Return the ranges of a planar scan re-projected to the base origin, on the same beams.
+
+    ``laser_pose`` is (x, y, yaw) of the laser in the base frame. Every return is moved into the
+    base frame and kept in the beam nearest its bearing (the nearest return wins); beams that
+    receive no return are +inf (no return); NaN beams stay NaN (unknown). The models assume the
+    scan is taken at the base origin.
+    """
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    x, y, yaw = (float(v) for v in laser_pose)
+    if x == 0.0 and y == 0.0 and yaw == 0.0 or r.size < 2:
+        return r.copy()
+    out = np.full(r.shape, np.inf)
+    hit = np.isfinite(r)
+    px = x + r[hit] * np.cos(a[hit] + yaw)
+    py = y + r[hit] * np.sin(a[hit] + yaw)
+    step = (a[-1] - a[0]) / (a.size - 1)
+    beam = np.round((np.arctan2(py, px) - a[0]) / step).astype(int)
+    covers = abs(step * a.size - 2.0 * math.pi) < 1.5 * abs(step)  # a full circle wraps
+    beam = np.mod(beam, a.size) if covers else beam
+    ok = (beam >= 0) & (beam < a.size)
+    np.minimum.at(out, beam[ok], np.hypot(px, py)[ok])
+    out[np.isnan(r)] = np.nan
+    return out
+
+
+def stall_points(pose, distance: float, half_width: float, spacing: float = 0.05
+                 ) -> np.ndarray:
+    """Return frame points (k, 2) of a short virtual wall ``distance`` ahead of ``pose``.
+
+    Where the base stalls against something the scan does not show (a table top above the scan
+    plane), the wall is remembered as an obstacle for a while.
+    """
+    x, y, yaw = (float(v) for v in pose)
+    c, s = math.cos(yaw), math.sin(yaw)
+    lateral = np.arange(-half_width, half_width + 1e-9, spacing)
+    return np.column_stack([x + distance * c - lateral * s, y + distance * s + lateral * c])
+
+
+def fuse_points(ranges: np.ndarray, angles: np.ndarray, pose, points: np.ndarray,
+                range_max: float) -> np.ndarray:
+    """Return base-frame ``ranges`` with frame obstacle ``points`` added as returns.
+
+    Each point within ``range_max`` shortens the beam nearest to its bearing; NaN beams stay NaN.
+    """
+    out = np.asarray(ranges, dtype=float).copy()
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if len(pts) == 0 or out.size == 0:
+        return out
+    x, y, yaw = (float(v) for v in pose)
+    dist = np.hypot(pts[:, 0] - x, pts[:, 1] - y)
+    keep = dist < range_max
+    if not np.any(keep):
+        return out
+    bearing = np.arctan2(pts[keep, 1] - y, pts[keep, 0] - x) - yaw
+    diff = np.angle(np.exp(1j * (bearing[:, None] - np.asarray(angles, dtype=float)[None, :])))
+    np.minimum.at(out, np.argmin(np.abs(diff), axis=1), dist[keep])
+    return out
+
+
+def clear_ahead(ranges: np.ndarray, angles: np.ndarray, distance: float,
+                half_angle: float = math.pi / 4) -> bool:
+    """Return True when no return (NaN = unknown = blocking) lies within ``distance`` ahead."""
+    r = np.asarray(ranges, dtype=float)
+    ahead = np.abs(np.angle(np.exp(1j * np.asarray(angles, dtype=float)))) <= half_angle
+    near = np.isnan(r[ahead]) | (r[ahead] < distance)
+    return not bool(np.any(near))
+
+
+__all__ = ['GridConfig', 'beam_cells', 'cell_to_world', 'clear_ahead', 'compose_planar',
+           'empty_grid', 'fuse_points', 'integrate_scan', 'scan_in_base', 'seen_cells',
+           'stall_points', 'world_to_cell']

@@ -1,0 +1,612 @@
+"""manipulator: Pick and Place action servers for the arm and the gripper.
+
+Action servers (relative names, in the node's namespace):
+  pick  (embodied_aif_msgs/Pick):  grasp an object known to perception and lift it
+  place (embodied_aif_msgs/Place): put the held object down at a target pose on a surface
+Subscribes: objects (embodied_aif_msgs/ObjectBeliefArray: the perception node's beliefs),
+joint_states (sensor_msgs/JointState), /tf and /tf_static (the beliefs' frame into
+``base_frame``, and the arm's mount ``base_frame`` -> ``arm_base_frame``).
+Publishes: arm_controller/joint_trajectory (trajectory_msgs/JointTrajectory, positions and
+velocities, time-parameterised), gripper/command (std_msgs/Float64: opening width, m),
+/diagnostics.
+
+A goal is planned by :mod:`embodied_aif.models.manipulation` (top-down or side grasp poses
+from the object belief, IK, straight approach and lift, collision checks against the table
+under the object, the robot's base and mast and the other objects), then carried out one
+motion at a time, each followed on joint_states until it is reached (or timed out). The grasp
+is verified from signals a real robot has: the gripper's width after closing and after the
+lift (closed fully = nothing held), and, when perception updates the object's belief after the
+lift, that the object rose with the hand. One goal runs at a time.
+
+Results: ``success`` and a ``reason`` that starts with one of :data:`REASONS` followed by
+': ' and the details, e.g. ``unknown_object: no belief with id 'cup_9' (known: ...)``.
+Feedback: the phase (Pick: approach, grasp, lift, verify; Place: approach, release, retreat,
+verify) and the progress in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from embodied_aif.models import manipulation as mp
+from embodied_aif.models.transforms import matrix
+from embodied_aif.nodes._common import COMMAND_QOS, Param, ParamNode, node_main
+from embodied_aif.nodes._tf import TfBuffer, TfListener, TransformError
+from embodied_aif_msgs.action import Pick, Place
+from embodied_aif_msgs.msg import ObjectBeliefArray
+
+REASONS = ('unknown_object', 'unreachable', 'collision', 'grasp_failed', 'grasp_lost',
+           'nothing_held', 'timeout', 'no_input', 'busy', 'bad_goal', 'canceled', 'error')
+DEFAULT_BOXES = [-0.28, -0.21, 0.0, 0.28, 0.21, 0.30,    # the base (the arm's link1 ignores it)
+                 -0.25, -0.03, 0.30, -0.19, 0.03, 1.27]  # the mast of the head camera
+NS = 1_000_000_000
+
+
+class GoalError(Exception):
+    """A goal ends unsuccessfully: ``code`` is one of REASONS."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f'{code}: {message}')
+        self.code = code
+
+
+def boxes_from_list(values) -> list[mp.Box]:
+    """Boxes from a flat list [xmin, ymin, zmin, xmax, ymax, zmax, ...] (base frame)."""
+    values = [float(v) for v in values]
+    if len(values) % 6:
+        raise ValueError(f'base_boxes needs 6 numbers per box, got {len(values)}')
+    out = []
+    for k in range(0, len(values), 6):
+        out.append(mp.Box(values[k:k + 3], values[k + 3:k + 6], f'robot base box {k // 6}',
+                          ignore_frames=(1,)))
+    return out
+
+
+def belief_box(belief, t_base_frame: np.ndarray, default_extent: float) -> mp.ObjectBox:
+    """An ObjectBelief as an ObjectBox in the base frame (``t_base_frame``: 4x4)."""
+    pose = belief.pose.pose
+    quat = [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
+    if not np.all(np.isfinite(quat)) or np.linalg.norm(quat) < 1e-9:
+        quat = [0.0, 0.0, 0.0, 1.0]  # no orientation: the box is axis-aligned in its frame
+    t_obj = t_base_frame @ matrix([pose.position.x, pose.position.y, pose.position.z], quat)
+    ext = np.array([belief.extent.x, belief.extent.y, belief.extent.z], dtype=float)
+    if not np.all(np.isfinite(ext)) or np.any(ext <= 0):
+        ext = np.full(3, default_extent)
+    return mp.ObjectBox(t_obj[:3, 3], ext, mp.yaw_of(t_obj))
+
+
+class Manipulator(ParamNode):
+    """Pick and Place action servers driving the arm trajectory and gripper topics."""
+
+    PARAMETERS = (
+        Param('base_frame', 'base_link', 'robot base frame: planning frame', read_only=True),
+        Param('arm_base_frame', 'panda_link0', 'frame of the arm mount (looked up in TF)',
+              read_only=True),
+        Param('trajectory_topic', 'arm_controller/joint_trajectory', 'arm trajectory command',
+              read_only=True),
+        Param('gripper_topic', 'gripper/command', 'gripper opening width command (m)',
+              read_only=True),
+        Param('velocity_scale', 0.5, 'fraction of the joint velocity limits used', low=0.05,
+              high=1.0),
+        Param('acceleration_scale', 0.5, 'fraction of the joint acceleration limits used',
+              low=0.05, high=1.0),
+        Param('trajectory_period', 0.05, 'time between trajectory points, s', low=0.005,
+              high=0.5),
+        Param('approach_distance', 0.10, 'pre-grasp / pre-place offset, m', low=0.02, high=0.3),
+        Param('lift_height', 0.10, 'lift after grasping, m', low=0.02, high=0.3),
+        Param('retreat_distance', 0.10, 'retreat after releasing, m', low=0.02, high=0.3),
+        Param('finger_clearance', 0.006, 'free space each side of an object in the open '
+              'gripper, m', low=0.0, high=0.03),
+        Param('collision_margin', 0.005, 'clearance kept from obstacles, m', low=0.0, high=0.1),
+        Param('ik_tolerance', 0.005, 'IK position tolerance (beyond: unreachable), m',
+              low=0.0005, high=0.05),
+        Param('gripper_open_width', 0.08, 'opening width of the open gripper, m', low=0.01,
+              high=0.08),
+        Param('hold_min_width', 0.004, 'a closed gripper narrower than this holds nothing, m',
+              low=0.0, high=0.05),
+        Param('gripper_timeout', 3.0, 'longest wait for the gripper to settle, s', low=0.2,
+              high=30.0),
+        Param('joint_tolerance', 0.03, 'a motion has arrived within this, rad', low=0.001,
+              high=0.5),
+        Param('motion_timeout_factor', 2.0, 'a motion times out after factor x its duration '
+              '+ margin', low=1.0, high=10.0),
+        Param('motion_timeout_margin', 5.0, 'see motion_timeout_factor, s', low=0.0,
+              high=120.0),
+        Param('input_timeout', 2.0, 'joint_states older than this stop a goal, s', low=0.1,
+              high=60.0),
+        Param('tf_timeout', 2.0, 'longest wait for a transform, s', low=0.0, high=30.0),
+        Param('default_extent', 0.06, 'object size assumed when a belief has none, m',
+              low=0.01, high=0.5),
+        Param('support_near_x', 0.30, "the table under an object is assumed to reach back to "
+              "this x in the base frame (the base's front edge), m", low=-1.0, high=2.0),
+        Param('base_boxes', list(DEFAULT_BOXES), "the robot's own body as boxes in the base "
+              'frame: [xmin, ymin, zmin, xmax, ymax, zmax] per box'),
+        Param('avoid_other_objects', True, 'keep clear of the other objects believed in'),
+        Param('carry_after_pick', True, 'move the held object to carry_position after a pick'),
+        Param('stow_after_place', True, 'move the arm to carry_position after a place'),
+        Param('carry_position', list(mp.CARRY), 'arm joints (7) of the carry / stow pose, rad'),
+        Param('verify_timeout', 1.5, 'wait this long for perception to see the lifted or '
+              'placed object, s (0 = gripper width only)', low=0.0, high=30.0),
+        Param('verify_tolerance', 0.06, 'perception within this of the expected object '
+              'position counts as confirmed, m', low=0.005, high=0.5),
+        Param('seed', 0, 'seed of the IK restarts', low=0, high=2**31 - 1),
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__('manipulator', **kwargs)
+        self.closing = threading.Event()  # set by destroy_node: running goals end
+        self._check_lists({'base_boxes': self.param('base_boxes'),
+                           'carry_position': self.param('carry_position')}, raise_error=True)
+        self.lock = threading.Lock()
+        self.busy = threading.Lock()
+        self.joint_event = threading.Event()
+        self.joints: tuple | None = None     # (positions dict, velocities dict, ns)
+        self.objects: ObjectBeliefArray | None = None
+        self.held: dict | None = None        # id, candidate, box of the held object
+        self.phase = 'idle'
+        self.last_result = ''
+        self.counts = {'pick_succeeded': 0, 'pick_failed': 0, 'place_succeeded': 0,
+                       'place_failed': 0}
+        self.rng = np.random.default_rng(self.param('seed'))
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.tf = TfBuffer(cache_s=10.0, tolerance_s=0.5)
+        self.tf_listener = TfListener(self, self.tf, callback_group=inputs)
+        self.create_subscription(JointState, 'joint_states', self._on_joints, 10,
+                                 callback_group=inputs)
+        self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10,
+                                 callback_group=inputs)
+        self.pub_traj = self.create_publisher(JointTrajectory, self.param('trajectory_topic'),
+                                              COMMAND_QOS)
+        self.pub_gripper = self.create_publisher(Float64, self.param('gripper_topic'),
+                                                 COMMAND_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        goals = ReentrantCallbackGroup()
+        self.pick_server = ActionServer(
+            self, Pick, 'pick', execute_callback=self._execute_pick,
+            goal_callback=lambda _: GoalResponse.ACCEPT,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=goals)
+        self.place_server = ActionServer(
+            self, Place, 'place', execute_callback=self._execute_place,
+            goal_callback=lambda _: GoalResponse.ACCEPT,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=goals)
+        self.create_timer(1.0, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+
+    # -------------------------------------------------------------- parameters
+    @staticmethod
+    def _check_lists(values: dict, raise_error: bool = False) -> list[str]:
+        problems = []
+        if 'base_boxes' in values:
+            try:
+                boxes_from_list(values['base_boxes'])
+            except (TypeError, ValueError) as exc:
+                problems.append(f'base_boxes: {exc}')
+        if 'carry_position' in values:
+            q = values['carry_position']
+            if len(q) != 7 or not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                      for v in q):
+                problems.append(f'carry_position: expected 7 finite joint positions, got {q!r}')
+        if problems and raise_error:
+            raise ValueError('; '.join(problems))
+        return problems
+
+    def _check_parameter_change(self, params) -> SetParametersResult:
+        result = super()._check_parameter_change(params)
+        problems = self._check_lists({p.name: p.value for p in params
+                                      if p.name in ('base_boxes', 'carry_position')})
+        if problems:
+            reason = '; '.join(filter(None, [result.reason, *problems]))
+            return SetParametersResult(successful=False, reason=reason)
+        return result
+
+    # -------------------------------------------------------------- inputs (cheap)
+    def _now(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_joints(self, msg: JointState) -> None:
+        pos = dict(zip(msg.name, msg.position))
+        vel = dict(zip(msg.name, msg.velocity)) if len(msg.velocity) == len(msg.name) else {}
+        self.joints = (pos, vel, self._now())
+        self.joint_event.set()
+
+    def _on_objects(self, msg: ObjectBeliefArray) -> None:
+        self.objects = msg
+
+    # -------------------------------------------------------------- helpers
+    def _arm(self) -> mp.ArmModel:
+        try:
+            mount = self._lookup(self.param('base_frame'), self.param('arm_base_frame'))
+        except GoalError as exc:
+            raise GoalError('no_input', f'arm mount unknown: {exc}') from exc
+        return mp.panda_arm(mount, self.param('velocity_scale'),
+                            self.param('acceleration_scale'))
+
+    def _lookup(self, target: str, source: str) -> np.ndarray:
+        """Latest transform (4x4) of ``source`` into ``target``, waiting up to tf_timeout."""
+        deadline = time.monotonic() + self.param('tf_timeout')
+        while True:
+            try:
+                return self.tf.lookup(target, source)
+            except TransformError as exc:
+                if time.monotonic() >= deadline or self.closing.is_set():
+                    raise GoalError('no_input', f'tf: {exc}') from exc
+            self.closing.wait(0.05)  # a pause that ends at shutdown
+
+    def _wait_joints(self, handle) -> None:
+        """Block until a joint_states message arrives (input_timeout); raise on cancel."""
+        if self.closing.is_set():
+            raise GoalError('error', 'the manipulator is shutting down')
+        self.joint_event.clear()
+        if not self.joint_event.wait(self.param('input_timeout')):
+            raise GoalError('no_input', 'no joint_states for '
+                          f"{self.param('input_timeout'):.1f} s")
+        if handle is not None and handle.is_cancel_requested:
+            raise GoalError('canceled', 'cancelled by the client')
+
+    def _arm_state(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.joints is None:
+            raise GoalError('no_input', 'no joint_states received yet')
+        pos, vel, _ = self.joints
+        try:
+            q = np.array([pos[n] for n in mp.ARM_JOINTS])
+        except KeyError as exc:
+            raise GoalError('no_input', f'joint_states lack arm joint {exc}') from exc
+        v = np.array([vel.get(n, 0.0) for n in mp.ARM_JOINTS])
+        return q, v
+
+    def _gripper_width(self) -> float:
+        pos = self.joints[0] if self.joints else {}
+        if not all(n in pos for n in mp.FINGER_JOINTS):
+            raise GoalError('no_input', f'joint_states lack the finger joints {mp.FINGER_JOINTS}')
+        return float(sum(pos[n] for n in mp.FINGER_JOINTS))
+
+    def _feedback(self, handle, kind, phase: str, progress: float) -> None:
+        self.phase = f'{kind.__name__.lower()}: {phase}'
+        fb = kind.Feedback(phase=phase, progress=float(progress))
+        handle.publish_feedback(fb)
+
+    def _ik_config(self) -> mp.IkConfig:
+        return mp.IkConfig(accept_position=self.param('ik_tolerance'))
+
+    def _grasp_config(self) -> mp.GraspConfig:
+        return mp.GraspConfig(approach_distance=self.param('approach_distance'),
+                              lift_height=self.param('lift_height'),
+                              retreat_distance=self.param('retreat_distance'),
+                              finger_clearance=self.param('finger_clearance'))
+
+    # -------------------------------------------------------------- motions
+    def _move(self, handle, arm: mp.ArmModel, waypoints: np.ndarray, what: str) -> None:
+        """Send a time-parameterised trajectory and follow joint_states until it arrives."""
+        traj = mp.time_parameterise(waypoints, arm.max_velocity, arm.max_acceleration,
+                                    self.param('trajectory_period'))
+        if traj.duration <= 0.0:
+            return
+        msg = JointTrajectory(joint_names=list(mp.ARM_JOINTS))
+        msg.header.frame_id = self.param('base_frame')
+        for t, q, v in zip(traj.times[1:], traj.positions[1:], traj.velocities[1:]):
+            sec = int(t)
+            msg.points.append(JointTrajectoryPoint(
+                positions=q.tolist(), velocities=v.tolist(),
+                time_from_start=Duration(sec=sec, nanosec=int((t - sec) * NS))))
+        start = self._now()
+        self.pub_traj.publish(msg)
+        goal = traj.positions[-1]
+        limit = (self.param('motion_timeout_factor') * traj.duration
+                 + self.param('motion_timeout_margin')) * NS
+        while True:
+            try:
+                self._wait_joints(handle)
+            except GoalError as exc:
+                if exc.code == 'canceled':
+                    self._hold()
+                raise
+            q, v = self._arm_state()
+            error = float(np.max(np.abs(q - goal)))
+            elapsed = self._now() - start
+            if elapsed >= traj.duration * NS and error < self.param('joint_tolerance') \
+                    and float(np.max(np.abs(v))) < 0.05:
+                return
+            if elapsed > limit:
+                self._hold()
+                raise GoalError('timeout', f'{what}: the arm is still {error:.3f} rad from its '
+                              f'goal after {elapsed / NS:.1f} s (planned {traj.duration:.1f} s)')
+
+    def _hold(self) -> None:
+        """Stop the arm where it is (a one-point trajectory to the measured position)."""
+        try:
+            q, _ = self._arm_state()
+        except GoalError:
+            return
+        msg = JointTrajectory(joint_names=list(mp.ARM_JOINTS))
+        msg.points.append(JointTrajectoryPoint(positions=q.tolist(), velocities=[0.0] * 7,
+                                               time_from_start=Duration(nanosec=100_000_000)))
+        self.pub_traj.publish(msg)
+
+    def _gripper(self, handle, width: float) -> float:
+        """Command the gripper opening and wait until the fingers stop; return the width."""
+        self.pub_gripper.publish(Float64(data=float(width)))
+        start = self._now()
+        still_since = None
+        last = None
+        while True:
+            self._wait_joints(handle)
+            now = self._now()
+            current = self._gripper_width()
+            if abs(current - width) < 0.002 and now - start > 0.1 * NS:
+                return current
+            if last is not None and abs(current - last) < 2e-4:
+                still_since = still_since or now
+                if now - still_since > 0.3 * NS and now - start > 0.3 * NS:
+                    return current  # stopped against an object
+            else:
+                still_since = None
+            last = current
+            if now - start > self.param('gripper_timeout') * NS:
+                return current
+
+    # -------------------------------------------------------------- perception checks
+    def _belief(self, object_id: str):
+        msg = self.objects
+        if msg is None:
+            raise GoalError('unknown_object', f"no object beliefs received yet on 'objects', "
+                          f'so {object_id!r} is unknown')
+        for belief in msg.objects:
+            if belief.id == object_id:
+                frame = belief.header.frame_id or msg.header.frame_id
+                return belief, frame, msg
+        known = ', '.join(sorted(b.id for b in msg.objects)[:20]) or 'none'
+        raise GoalError('unknown_object', f'no belief with id {object_id!r} (known: {known})')
+
+    def _obstacles(self, msg: ObjectBeliefArray | None, skip: str) -> list[mp.Box]:
+        boxes = boxes_from_list(self.param('base_boxes'))
+        if msg is None or not self.param('avoid_other_objects'):
+            return boxes
+        base = self.param('base_frame')
+        for belief in msg.objects:
+            if belief.id == skip:
+                continue
+            frame = belief.header.frame_id or msg.header.frame_id
+            try:
+                box = belief_box(belief, self.tf.lookup(base, frame),
+                                 self.param('default_extent'))
+            except (TransformError, ValueError):
+                continue
+            boxes.append(box.box(0.0, f'object {belief.id}'))
+        return boxes
+
+    def _seen_at(self, object_id: str, after_ns: int) -> np.ndarray | None:
+        """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``."""
+        timeout = self.param('verify_timeout')
+        deadline = self._now() + timeout * NS
+        wall_deadline = time.monotonic() + 10.0 * timeout  # should the clock stop
+        while self._now() < deadline and time.monotonic() < wall_deadline and \
+                not self.closing.is_set():
+            msg = self.objects
+            for belief in (msg.objects if msg is not None else []):
+                stamp = belief.header.stamp.sec * NS + belief.header.stamp.nanosec
+                if belief.id != object_id or stamp <= after_ns:
+                    continue
+                frame = belief.header.frame_id or msg.header.frame_id
+                try:
+                    t = self.tf.lookup(self.param('base_frame'), frame)
+                except TransformError:
+                    return None
+                p = belief.pose.pose.position
+                return (t @ [p.x, p.y, p.z, 1.0])[:3]
+            self.closing.wait(0.05)  # a pause that ends at shutdown
+        return None
+
+    # -------------------------------------------------------------- goals
+    def _run(self, handle, kind, body) -> object:
+        """Run ``body(handle)`` for one goal, turning failures into results with reasons."""
+        name = kind.__name__.lower()
+        if not self.busy.acquire(blocking=False):
+            handle.abort()
+            return kind.Result(success=False, reason=f'busy: another goal ({self.phase}) is '
+                               'running')
+        try:
+            reason = body(handle)
+            success = True
+        except GoalError as exc:
+            success, reason = False, str(exc)
+            if exc.code == 'canceled':
+                handle.canceled()
+        except Exception as exc:  # noqa: BLE001 - end the goal with the reason, keep running
+            success, reason = False, f'error: {type(exc).__name__}: {exc}'
+        finally:
+            self.phase = 'idle'
+            self.busy.release()
+        if success:
+            handle.succeed()
+            self.get_logger().info(f'{name} succeeded: {reason}')
+        else:
+            if not reason.startswith('canceled'):
+                handle.abort()
+            self.get_logger().warning(f'{name} failed: {reason}')
+        self.counts[f'{name}_{"succeeded" if success else "failed"}'] += 1
+        self.last_result = f'{name}: {reason}'
+        return kind.Result(success=success, reason=reason)
+
+    def _execute_pick(self, handle) -> Pick.Result:
+        return self._run(handle, Pick, self._pick)
+
+    def _execute_place(self, handle) -> Place.Result:
+        return self._run(handle, Place, self._place)
+
+    def _pick(self, handle) -> str:
+        object_id = handle.request.object_id.strip()
+        if not object_id:
+            raise GoalError('bad_goal', 'empty object_id')
+        if self.held is not None:
+            self._wait_joints(handle)
+            if self._gripper_width() >= self.param('hold_min_width'):
+                raise GoalError('bad_goal', f"already holding {self.held['id']!r}: place it "
+                                'first')
+            self.get_logger().warning(f"{self.held['id']} was dropped (the gripper is closed)")
+            self.held = None
+        belief, frame, msg = self._belief(object_id)
+        base = self.param('base_frame')
+        obj = belief_box(belief, self._lookup(base, frame), self.param('default_extent'))
+        arm = self._arm()
+        self._wait_joints(handle)
+        q0, _ = self._arm_state()
+        support = mp.support_box(obj.bottom, obj.center[:2], self.param('support_near_x'))
+        config = self._grasp_config()
+        plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id), support, config,
+                            self._ik_config(), self.param('collision_margin'),
+                            via=np.array(self.param('carry_position')), rng=self.rng)
+        if isinstance(plan, mp.PlanFailure):
+            raise GoalError(plan.reason, f'{object_id} at ({obj.center[0]:.2f}, '
+                          f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {base}: {plan.message}')
+        self._feedback(handle, Pick, 'approach', 0.0)
+        self._gripper(handle, self.param('gripper_open_width'))
+        self._move(handle, arm, plan.transit, 'transit to the pre-grasp pose')
+        self._feedback(handle, Pick, 'approach', 0.5)
+        self._move(handle, arm, plan.approach, 'approach')
+        self._feedback(handle, Pick, 'grasp', 0.0)
+        width = self._gripper(handle, 0.0)
+        if width < self.param('hold_min_width'):
+            self._gripper(handle, self.param('gripper_open_width'))
+            self._move(handle, arm, plan.approach[::-1], 'back off')
+            raise GoalError('grasp_failed', f'the gripper closed on nothing (width {width:.4f} m)')
+        self._feedback(handle, Pick, 'lift', 0.0)
+        self._move(handle, arm, plan.depart, 'lift')
+        self._feedback(handle, Pick, 'verify', 0.0)
+        lifted = self._now()
+        self._wait_joints(handle)
+        width = self._gripper_width()
+        if width < self.param('hold_min_width'):
+            raise GoalError('grasp_lost', f'the gripper closed during the lift (width '
+                          f'{width:.4f} m)')
+        evidence = f'gripper width {width:.3f} m'
+        if self.param('verify_timeout') > 0:
+            seen = self._seen_at(object_id, lifted)
+            if seen is not None:
+                rose = seen[2] - obj.center[2]
+                if rose < 0.5 * self.param('lift_height'):
+                    self._gripper(handle, self.param('gripper_open_width'))
+                    raise GoalError('grasp_lost', f'perception sees {object_id} {rose:+.3f} m '
+                                  'from where it was: it did not rise with the hand')
+                evidence += f', perception sees it {rose:+.3f} m higher'
+        self.held = {'id': object_id, 'candidate': plan.candidate, 'box': obj}
+        if self.param('carry_after_pick'):
+            self._carry(handle, arm, plan.depart[-1], support)
+            width = self._gripper_width()
+            if width < self.param('hold_min_width'):
+                self.held = None
+                raise GoalError('grasp_lost', f'dropped while moving to the carry pose (width '
+                              f'{width:.4f} m)')
+        self._feedback(handle, Pick, 'verify', 1.0)
+        return f'picked {object_id} ({plan.candidate.kind} grasp; {evidence})'
+
+    def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None) -> None:
+        """Move to carry_position when the way there is free (else stay where the arm is)."""
+        carry = np.array(self.param('carry_position'))
+        boxes = boxes_from_list(self.param('base_boxes')) + ([support] if support else [])
+        hit = mp.first_collision(arm, [q, carry], boxes, self.param('collision_margin'),
+                                 allow_start=True)
+        if hit is not None:
+            self.get_logger().warning(f'not moving to the carry pose: {hit.describe()}')
+            return
+        self._move(handle, arm, np.array([q, carry]), 'carry')
+
+    def _place(self, handle) -> str:
+        request = handle.request
+        if self.held is None:
+            raise GoalError('nothing_held', 'no object was picked by this node')
+        held_id = self.held['id']
+        if request.object_id.strip() and request.object_id.strip() != held_id:
+            raise GoalError('bad_goal', f'holding {held_id!r}, not {request.object_id!r}')
+        self._wait_joints(handle)
+        if self._gripper_width() < self.param('hold_min_width'):
+            self.held = None
+            raise GoalError('grasp_lost', f'the gripper is closed: {held_id} was dropped')
+        pose = request.target.pose
+        xyz = np.array([pose.position.x, pose.position.y, pose.position.z], dtype=float)
+        frame = request.target.header.frame_id.lstrip('/')
+        if not frame:
+            raise GoalError('bad_goal', 'the target pose has no frame_id')
+        if not np.all(np.isfinite(xyz)):
+            raise GoalError('bad_goal', f'target position {xyz.tolist()} is not finite')
+        base = self.param('base_frame')
+        target = (self._lookup(base, frame) @ [*xyz, 1.0])[:3]
+        arm = self._arm()
+        q0, _ = self._arm_state()
+        support = mp.support_box(target[2], target[:2], self.param('support_near_x'))
+        plan = mp.plan_place(arm, q0, target, self.held['candidate'],
+                             self._obstacles(self.objects, held_id), support,
+                             self._grasp_config(), self._ik_config(),
+                             self.param('collision_margin'), rng=self.rng)
+        if isinstance(plan, mp.PlanFailure):
+            raise GoalError(plan.reason, f'target ({target[0]:.2f}, {target[1]:.2f}, '
+                          f'{target[2]:.2f}) in {base}: {plan.message}')
+        self._feedback(handle, Place, 'approach', 0.0)
+        self._move(handle, arm, plan.transit, 'transit above the target')
+        self._feedback(handle, Place, 'approach', 0.5)
+        self._move(handle, arm, plan.approach, 'lower')
+        self._feedback(handle, Place, 'release', 0.0)
+        self._gripper(handle, self.param('gripper_open_width'))
+        released = self._now()
+        self.held = None
+        self._feedback(handle, Place, 'retreat', 0.0)
+        self._move(handle, arm, plan.depart, 'retreat')
+        self._feedback(handle, Place, 'verify', 0.0)
+        evidence = 'gripper opened'
+        if self.param('verify_timeout') > 0:
+            seen = self._seen_at(held_id, released)
+            if seen is not None:
+                off = float(np.linalg.norm(seen[:2] - target[:2]))
+                if off > self.param('verify_tolerance'):
+                    raise GoalError('grasp_lost', f'perception sees {held_id} {off:.3f} m from '
+                                  'the target')
+                evidence += f', perception sees it {off:.3f} m from the target'
+        if self.param('stow_after_place'):
+            self._wait_joints(handle)
+            self._carry(handle, arm, self._arm_state()[0], support)
+        self._feedback(handle, Place, 'verify', 1.0)
+        return f'placed {held_id} ({evidence})'
+
+    # -------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        age = 'never' if self.joints is None else \
+            f'{(self._now() - self.joints[2]) / NS:.2f}'
+        values = {'phase': self.phase, 'held': self.held['id'] if self.held else '',
+                  'joint_states_age_s': age,
+                  'objects': len(self.objects.objects) if self.objects is not None else 0,
+                  'last_result': self.last_result, **self.counts}
+        level = DiagnosticStatus.OK if self.joints is not None else DiagnosticStatus.WARN
+        message = self.phase if self.joints is not None else 'waiting for joint_states'
+        status = DiagnosticStatus(level=level, name=self.get_fully_qualified_name(),
+                                  message=message,
+                                  values=[KeyValue(key=k, value=str(v)[:500])
+                                          for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self):
+        """End a running goal (it aborts with a reason), then destroy the node."""
+        for event in (getattr(self, 'closing', None), getattr(self, 'joint_event', None)):
+            if event is not None:  # absent when the constructor failed
+                event.set()
+        return super().destroy_node()
+
+
+NODE_CLASS = Manipulator
+main = node_main(Manipulator)
+
+if __name__ == '__main__':
+    sys.exit(main())

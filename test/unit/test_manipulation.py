@@ -1,0 +1,215 @@
+"""models.manipulation: FK against PyBullet's FK of the same URDF, IK, trajectories, collisions."""
+import math
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+import pytest
+
+from embodied_aif.models import manipulation as m
+
+MOUNT = m.translation((0.12, 0.0, 0.30))
+FRAMES = ('panda_link1', 'panda_link2', 'panda_link3', 'panda_link4', 'panda_link5',
+          'panda_link6', 'panda_link7', 'panda_hand', 'panda_grasptarget')
+BASE = [m.Box((-0.28, -0.21, 0.0), (0.28, 0.21, 0.30), 'base', ignore_frames=(1,)),
+        m.Box((-0.25, -0.03, 0.30), (-0.19, 0.03, 1.27), 'mast')]
+
+
+@pytest.fixture(scope='module')
+def bullet_panda():
+    client = p.connect(p.DIRECT)
+    body = p.loadURDF(str(pybullet_data.getDataPath()) + '/franka_panda/panda.urdf',
+                      basePosition=(0.12, 0.0, 0.30), useFixedBase=True, physicsClientId=client)
+    links = {p.getJointInfo(body, j, physicsClientId=client)[12].decode(): j
+             for j in range(p.getNumJoints(body, physicsClientId=client))}
+    yield client, body, links
+    p.disconnect(client)
+
+
+def test_forward_kinematics_matches_pybullet(bullet_panda):
+    client, body, links = bullet_panda
+    arm = m.panda_arm(MOUNT)
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        q = rng.uniform(arm.lower, arm.upper)
+        for j in range(7):
+            p.resetJointState(body, j, q[j], physicsClientId=client)
+        frames = m.forward_kinematics(arm, q)
+        for k, name in enumerate(FRAMES):
+            state = p.getLinkState(body, links[name], computeForwardKinematics=True,
+                                   physicsClientId=client)
+            rot = np.array(p.getMatrixFromQuaternion(state[5])).reshape(3, 3)
+            np.testing.assert_allclose(frames[k + 1][:3, 3], state[4], atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(frames[k + 1][:3, :3], rot, atol=1e-6, err_msg=name)
+
+
+def test_jacobian_matches_finite_differences():
+    arm = m.panda_arm(MOUNT)
+    q = np.array(m.READY) + 0.1
+    j = m.jacobian(arm, q)
+    t0 = m.tool_pose(arm, q)
+    eps = 1e-6
+    for i in range(7):
+        dq = np.zeros(7)
+        dq[i] = eps
+        t1 = m.tool_pose(arm, q + dq)
+        np.testing.assert_allclose((t1[:3, 3] - t0[:3, 3]) / eps, j[:3, i], atol=1e-4)
+        np.testing.assert_allclose(m.rotation_error(t1, t0) / eps, j[3:, i], atol=1e-4)
+
+
+def test_rotation_error_handles_half_turns():
+    for axis in np.eye(3):
+        r = np.eye(4)
+        r[:3, :3] = 2 * np.outer(axis, axis) - np.eye(3)  # rotation by pi about axis
+        w = m.rotation_error(r, np.eye(4))
+        assert abs(np.linalg.norm(w) - math.pi) < 1e-6
+        assert abs(abs(w @ axis) - math.pi) < 1e-6
+
+
+def test_ik_reaches_reachable_targets_within_5mm():
+    arm = m.panda_arm(MOUNT)
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        q_true = rng.uniform(arm.lower + 0.1, arm.upper - 0.1)
+        target = m.tool_pose(arm, q_true)
+        result = m.solve_ik(arm, target, (m.READY,), rng=rng)
+        assert result.success, (result.position_error, result.orientation_error)
+        reached = m.tool_pose(arm, result.q)
+        assert np.linalg.norm(reached[:3, 3] - target[:3, 3]) < 0.005
+        assert np.linalg.norm(m.rotation_error(target, reached)) < 0.05
+        assert arm.within_limits(result.q)
+
+
+def test_ik_reports_unreachable_targets():
+    arm = m.panda_arm(MOUNT)
+    far = m.top_down_pose((1.6, 0.0, 0.7), 0.0)  # twice the arm's reach
+    result = m.solve_ik(arm, far, (m.READY,), rng=np.random.default_rng(0))
+    assert not result.success
+    assert result.position_error > 0.5
+    assert arm.within_limits(result.q)
+    # the bound of the reach holds for every configuration
+    rng = np.random.default_rng(2)
+    reach = m.max_reach(arm)
+    assert 1.0 < reach < 1.3
+    for q in rng.uniform(arm.lower, arm.upper, (200, 7)):
+        frames = m.forward_kinematics(arm, q)
+        assert np.linalg.norm(frames[9, :3, 3] - frames[2, :3, 3]) <= reach
+    # in reach but below the joint limits' workspace: right under the mount, pointing up
+    under = m.translation((0.12, 0.0, -0.5))
+    assert not m.solve_ik(arm, under, rng=np.random.default_rng(0)).success
+
+
+def test_trajectory_respects_limits_and_passes_waypoints():
+    arm = m.panda_arm(MOUNT, velocity_scale=0.5, acceleration_scale=0.5)
+    rng = np.random.default_rng(1)
+    waypoints = np.vstack([m.READY, rng.uniform(arm.lower, arm.upper, (3, 7)),
+                           np.array(m.READY) + 0.001])
+    dt = 0.02
+    traj = m.time_parameterise(waypoints, arm.max_velocity, arm.max_acceleration, dt)
+    assert traj.times[0] == 0.0 and np.all(np.diff(traj.times) > 0)
+    np.testing.assert_allclose(traj.positions[0], waypoints[0])
+    np.testing.assert_allclose(traj.positions[-1], waypoints[-1], atol=1e-9)
+    for w in waypoints[1:]:  # every waypoint is a sample (rest-to-rest)
+        assert np.min(np.max(np.abs(traj.positions - w), axis=1)) < 1e-9
+    assert np.all(np.abs(traj.velocities) <= arm.max_velocity * (1 + 1e-9))
+    np.testing.assert_allclose(traj.velocities[-1], 0.0, atol=1e-9)
+    # finite differences of the samples (mean velocities) respect the limits too
+    v = np.diff(traj.positions, axis=0) / np.diff(traj.times)[:, None]
+    assert np.all(np.abs(v) <= arm.max_velocity * (1 + 1e-6))
+    mid = (traj.times[1:] + traj.times[:-1]) / 2
+    a = np.diff(v, axis=0) / np.diff(mid)[:, None]
+    assert np.all(np.abs(a) <= arm.max_acceleration * (1 + 1e-6))
+    # and the slowest joint of a segment uses its limit: the profile is not needlessly slow
+    assert np.max(np.abs(traj.velocities) / arm.max_velocity) > 0.99
+
+
+def test_collision_check_catches_a_path_through_the_table():
+    arm = m.panda_arm(MOUNT)
+    table = m.support_box(0.62, (0.7, 0.0), near_x=0.30)
+    above = m.solve_ik(arm, m.top_down_pose((0.65, 0.0, 0.85), 0.0), (m.READY,))
+    below = m.solve_ik(arm, m.top_down_pose((0.65, 0.0, 0.50), 0.0), (above.q,))
+    assert above.success and below.success
+    assert m.first_collision(arm, [m.READY, above.q], [table, *BASE], margin=0.005) is None
+    hit = m.first_collision(arm, [above.q, below.q], [table, *BASE], margin=0.005)
+    assert hit is not None and hit.box == 'support' and hit.clearance < 0.005
+    assert hit.index > 0  # the start was clear; the collision is on the way down
+    # the robot's own base: bending the arm down onto the base's top plate
+    assert np.min(m.clearances(arm, m.READY, BASE)) > 0.02
+    folded = (0.0, 1.0, 0.0, -2.5, 0.0, 1.5, 0.785)
+    assert m.tool_pose(arm, folded)[2, 3] < 0.4
+    hit = m.first_collision(arm, [m.READY, folded], BASE)
+    assert hit is not None and hit.box == 'base' and hit.index > 0
+
+
+def test_start_collisions_are_excused_only_while_they_do_not_deepen():
+    arm = m.panda_arm(MOUNT)
+    table = m.support_box(0.62, (0.7, 0.0), near_x=0.30)
+    deep = m.solve_ik(arm, m.top_down_pose((0.65, 0.0, 0.55), 0.0), (m.READY,)).q
+    deeper = m.solve_ik(arm, m.top_down_pose((0.65, 0.0, 0.45), 0.0), (deep,)).q
+    up = m.solve_ik(arm, m.top_down_pose((0.65, 0.0, 0.9), 0.0), (deep,)).q
+    assert m.first_collision(arm, [deep, up], [table], allow_start=True) is None
+    assert m.first_collision(arm, [deep, up], [table]) is not None
+    assert m.first_collision(arm, [deep, deeper], [table], allow_start=True) is not None
+
+
+def test_grasp_candidates_fit_the_gripper():
+    config = m.GraspConfig()
+    narrow = m.ObjectBox((0.7, 0.0, 0.7), (0.05, 0.12, 0.16), yaw=0.3)
+    cands = m.grasp_candidates(narrow, config)
+    tops = [c for c in cands if c.kind == 'top']
+    assert len(tops) == 2  # only across the 5 cm side, both hand flips
+    for c in tops:
+        closing = c.contact[:3, 1]
+        assert abs(abs(math.atan2(closing[1], closing[0]) - 0.3) % math.pi) < 1e-9
+        np.testing.assert_allclose(c.contact[:3, 2], [0, 0, -1])
+        assert c.approach[2, 3] == pytest.approx(c.contact[2, 3] + config.approach_distance)
+        assert c.depart[2, 3] == pytest.approx(c.contact[2, 3] + config.lift_height)
+        assert narrow.bottom + config.min_finger_height <= c.contact[2, 3] <= narrow.top
+    wide = m.ObjectBox((0.7, 0.0, 0.7), (0.2, 0.15, 0.1))
+    assert m.grasp_candidates(wide, config) == []
+
+
+def test_plan_pick_and_place_on_a_table():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    home = np.array((2.8, 0.2, 0.0, -2.9, 0.0, 3.0, 0.785))  # stowed: touches the mast
+    bottle = m.ObjectBox((0.73, -0.09, 0.70), (0.058, 0.058, 0.167))
+    neighbour = m.ObjectBox((0.72, 0.10, 0.66), (0.08, 0.08, 0.09)).box(0.0, 'mug')
+    table = m.support_box(bottle.bottom, bottle.center[:2], 0.30)
+    plan = m.plan_pick(arm, home, bottle, [*BASE, neighbour], table)
+    assert isinstance(plan, m.MotionPlan), plan
+    grasp = m.tool_pose(arm, plan.approach[-1])
+    assert np.linalg.norm(grasp[:3, 3] - plan.candidate.contact[:3, 3]) < 0.005
+    lifted = m.tool_pose(arm, plan.depart[-1])
+    assert lifted[2, 3] == pytest.approx(grasp[2, 3] + 0.10, abs=0.005)
+    # the approach goes straight down: every waypoint within 5 mm of the vertical line
+    for q in plan.approach:
+        assert np.linalg.norm(m.tool_pose(arm, q)[:2, 3] - grasp[:2, 3]) < 0.005
+    assert np.allclose(plan.transit[0], home)
+    target = (0.70, 0.12, bottle.bottom)
+    place = m.plan_place(arm, plan.depart[-1], target, plan.candidate, BASE, table)
+    assert isinstance(place, m.MotionPlan), place
+    release = m.tool_pose(arm, place.approach[-1])
+    expected_z = bottle.bottom + plan.candidate.tool_height + m.GraspConfig().place_clearance
+    np.testing.assert_allclose(release[:3, 3], (0.70, 0.12, expected_z), atol=0.005)
+    # out of reach and blocked goals fail with their reasons
+    far = m.ObjectBox((1.5, 0.0, 0.7), (0.05, 0.05, 0.1))
+    fail = m.plan_pick(arm, home, far, BASE, m.support_box(0.65, (1.5, 0.0), 0.30))
+    assert isinstance(fail, m.PlanFailure) and fail.reason == 'unreachable'
+    wall = m.Box((0.5, -0.5, 0.0), (0.6, 0.5, 2.0), 'wall')
+    fail = m.plan_pick(arm, home, bottle, [*BASE, wall], table)
+    assert isinstance(fail, m.PlanFailure) and fail.reason == 'collision', fail
+
+
+def test_models_validate_their_inputs():
+    with pytest.raises(ValueError, match='shape'):
+        m.forward_kinematics(m.panda_arm(), np.zeros(6))
+    with pytest.raises(ValueError, match='extent'):
+        m.ObjectBox((0, 0, 0), (0.1, 0.0, 0.1))
+    with pytest.raises(ValueError, match='lower'):
+        m.Box((0, 0, 1), (1, 1, 0))
+    with pytest.raises(ValueError, match='velocity_scale'):
+        m.panda_arm(velocity_scale=0.0)
+    with pytest.raises(ValueError, match='approach_distance'):
+        m.GraspConfig(approach_distance=-0.1)
+    with pytest.raises(ValueError, match='waypoints'):
+        m.time_parameterise(np.array([[np.nan] * 7]), 1.0, 1.0)

@@ -1,0 +1,99 @@
+"""Scan geometry and occupancy grids (models/occupancy.py)."""
+import math
+
+import numpy as np
+import pytest
+
+from embodied_aif.models.occupancy import (
+    GridConfig,
+    beam_cells,
+    cell_to_world,
+    clear_ahead,
+    compose_planar,
+    empty_grid,
+    fuse_points,
+    integrate_scan,
+    scan_in_base,
+    seen_cells,
+    stall_points,
+    world_to_cell,
+)
+
+ANGLES = np.linspace(-math.pi, math.pi, 360, endpoint=False)
+
+
+def test_cells_and_world_points_round_trip():
+    shape, res = (40, 60), 0.1
+    xy = np.array([[0.0, 0.0], [-2.95, 1.95], [2.91, -1.99]])
+    rows, cols = world_to_cell(xy, shape, res)
+    assert (rows[0], cols[0]) == (20, 30)
+    assert (rows[1], cols[1]) == (39, 0) and (rows[2], cols[2]) == (0, 59)
+    np.testing.assert_allclose(cell_to_world(rows, cols, shape, res), xy, atol=res / 2 + 1e-9)
+
+
+def test_one_beam_frees_the_cells_before_its_return_and_marks_the_return():
+    config = GridConfig(resolution=0.1, size=10.0)
+    ranges = np.array([2.0, np.inf, np.nan])
+    angles = np.array([0.0, math.pi / 2, math.pi])
+    grid = integrate_scan(empty_grid(config), (0.0, 0.0, 0.0), ranges, angles, 0.05, 3.0,
+                          config)
+    (row0,), (col_hit,) = world_to_cell([[2.0, 0.0]], grid.shape, 0.1)
+    assert grid[row0, col_hit] == pytest.approx(config.hit)
+    assert np.all(grid[row0, 50:col_hit] == pytest.approx(config.miss))
+    assert grid[row0, col_hit + 2] == 0.0                 # beyond the return: unknown
+    (_,), (col0,) = world_to_cell([[0.0, 0.0]], grid.shape, 0.1)
+    assert grid[row0 + 25, col0] < 0 and grid[row0 + 35, col0] == 0.0   # +inf: free to 3 m
+    assert np.all(grid[row0, :col0] == 0.0)               # NaN: no information
+    # evidence accumulates and is clamped
+    for _ in range(20):
+        grid = integrate_scan(grid, (0.0, 0.0, 0.0), ranges, angles, 0.05, 3.0, config)
+    assert grid.max() == pytest.approx(config.clamp) and grid.min() == pytest.approx(
+        -config.clamp)
+    # a turned pose turns the beams
+    turned = integrate_scan(empty_grid(config), (0.0, 0.0, math.pi / 2), ranges[:1],
+                            angles[:1], 0.05, 3.0, config)
+    (r,), (c,) = world_to_cell([[0.0, 2.0]], grid.shape, 0.1)
+    assert turned[r, c] > 0
+
+
+def test_seen_cells_are_free_or_hit_and_stay_on_the_grid():
+    shape = (50, 50)
+    ranges = np.full(360, 1.5)
+    free, occupied = beam_cells(shape, (0.0, 0.0, 0.3), ranges, ANGLES, 0.05, 8.0, 0.1)
+    seen = seen_cells(shape, (0.0, 0.0, 0.3), ranges, ANGLES, 0.05, 8.0, 0.1)
+    assert not np.any(free & occupied)
+    np.testing.assert_array_equal(seen, free | occupied)
+    # a disc of radius 1.5 m: about pi * 15^2 cells
+    assert abs(seen.sum() - math.pi * 15 ** 2) < 0.15 * math.pi * 15 ** 2
+    # far outside the grid: nothing, and no error
+    assert not seen_cells(shape, (100.0, 0.0, 0.0), ranges, ANGLES, 0.05, 8.0, 0.1).any()
+    with pytest.raises(ValueError):
+        beam_cells(shape, (0.0, 0.0, 0.0), ranges[:10], ANGLES, 0.05, 8.0, 0.1)
+
+
+def test_scan_is_moved_from_the_laser_mount_to_the_base():
+    ranges = np.full(360, np.inf)
+    ranges[180] = 1.0                      # the beam at angle 0 from a laser 0.2 m ahead
+    ranges[0] = np.nan
+    out = scan_in_base(ranges, ANGLES, (0.2, 0.0, 0.0))
+    assert out[180] == pytest.approx(1.2)
+    assert np.isnan(out[0]) and np.isinf(out[90])
+    np.testing.assert_array_equal(scan_in_base(ranges, ANGLES, (0.0, 0.0, 0.0)), ranges)
+    np.testing.assert_allclose(compose_planar((1.0, 2.0, math.pi / 2), (0.2, 0.0, 0.1)),
+                               (1.0, 2.2, math.pi / 2 + 0.1), atol=1e-12)
+
+
+def test_virtual_obstacles_enter_the_scan_ahead():
+    pose = (1.0, 1.0, math.pi / 2)
+    wall = stall_points(pose, 0.4, 0.2)
+    np.testing.assert_allclose(wall.mean(axis=0), (1.0, 1.4), atol=1e-9)
+    ranges = np.full(360, np.inf)
+    fused = fuse_points(ranges, ANGLES, pose, wall, 8.0)
+    assert np.nanmin(fused) == pytest.approx(0.4, abs=0.01)
+    assert abs(ANGLES[int(np.argmin(fused))]) < 0.05           # straight ahead of the robot
+    assert clear_ahead(ranges, ANGLES, 0.5) and not clear_ahead(fused, ANGLES, 0.5)
+    # points out of range change nothing; NaN beams are unknown = not clear
+    np.testing.assert_array_equal(fuse_points(ranges, ANGLES, pose, wall + 50.0, 8.0), ranges)
+    blind = ranges.copy()
+    blind[180] = np.nan
+    assert not clear_ahead(blind, ANGLES, 0.5)

@@ -1,0 +1,101 @@
+"""The task-level world built from the maps: places, edges, objects and user regions."""
+import pytest
+
+from embodied_aif.models.pareto import plan
+from embodied_aif.models.task_world import parse_regions, region_labels, system_from_map
+
+# a 2x2 ring of places: 0 (0,0) - 1 (4,0) - 3 (4,4) - 2 (0,4) - 0; the short way to 3 is via 1
+PLACES = {0: (0.0, 0.0), 1: (4.0, 0.0), 2: (0.0, 4.0), 3: (4.0, 4.0)}
+EDGES = [(0, 1, 4.0, 1.0), (1, 3, 4.0, 1.0), (0, 2, 5.0, 1.0), (2, 3, 5.0, 1.0)]
+
+
+def test_regions_parse_and_label_places():
+    regions = parse_regions(['hazard: 3, -1, 5, 1', 'kitchen:0,3;1,4;0,5;-1,4'])
+    assert regions['hazard'] == ((3.0, -1.0), (5.0, -1.0), (5.0, 1.0), (3.0, 1.0))
+    assert region_labels((4.0, 0.0), regions) == {'in_hazard'}
+    assert region_labels((5.0, 1.0), regions) == {'in_hazard'}  # a corner counts
+    assert region_labels((2.0, 2.0), regions) == set()
+    # the diamond: its centre is inside, a corner of its bounding box is not
+    assert region_labels((0.0, 4.0), regions) == {'in_kitchen'}
+    assert region_labels((0.9, 4.9), regions) == set()
+    for bad, match in ((['hazard'], 'name:xmin'), (['Hazard:0,0,1,1'], 'lower-case'),
+                       (['h:0,0,1'], '4 finite'), (['h:1,0,0,1'], 'xmin < xmax'),
+                       (['h:0,0,nan,1'], '4 finite'), (['h:0,0;1,1'], '3 finite'),
+                       (['h:0,0,1,1', 'h:2,2,3,3'], 'twice')):
+        with pytest.raises(ValueError, match=match):
+            parse_regions(bad)
+
+
+def test_a_region_to_avoid_changes_the_route():
+    # a region with no place in it yet is known to tasks, and changes nothing
+    elsewhere = system_from_map(PLACES, EDGES, {}, robot_place=0,
+                                regions=parse_regions(['hazard:10,10,11,11']))
+    fast = plan(elsewhere, 'F at_place_3 & G !in_hazard')
+    assert [p.targets for p in fast.plans] == [('place_1', 'place_3')]
+    ts = system_from_map(PLACES, EDGES, {}, robot_place=0,
+                         regions=parse_regions(['hazard:3,-1,5,1']))
+    labels = dict(zip(ts.states, ts.labels))
+    assert 'in_hazard' in labels['place_1|-|'] and 'in_hazard' not in labels['place_0|-|']
+    result = plan(ts, 'F at_place_3 & G !in_hazard')
+    assert [p.targets for p in result.plans] == [('place_2', 'place_3')]
+    assert all('in_hazard' not in labels for p in result.plans for labels in p.labels)
+    # every plan's labels follow its states
+    assert result.plans[0].labels[-1] == labels['place_3|-|']
+
+
+def test_the_planner_rejects_bad_regions_by_name():
+    from embodied_aif.nodes._common import validate_parameters
+    from embodied_aif.nodes.task_planner import TaskPlanner
+
+    assert validate_parameters(TaskPlanner.PARAMETERS, {'regions': ['', 'hazard:0,0,1,1']}) == []
+    problems = validate_parameters(TaskPlanner.PARAMETERS, {'regions': ['hazard:0,0,1']})
+    assert len(problems) == 1 and problems[0].startswith('regions:') and "'hazard:0,0,1'" in \
+        problems[0], problems
+
+
+def test_cost_memory_survives_rebuilds_and_a_round_trip():
+    from embodied_aif.models.task_world import CostMemory, transition_key
+
+    ts = system_from_map(PLACES, EDGES, {}, robot_place=0)
+    k = next(i for i in range(ts.n_transitions) if ts.targets[i] == 'place_1'
+             and ts.states[ts.src[i]].startswith('place_0|'))
+    assert transition_key(ts, k) == 'move place_1 from place_0'
+    memory = CostMemory()
+    for _ in range(5):
+        memory.record(transition_key(ts, k), [20.0, 4.0, 0.1])
+    # the map grew (a new place): the rebuilt system starts from priors, the memory restores
+    rebuilt = system_from_map({**PLACES, 4: (8.0, 0.0)}, [*EDGES, (1, 4, 4.0, 1.0)], {},
+                              robot_place=0)
+    learned = memory.apply(rebuilt)
+    j = next(i for i in range(rebuilt.n_transitions)
+             if transition_key(rebuilt, i) == 'move place_1 from place_0')
+    assert rebuilt.beliefs.mu[j][0] == pytest.approx(8.0)  # prior: 4 m at 0.5 m/s
+    assert learned.beliefs.mu[j][0] == pytest.approx((8.0 + 5 * 20.0) / 6)
+    assert learned.beliefs.count[j] == rebuilt.beliefs.count[j] + 5
+    others = [i for i in range(rebuilt.n_transitions) if i != j]
+    assert (learned.beliefs.mu[others] == rebuilt.beliefs.mu[others]).all()
+    # the learned cost changes the plan: the way via place_1 is now slow
+    assert [p.targets for p in plan(learned, 'F at_place_3', objectives=['time']).plans] == \
+        [('place_2', 'place_3')]
+    again = CostMemory.from_dict(memory.to_dict())
+    assert len(again) == 5 and again.apply(rebuilt).beliefs.mu[j][0] == learned.beliefs.mu[j][0]
+    for bad, match in (({'version': 99}, 'version'),
+                       ({'version': 1, 'observations': []}, 'must be an object'),
+                       ({'version': 1, 'objectives': ['time', 'energy', 'risk'],
+                         'observations': {'x': [[1.0, -2.0, 0.0]]}}, 'non-negative')):
+        with pytest.raises(ValueError, match=match):
+            CostMemory.from_dict(bad, 'costs.json')
+
+
+def test_only_objects_a_task_names_enter_its_system():
+    from embodied_aif.models.ltl import atoms_of
+    from embodied_aif.models.task_world import objects_named
+
+    objects = {'mug_1': (4.0, 0.0), 'can_2': (0.0, 4.0), 'mug_10': (4.0, 4.0)}
+    atoms = atoms_of('F (holding_mug_1 & F mug_1_on_place_3) & G !in_hazard')
+    assert objects_named(objects, atoms) == {'mug_1': (4.0, 0.0)}
+    assert objects_named(objects, atoms_of('F at_place_3')) == {}
+    many = {f'obj_{k}': (4.0, 4.0) for k in range(12)}  # 4 places ^ 12 objects if all kept
+    ts = system_from_map(PLACES, EDGES, objects_named(many, atoms_of('F holding_obj_3')),
+                         robot_place=0)
+    assert len(ts.states) <= 4 * 5 and plan(ts, 'F holding_obj_3').satisfiable
