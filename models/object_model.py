@@ -593,3 +593,19 @@ class ObjectClassifier:
         known = self.columns >= 0
         out[np.ix_(rows, np.flatnonzero(known))] = q[:, self.columns[known]]
         return out
+
+    def likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
+                    full_pixels: float = 150.0, floor: float = 0.02) -> np.ndarray:
+        """Category likelihoods (N, len(names)) of segmented clusters, ready for fusion.
+
+        Gravity-aligned crops of every cluster in one batch, then q(category) tempered (less
+        for clusters seen small) and floored (scene_beliefs.classifier_likelihood).
+        """
+        from embodied_aif.models.object_crops import image_up
+        from embodied_aif.models.scene_beliefs import classifier_likelihood, size_temperature
+
+        i = intrinsics
+        ups = [image_up(t_map_cam, c.center, i.fx, i.fy, i.cx, i.cy) for c in clusters]
+        probs = self.classify(rgb, depth, [c.pixel_indices for c in clusters], i.fx, ups)
+        temps = size_temperature([c.n_points for c in clusters], temperature, full_pixels)
+        return classifier_likelihood(probs, temps, floor)

@@ -53,16 +53,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from embodied_aif.models.object_crops import image_up
 from embodied_aif.models.object_model import CheckpointError, ObjectClassifier
 from embodied_aif.models.scene_beliefs import (
     BeliefConfig,
     SensorModel,
     belief_summary,
-    classifier_likelihood,
     detection_from_cluster,
     empty_scene,
-    size_temperature,
     update,
 )
 from embodied_aif.models.segmentation import (
@@ -399,14 +396,9 @@ class Perception(ParamNode):
         k = len(self._names)
         if self._classifier is None or not clusters:
             return np.full((len(clusters), k), 1.0 / k)
-        i = intrinsics
-        ups = [image_up(t_map_cam, c.center, i.fx, i.fy, i.cx, i.cy) for c in clusters]
-        probs = self._classifier.classify(rgb, depth, [c.pixel_indices for c in clusters],
-                                          intrinsics.fx, ups)
-        temps = size_temperature([c.n_points for c in clusters],
-                                 self.param('category_temperature'),
-                                 self.param('category_full_pixels'))
-        return classifier_likelihood(probs, temps, self.param('category_floor'))
+        return self._classifier.likelihoods(
+            rgb, depth, intrinsics, t_map_cam, clusters, self.param('category_temperature'),
+            self.param('category_full_pixels'), self.param('category_floor'))
 
     # ------------------------------------------------------------------ outputs
     def _publish_objects(self, header: Header) -> None:
