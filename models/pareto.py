@@ -313,6 +313,21 @@ def _unsatisfiable_reason(ts: TransitionSystem, dfa: DFA, product: Product) -> s
     return f'no run of the transition system satisfies the task {dfa.formula!r}: {detail}'
 
 
+def checked_system(ts: TransitionSystem, objectives, optimism: float) -> TransitionSystem:
+    """The system restricted to `objectives` (None/empty: all), with optimism checked.
+
+    TaskError for unknown objectives or an optimism that is not a finite number >= 0.
+    """
+    if objectives:
+        try:
+            ts = ts.restrict(objectives)
+        except ValueError as exc:
+            raise TaskError(str(exc)) from None
+    if not math.isfinite(optimism) or optimism < 0:
+        raise TaskError(f'optimism must be a finite number >= 0, got {optimism}')
+    return ts
+
+
 def plan(ts: TransitionSystem, task: str | DFA, optimism: float = 0.0,
          objectives=None, max_labels: int = 5_000_000) -> PlanResult:
     """Compute every Pareto-optimal plan of `ts` for an LTLf task (formula text or DFA).
@@ -325,13 +340,7 @@ def plan(ts: TransitionSystem, task: str | DFA, optimism: float = 0.0,
     max_labels bounds the search (RuntimeError beyond it).
     """
     started = time.perf_counter()
-    if objectives:
-        try:
-            ts = ts.restrict(objectives)
-        except ValueError as exc:
-            raise TaskError(str(exc)) from None
-    if not math.isfinite(optimism) or optimism < 0:
-        raise TaskError(f'optimism must be a finite number >= 0, got {optimism}')
+    ts = checked_system(ts, objectives, optimism)
     dfa = task if isinstance(task, DFA) else to_dfa(task)
     known = ts.all_labels()
     unknown = [a for a in dfa.atoms if a not in known]

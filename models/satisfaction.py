@@ -22,7 +22,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from embodied_aif.models.pareto import PlanResult, TaskError, pareto_filter, plan
+from embodied_aif.models.pareto import (
+    PlanResult,
+    TaskError,
+    checked_system,
+    pareto_filter,
+    plan,
+)
 from embodied_aif.models.transition_system import (
     CostBeliefs,
     TransitionSystem,
@@ -105,13 +111,7 @@ def plan_with_threshold(ts: TransitionSystem, task, successes: SuccessBeliefs,
                                               for p in result.plans]
         result.stats['excluded'] = 0
         return result
-    if objectives:
-        try:
-            ts = ts.restrict(objectives)
-        except ValueError as exc:
-            raise TaskError(str(exc)) from None
-    if not math.isfinite(optimism) or optimism < 0:
-        raise TaskError(f'optimism must be a finite number >= 0, got {optimism}')
+    ts = checked_system(ts, objectives, optimism)
     d = len(ts.objectives)
     # Extended system: the task's planning costs plus -log p per step, planned on as given.
     nats = -np.log(successes.probability())

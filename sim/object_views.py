@@ -21,7 +21,7 @@ import numpy as np
 import pybullet as p
 
 from embodied_aif.sim.objects import ObjectDesc, body_extent, spawn_object
-from embodied_aif.sim.sensors import depth_buffer_to_metres
+from embodied_aif.sim.sensors import PhysicsClientOwner, depth_buffer_to_metres
 
 # Focal lengths (pixels) of the stack's cameras: head 320x240 at 60 deg vertical field of
 # view, wrist 160x120 at 70 deg (sim/simulation.py). Views use one or the other.
@@ -106,7 +106,7 @@ def look_at_pose(eye, target) -> np.ndarray:
     return t
 
 
-class ObjectScene:
+class ObjectScene(PhysicsClientOwner):
     """A DIRECT-mode table top with one object at a time, rendered by TinyRenderer.
 
     Use as a context manager (or call ``close``). ``size`` is the square image side in pixels;
@@ -127,18 +127,6 @@ class ObjectScene:
                                        physicsClientId=self.client)
         self.body: int | None = None
         self.centre = np.zeros(3)
-
-    def close(self) -> None:
-        """Disconnect the physics client."""
-        if self.client is not None and p.isConnected(self.client):
-            p.disconnect(self.client)
-        self.client = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def place(self, desc: ObjectDesc) -> None:
         """Replace the current object by a new instance resting on the table at the origin."""

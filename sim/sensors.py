@@ -16,6 +16,24 @@ import numpy as np
 import pybullet as p
 
 
+class PhysicsClientOwner:
+    """Owns one PyBullet client (``self.client``): ``close()`` and use as a context manager."""
+
+    client: int | None = None
+
+    def close(self) -> None:
+        """Disconnect the physics client."""
+        if self.client is not None and p.isConnected(self.client):
+            p.disconnect(self.client)
+        self.client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def depth_buffer_to_metres(buffer: np.ndarray, near: float, far: float) -> np.ndarray:
     """Convert an OpenGL depth buffer (values in [0, 1]) to z-depth in metres (float32)."""
     buf = np.asarray(buffer, dtype=np.float64)

@@ -31,6 +31,7 @@ from embodied_aif.sim.sensors import (
     Laser,
     LaserConfig,
     LaserScanData,
+    PhysicsClientOwner,
     render_camera,
 )
 from embodied_aif.sim.world import World, build_world
@@ -161,7 +162,7 @@ class _State:
     blocked: bool = False
 
 
-class Simulation:
+class Simulation(PhysicsClientOwner):
     """A headless simulation: ``reset``, ``step``, commands, sensors and ground truth."""
 
     def __init__(self, scenario: str | Scenario = 'default', seed: int = 0,
@@ -235,18 +236,6 @@ class Simulation:
         for _ in range(int(round(self.settle_s * self.rates.physics_hz))):
             p.stepSimulation(physicsClientId=c)
         self._state.step = 0
-
-    def close(self) -> None:
-        """Disconnect the physics client."""
-        if self.client is not None and p.isConnected(self.client):
-            p.disconnect(self.client)
-        self.client = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ----------------------------------------------------------------- properties
     @property

@@ -70,6 +70,17 @@ def preference(mean, var, weight=1.0):
                       covariance=[var, 0.0, 0.0, var], epistemic_weight=weight)
 
 
+def model_after(step, n, cost):
+    """The example model after n realised costs of the transition of a plan step."""
+    ts = load_model(MODEL)
+    index = next(k for k in range(ts.n_transitions)
+                 if ts.states[ts.src[k]] == step.from_state and ts.actions[k] == step.action
+                 and ts.states[ts.dst[k]] == step.to_state)
+    for _ in range(n):
+        ts = ts.observe(index, cost)
+    return ts
+
+
 def test_plans_and_selection_match_the_models(harness):
     harness.task_pub.publish(TaskSpec(id='fetch', formula=TASK))
     assert harness.wait(lambda: harness.got['plans'])
@@ -127,13 +138,7 @@ def test_outcomes_update_beliefs_and_replan(harness):
         harness.outcome_pub.publish(PlanOutcome(plan_id=first.plans[0].id, step_index=0,
                                                 step=step, objectives=['time', 'energy'],
                                                 realised_cost=[40.0, 40.0], success=True))
-    ts = load_model(MODEL)
-    index = next(k for k in range(ts.n_transitions)
-                 if ts.states[ts.src[k]] == step.from_state and ts.actions[k] == step.action
-                 and ts.states[ts.dst[k]] == step.to_state)
-    for _ in range(5):
-        ts = ts.observe(index, [40.0, 40.0])
-    expected = plan(ts, TASK)
+    expected = plan(model_after(step, 5, [40.0, 40.0]), TASK)
     # the planner learned the same beliefs and re-planned: the same Pareto set as the models'
     assert harness.wait(lambda: len(harness.got['plans']) > n
                         and len(harness.got['plans'][-1].plans) == len(expected.plans)
@@ -265,13 +270,7 @@ def test_learned_costs_survive_a_restart_and_a_corrupt_checkpoint_is_set_aside(t
         assert h.wait(lambda: saved() == 5)
     finally:
         h.close()
-    ts = load_model(MODEL)
-    index = next(k for k in range(ts.n_transitions)
-                 if ts.states[ts.src[k]] == step.from_state and ts.actions[k] == step.action
-                 and ts.states[ts.dst[k]] == step.to_state)
-    for _ in range(5):
-        ts = ts.observe(index, [40.0, 40.0])
-    learned = [p.expected_cost for p in plan(ts, TASK).plans]
+    learned = [p.expected_cost for p in plan(model_after(step, 5, [40.0, 40.0]), TASK).plans]
     # a new planner process (here: a new node) resumes with what the old one learned
     h, resumed = first_plans()
     h.close()

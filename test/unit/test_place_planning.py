@@ -221,10 +221,10 @@ def test_wall_ahead_and_nan_ahead_stop_forward_motion():
         local_command(np.full(360, np.inf), ANGLES, (np.nan, 0.0), 0.05, 8.0, CTRL)
 
 
-def segment_scan(segments, x, y, yaw):
-    """Ranges from (x, y, yaw) to wall segments ((x0, y0), (x1, y1)) on the 360 beams."""
+def segment_scan(segments, x, y, yaw, beams=ANGLES):
+    """Ranges from (x, y, yaw) to wall segments ((x0, y0), (x1, y1)) on the given beams."""
     segs = np.asarray(segments, dtype=float)
-    d = np.column_stack([np.cos(ANGLES + yaw), np.sin(ANGLES + yaw)])
+    d = np.column_stack([np.cos(beams + yaw), np.sin(beams + yaw)])
     a, e = segs[:, 0], segs[:, 1] - segs[:, 0]
     ao = a - np.array([x, y])
     den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]
@@ -319,15 +319,7 @@ def building(n=2, size=4.0, door=1.2):
 
 
 def raycast(segs, x, y, yaw, rmax=8.0):
-    d = np.column_stack([np.cos(BEAMS + yaw), np.sin(BEAMS + yaw)])
-    a, e = segs[:, 0], segs[:, 1] - segs[:, 0]
-    ao = a - np.array([x, y])
-    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        t = (ao[None, :, 0] * e[None, :, 1] - ao[None, :, 1] * e[None, :, 0]) / den
-        s = (ao[None, :, 0] * d[:, None, 1] - ao[None, :, 1] * d[:, None, 0]) / den
-    ok = (np.abs(den) > 1e-12) & (t > 0) & (s >= 0) & (s <= 1)
-    r = np.where(ok, t, np.inf).min(axis=1)
+    r = segment_scan(segs, x, y, yaw, BEAMS)
     return np.where(r < rmax, r, np.inf)
 
 
