@@ -458,13 +458,34 @@ def _extend_to_support(q, lo, hi, planes, config):
     return lo, hi
 
 
+def near_capsules(points: np.ndarray, chain: np.ndarray, radius: float) -> np.ndarray:
+    """Which points (N, 3) lie within ``radius`` of the polyline ``chain`` (K, 3).
+
+    The robot's own body as capsules between consecutive link origins (a self filter: the
+    arm seen by a camera is not an object). A chain of one point is a sphere.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    chain = np.asarray(chain, dtype=float).reshape(-1, 3)
+    near = np.zeros(len(points), dtype=bool)
+    if not len(chain) or not len(points):
+        return near
+    segments = [(chain[0], chain[0])] if len(chain) == 1 else list(zip(chain[:-1], chain[1:]))
+    for a, b in segments:
+        ab = b - a
+        t = np.clip((points - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        near |= np.linalg.norm(points - (a + t[:, None] * ab), axis=1) <= radius
+    return near
+
+
 def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
                   config: SegmentationConfig, rng: np.random.Generator,
-                  ignore_mask=None) -> SegmentationResult:
+                  ignore_mask=None, self_chain=None,
+                  self_radius: float = 0.1) -> SegmentationResult:
     """Segment a registered RGB-D frame into object clusters in the map frame.
 
     ``depth`` is (H, W) float metres, ``rgb`` (H, W, 3) uint8 registered to it (or None).
-    Pixels where ``ignore_mask`` (H, W) is true (e.g. the robot's own body) and points outside
+    Pixels where ``ignore_mask`` (H, W) is true, points within ``self_radius`` of the robot's
+    body ``self_chain`` (link origins in the map frame, see near_capsules) and points outside
     the optional crop box are ignored. Raises ValueError naming the cause on a bad frame, bad
     intrinsics or too little valid depth.
     """
@@ -479,6 +500,9 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
             raise ValueError(f"ignore_mask shape {ignore_mask.shape} does not match depth "
                              f"{depth.shape}")
         keep = ~ignore_mask.reshape(-1)[pix]
+        points, pix = points[keep], pix[keep]
+    if self_chain is not None and len(self_chain):
+        keep = ~near_capsules(points, self_chain, self_radius)
         points, pix = points[keep], pix[keep]
     if config.crop_min is not None:
         keep = np.all((points >= config.crop_min) & (points <= config.crop_max), axis=1)

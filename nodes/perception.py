@@ -168,6 +168,13 @@ class Perception(ParamNode):
         Param('seed', 0, 'seed of the RANSAC generator', low=0, high=2**31 - 1,
               read_only=True),
         Param('publish_points', True, 'publish the object points on ~/points'),
+        Param('self_filter_frames', ['panda_link0', 'panda_link2', 'panda_link3', 'panda_link4',
+                                     'panda_link5', 'panda_link6', 'panda_link7', 'panda_hand',
+                                     'panda_leftfinger'],
+              'robot frames along the arm, in chain order: depth within self_filter_radius of '
+              'the polyline through them is the robot, not an object ([""]: no filter)'),
+        Param('self_filter_radius', 0.1, 'radius of the robot self filter around the chain, m',
+              low=0.0, high=1.0),
         Param('object_model', '', 'object model weights (empty: the shipped default); '
               'missing or corrupt: uniform category likelihoods', read_only=True),
         Param('category_temperature', 0.5, 'tempering of the per-view category likelihood '
@@ -335,6 +342,20 @@ class Perception(ParamNode):
                 raise FrameError('tf_wait', str(exc)) from exc
             raise FrameError('tf', f'frame id {source!r}: {exc}') from exc
 
+    def _self_chain(self, frame: Frame) -> np.ndarray | None:
+        """Origins of the self-filter frames in the map frame at the frame's stamp."""
+        names = [f for f in self.param('self_filter_frames') if f]
+        if not names or self.param('self_filter_radius') <= 0:
+            return None
+        try:
+            return np.array([self.tf.lookup(self.param('map_frame'), name, frame.stamp_ns / NS,
+                                            tolerance_s=self.param('tf_tolerance'))[:3, 3]
+                             for name in names])
+        except TransformError as exc:  # no arm on this robot, or its TF lags: say so, go on
+            self.get_logger().warning(f'self filter off for this frame: {exc}',
+                                      throttle_duration_sec=10.0)
+            return None
+
     def _process(self, frame: Frame) -> None:
         start = time.perf_counter()
         period = NS / self.param('max_rate')
@@ -359,7 +380,9 @@ class Perception(ParamNode):
         t_map_cam = self._transform(frame)
         config = self._segmentation_config()
         try:
-            result = segment_frame(depth, rgb, intrinsics, t_map_cam, config, self._rng)
+            result = segment_frame(depth, rgb, intrinsics, t_map_cam, config, self._rng,
+                                   self_chain=self._self_chain(frame),
+                                   self_radius=self.param('self_filter_radius'))
         except ValueError as exc:
             cause = next((c for c in ('camera_info', 'depth') if c in str(exc)), 'image')
             raise FrameError(cause, str(exc)) from exc

@@ -208,6 +208,24 @@ def test_ignore_mask_drops_pixels_and_must_match():
                       ignore_mask=mask[1:])
 
 
+def test_self_filter_drops_what_lies_along_the_robot_chain():
+    from embodied_aif.models.segmentation import near_capsules
+
+    pts = np.array([[0.0, 0.0, 0.5], [0.05, 0.0, 0.25], [0.2, 0.0, 0.25], [0.0, 0.0, 1.2]])
+    chain = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # a vertical 1 m link
+    assert near_capsules(pts, chain, 0.1).tolist() == [True, True, False, False]
+    assert near_capsules(pts, chain[:1], 0.6).tolist() == [True, True, True, False]  # a sphere
+    assert not near_capsules(pts, np.zeros((0, 3)), 1.0).any()
+    # an "arm" reaching down onto the first box: that box is the robot, the others stay
+    depth, rgb = _scene()
+    arm = np.array([CENTRES[0] + [0.0, 0.0, 0.4], CENTRES[0] + [0.0, 0.0, 0.02]])
+    res = segment_frame(depth, rgb, INTR, T_CAM, SegmentationConfig(), np.random.default_rng(0),
+                        self_chain=arm, self_radius=0.08)
+    centres = np.array([c.center for c in res.clusters])
+    assert len(res.clusters) == 2
+    assert np.linalg.norm(centres[:, :2] - CENTRES[0, :2], axis=1).min() > 0.1
+
+
 def test_bad_camera_info_raises():
     with pytest.raises(ValueError, match="uncalibrated"):
         CameraIntrinsics.from_k(np.zeros(9), 160, 120)
