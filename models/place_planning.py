@@ -466,6 +466,11 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
     while idx < len(route) - 1 and \
             np.linalg.norm(route[idx] - pose[:2]) < config.waypoint_reach:
         idx += 1
+    # a waypoint just beside the robot that it cannot close on (turning in place between an
+    # obstacle ahead and the waypoint to the side) is passed: aim at the next one
+    if idx < len(route) - 1 and state.since_progress > config.stuck_steps // 4 and \
+            np.linalg.norm(route[idx] - pose[:2]) < 2.0 * config.waypoint_reach:
+        idx += 1
     state = dataclasses.replace(state, route_index=idx)
     target_xy = route[idx]
     # progress = length of the route still to drive
