@@ -283,7 +283,12 @@ class Executive(ParamNode):
                     return k, 'preference'
             self._feedback(handle, plan, k, 'acting')
             snap = self.meter.snapshot(self._now())
-            ok, reason = self._run_step(handle, run, step, events)
+            try:
+                ok, reason = self._run_step(handle, run, step, events)
+            except PreemptedError as exc:  # the step was interrupted: report it, then stop
+                self._publish_outcome(plan.id, k, step, self.meter.since(snap, self._now()),
+                                      False, f'interrupted: {exc}')
+                raise
             cost = self.meter.since(snap, self._now())
             self._publish_outcome(plan.id, k, step, cost, ok, reason)
             self.counts['steps' if ok else 'failed_steps'] += 1

@@ -241,3 +241,6 @@ def test_cancel_stops_the_child_action(harness):
     result = h.result(handle)
     assert not result.success and 'canceled' in result.reason
     assert h.wait(lambda: len(h.fakes.canceled) > canceled, 10)
+    # the interrupted step is reported, as a failure, with what it cost so far
+    step = [m for m in outcomes_of(h, 'j/') if m.step_index == 0]
+    assert len(step) == 1 and not step[0].success and 'interrupted' in step[0].reason

@@ -16,7 +16,7 @@ def test_short_demo_explores_plans_executes_and_records(tmp_path):
     out = tmp_path / 'demo'
     result = subprocess.run(
         [sys.executable, '-m', 'embodied_aif.cli.main', 'demo', '--explore-s', '25',
-         '--episodes', '1', '--step-timeout-s', '60', '--out', str(out)],
+         '--episodes', '1', '--step-timeout-s', '120', '--out', str(out)],
         capture_output=True, text=True, timeout=900, cwd=REPO, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -71,7 +71,7 @@ def test_killed_nodes_respawn_and_resume_their_map_and_costs(tmp_path):
     out = tmp_path / 'demo'
     demo = subprocess.Popen(
         [sys.executable, '-m', 'embodied_aif.cli.main', 'demo', '--processes', '--respawn',
-         '--explore-s', '40', '--episodes', '1', '--step-timeout-s', '60', '--out', str(out)],
+         '--explore-s', '40', '--episodes', '1', '--step-timeout-s', '120', '--out', str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env=dict(os.environ))
     try:
