@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 
@@ -24,8 +23,8 @@ class StateFile:
     def load(self) -> tuple[dict | None, str]:
         """Return (state, '') or (None, why not).
 
-        A missing file is not an error; a corrupt one is moved to '<name>.corrupt-<unix time>'
-        and named in the message.
+        A missing file is not an error; a corrupt one is moved to '<name>.corrupt-<mtime>'
+        (its modification time, in unix seconds) and named in the message.
         """
         if self.path is None or not self.path.exists():
             return None, ''
@@ -35,8 +34,9 @@ class StateFile:
                 raise ValueError('the top level is not an object')
             return data, ''
         except (OSError, ValueError) as exc:
-            aside = self.path.with_name(f'{self.path.name}.corrupt-{int(time.time())}')
             try:
+                aside = self.path.with_name(
+                    f'{self.path.name}.corrupt-{int(self.path.stat().st_mtime)}')
                 os.replace(self.path, aside)
                 where = f'moved to {aside}'
             except OSError as move_error:

@@ -81,6 +81,7 @@ class Executive(ParamNode):
     def __init__(self, **kwargs):
         super().__init__('executive', **kwargs)
         self.lock = threading.Lock()
+        self.wake = threading.Event()  # set by every input a waiting goal may be waiting for
         self.meter = CostMeter(risk_distance=self.param('risk_distance'),
                                arm_energy_per_rad=self.param('arm_energy_per_rad'))
         self.task: TaskSpec | None = None
@@ -131,6 +132,7 @@ class Executive(ParamNode):
         with self.lock:
             self.task = msg
             self.events['task'] += 1
+        self.wake.set()
 
     def _on_preference(self, msg: Preference) -> None:
         try:
@@ -140,6 +142,7 @@ class Executive(ParamNode):
             return
         with self.lock:
             self.events['preference'] += 1
+        self.wake.set()
 
     def _reject(self, why: str) -> None:
         self.counts['rejected_inputs'] += 1
@@ -150,9 +153,11 @@ class Executive(ParamNode):
         with self.lock:
             self.plan = msg
             self.plan_seq += 1
+        self.wake.set()
 
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = msg
+        self.wake.set()
 
     def _on_odom(self, msg: Odometry) -> None:
         p = msg.pose.pose.position
@@ -262,7 +267,7 @@ class Executive(ParamNode):
                 what = f'plan {plan_id!r}' if plan_id else f'plan selected for task {task.id!r}'
                 raise PreemptedError(f'no {what} starts where the robot is within '
                                 f"{self.param('plan_timeout'):.0f} s")
-            time.sleep(0.05)
+            self._idle(0.05)
 
     def _starts_here(self, plan: ParetoPlan) -> bool:
         """Whether the plan's first state is the robot's current place (when both are known)."""
@@ -327,10 +332,12 @@ class Executive(ParamNode):
         if not client.wait_for_server(timeout_sec=self.param('server_timeout')):
             return False, f"no '{self.action_names[step.action]}' action server is running"
         future = client.send_goal_async(goal)
+        future.add_done_callback(lambda _: self.wake.set())
         if not self._wait(future.done, 10.0, handle, run) or not future.result().accepted:
             return False, f"the '{self.action_names[step.action]}' server did not accept the goal"
         child = future.result()
         result_future = child.get_result_async()
+        result_future.add_done_callback(lambda _: self.wake.set())
         try:
             finished = self._wait(result_future.done, self.param('step_timeout'), handle, run,
                                   events)
@@ -360,8 +367,13 @@ class Executive(ParamNode):
                 return 'task'
             if self._now() > deadline or time.monotonic() > wall:
                 return predicate()
-            time.sleep(0.02)
+            self._idle(0.02)
         return True
+
+    def _idle(self, longest_s: float) -> None:
+        """Until an input arrives or a future completes; the bound only catches a cancel."""
+        self.wake.wait(longest_s)
+        self.wake.clear()
 
     def _check_preempt(self, handle, run) -> None:
         if handle.is_cancel_requested:
