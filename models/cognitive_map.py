@@ -633,6 +633,30 @@ def _relocalise(cmap: CognitiveMap, raw: np.ndarray, code: np.ndarray, config: M
     return new, MapEvent('jump' if jumped else 'lost', -1, reason)
 
 
+def resume(cmap: CognitiveMap, raw_pose) -> tuple[CognitiveMap, MapEvent]:
+    """Re-localise a map restored from a checkpoint at odometry ``raw_pose``, trusting the pose.
+
+    For a map process that restarted while odometry ran on: the robot may have driven farther
+    than ``max_jump`` since the checkpoint, but along continuous odometry, so it is placed on
+    the visited place nearest its corrected pose (the next update grows the map from there if
+    it is outside that place) instead of re-localising from codes alone.
+    """
+    pose = map_pose(cmap, raw_pose)
+    if not np.all(np.isfinite(pose)):
+        return cmap, MapEvent('invalid', cmap.current, f'pose {pose.tolist()} is not finite')
+    visited = np.flatnonzero(cmap.visits > 0)
+    if visited.size == 0:
+        return cmap, MapEvent('stay', cmap.current, 'no visited place to resume on')
+    d = np.linalg.norm(cmap.poses[visited, :2] - pose[:2], axis=1)
+    k = int(visited[int(np.argmin(d))])
+    belief = np.zeros(cmap.num_places)
+    belief[k] = 1.0
+    new = _localised(dataclasses.replace(cmap, hypotheses=None, lost_anchor=None), belief, k,
+                     pose, ((float(pose[0]), float(pose[1])),))
+    return new, MapEvent('relocalised', k, f'resumed on place {k}, {float(d.min()):.2f} m away, '
+                         'from continuous odometry')
+
+
 def map_pose(cmap: CognitiveMap, raw_pose) -> np.ndarray:
     """Return the odometry pose (x, y[, yaw]) corrected into the map frame (x, y, yaw)."""
     pose = np.asarray(raw_pose, dtype=float).ravel()
@@ -901,7 +925,7 @@ __all__ = ['BLOCKED', 'EXPERIENCED', 'IMAGINED', 'CognitiveMap', 'Edge', 'MapCon
            'add_imagined_edge', 'clear_blocked', 'code_distances', 'cosine_distance',
            'edge_route', 'image_code',
            'link_visible_places', 'map_pose', 'mark_blocked', 'mark_traversed', 'match_scan',
-           'nearest_place', 'observe',
+           'nearest_place', 'observe', 'resume',
            'place_likelihood', 'predicted_positions', 'propose_frontiers',
            'scan_code', 'to_message_fields', 'transition_prior', 'update']
 

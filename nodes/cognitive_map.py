@@ -379,12 +379,14 @@ class CognitiveMapNode(ParamNode):
         self.last_event = cm.MapEvent('start', -1, 'no update yet')
         self.odom_jumped = False
         self.last_update_pose: np.ndarray | None = None
+        self.last_update_stamp_ns: int | None = None
         self.status = ('waiting for odom, scan and image', DiagnosticStatus.OK)
         self.update_ms = 0.0
         self.last_publish_ns = 0
         self.signature = None
         self.state_file = StateFile(self.param('state_file'))
         self.saved_signature = None
+        self.resumed_stamp_ns: int | None = None  # odometry stamp of a resumed checkpoint
         self._load_state()
 
         self.laser = LaserMount(self, self.param('base_frame'))
@@ -425,6 +427,8 @@ class CognitiveMapNode(ParamNode):
         except ValueError as exc:
             self.get_logger().error(f'checkpoint ignored, starting with an empty map: {exc}')
             return
+        stamp = doc.get('odom_stamp_ns')
+        self.resumed_stamp_ns = int(stamp) if isinstance(stamp, int) and stamp >= 0 else None
         self.last_event = cm.MapEvent('resumed', self.cmap.current,
                                       f'{self.cmap.num_places} places from {self.state_file.path}')
         self.get_logger().info(self.last_event.reason)
@@ -434,7 +438,10 @@ class CognitiveMapNode(ParamNode):
                      len(self.cmap.edges), self.cmap.loop_closures)
         if signature == self.saved_signature:
             return
-        why = self.state_file.save(cm.map_to_checkpoint(self.cmap))
+        doc = cm.map_to_checkpoint(self.cmap)
+        if self.last_update_stamp_ns is not None:
+            doc['odom_stamp_ns'] = self.last_update_stamp_ns
+        why = self.state_file.save(doc)
         if why:
             self.status = (why, DiagnosticStatus.WARN)
             self.get_logger().warning(why, throttle_duration_sec=30.0)
@@ -520,6 +527,7 @@ class CognitiveMapNode(ParamNode):
         scan = self.scan[0]
         ranges, angles = scan_arrays(scan)
         ranges = scan_in_base(ranges, angles, self.laser.pose(scan.header.frame_id))
+        self._resume_from_checkpoint(pose, stamp)
         config = self._config_for(pose)
         try:
             code = self._code(scan, ranges)
@@ -532,6 +540,7 @@ class CognitiveMapNode(ParamNode):
             self.get_logger().warning(self.status[0], throttle_duration_sec=5.0)
             return
         self.counts['updates'] += 1
+        self.last_update_stamp_ns = stamp.sec * 10**9 + stamp.nanosec
         self.update_ms = 1000.0 * (time.perf_counter() - start)
         if event.kind not in ('stay',):
             self.last_event = event
@@ -541,6 +550,29 @@ class CognitiveMapNode(ParamNode):
                        f'{self.cmap.num_places} places, at place {self.cmap.current}',
                        DiagnosticStatus.WARN if self.cmap.lost else DiagnosticStatus.OK)
         self._publish(stamp=stamp)
+
+    def _resume_from_checkpoint(self, pose: np.ndarray, stamp) -> None:
+        """On the first update after a resumed checkpoint, trust continuous odometry.
+
+        The robot may have driven on while this node was down. If the odometry stamp moved
+        forward and the pose is within what the base could drive since the checkpoint, the map
+        is re-localised by pose (cm.resume); otherwise (a reset simulation, another odometry
+        frame) the next update treats the gap as a jump and re-localises from observations.
+        """
+        saved, self.resumed_stamp_ns = self.resumed_stamp_ns, None
+        if saved is None or self.cmap.last_pose is None:
+            return
+        dt = (stamp.sec * 10**9 + stamp.nanosec - saved) * 1e-9
+        moved = float(np.linalg.norm(cm.map_pose(self.cmap, pose)[:2] -
+                                     self.cmap.last_pose[:2]))
+        if dt < 0 or moved > self.config.max_jump + self.param('max_speed') * dt:
+            self.get_logger().warning(f'resumed map: odometry moved {moved:.2f} m in {dt:.1f} s '
+                                      'since the checkpoint; re-localising from observations')
+            return
+        self.cmap, event = cm.resume(self.cmap, pose)
+        self.last_update_pose = pose.copy()
+        self.last_event = event
+        self.get_logger().info(event.reason)
 
     def _config_for(self, pose: np.ndarray) -> cm.MapConfig:
         """The map rules for this update: a late update is not an odometry jump.

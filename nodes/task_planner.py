@@ -193,6 +193,10 @@ class TaskPlanner(ParamNode):
                 if self.map_msg is None:
                     self._fail('waiting for a cognitive map to plan on', DiagnosticStatus.OK)
                     return
+                if self.map_msg.current_place < 0:
+                    self._fail('waiting for the robot to be localised on the map (it is lost)',
+                               DiagnosticStatus.WARN)
+                    return
                 if self.rebuild or self.ts is None:
                     self.ts = self._replay(self._system_from_map())
                     self.rebuild = False

@@ -374,3 +374,28 @@ def test_checkpoint_round_trip_is_exact_and_bad_files_are_named():
     doc['map']['fields']['poses']['shape'] = [1]
     with pytest.raises(ValueError, match='map.json: map.poses: malformed'):
         map_from_checkpoint(doc, 'map.json')
+
+
+def test_a_resumed_map_trusts_continuous_odometry_instead_of_getting_lost():
+    from embodied_aif.models.cognitive_map import resume
+
+    codes = room_codes(3, seed=5)
+
+    def code_at(p):  # aliased rooms: re-localising from codes alone would be lost
+        return codes[0] if p[0] < 2 or 4 <= p[0] < 6 else codes[1]
+
+    cmap, _ = walk(CognitiveMap(), line(0.0, 2.0), code_at)
+    n = cmap.num_places
+    # the map process restarted while the robot drove on to x = 4.5 (more than max_jump)
+    jumped, ev = update(cmap, (4.5, 0.0), code_at((4.5, 0.0)), CFG)
+    assert ev.kind == 'jump' and jumped.lost
+    resumed, ev = resume(cmap, (4.5, 0.0))
+    assert ev.kind == 'relocalised' and not resumed.lost
+    assert resumed.current == int(np.argmin(np.abs(cmap.poses[:, 0] - 4.5)))
+    # mapping goes on from there: growth, no jump, no lost state
+    resumed, events = walk(resumed, line(4.5, 6.0), code_at)
+    assert not resumed.lost and resumed.num_places > n
+    assert not {e.kind for e in events} & {'jump', 'lost'}
+    with pytest.raises(ValueError, match='pose must be'):
+        resume(cmap, (1.0, 2.0, 3.0, 4.0))
+    assert resume(cmap, (np.nan, 0.0))[1].kind == 'invalid'
