@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient
@@ -57,6 +58,9 @@ class Operator:
         self.pub_pref = n.create_publisher(Preference, 'preference', LATCHED_QOS)
         self.outcomes = []
         n.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
+        self.selector_terms: dict[int, dict[str, float]] = {}
+        self.selector_message = ''
+        n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.navigate = ActionClient(n, Navigate, 'navigate')
         self.executive = ActionClient(n, Execute, 'execute')
 
@@ -70,6 +74,13 @@ class Operator:
     def _on_outcome(self, msg) -> None:
         with self.lock:
             self.outcomes.append(msg)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name == 'plan_selector':
+                terms = selector_terms(status.values)
+                with self.lock:
+                    self.selector_terms, self.selector_message = terms, status.message
 
     def _on_clock(self, msg) -> None:
         self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
@@ -186,6 +197,27 @@ class Operator:
                       'cost': [round(float(c), 3) for c in m.realised_cost]}
                      for m in self.outcomes[first:] if m.step_index >= 0]
         return result, steps
+
+
+def selector_terms(values) -> dict[int, dict[str, float]]:
+    """The plan selector's EFE terms per plan index from its diagnostics key/values.
+
+    Keys ``plan_<index>``, values ``efe=<x> risk=<x> info_gain=<x>``; anything else (or a
+    malformed entry) is left out.
+    """
+    out = {}
+    for kv in values:
+        if not kv.key.startswith('plan_') or not kv.key[5:].isdigit():
+            continue
+        try:
+            terms = {k: float(v) for k, _, v in (part.partition('=')
+                                                 for part in kv.value.split())}
+        except ValueError:
+            continue
+        if {'efe', 'risk', 'info_gain'} <= set(terms) and \
+                all(math.isfinite(v) for v in terms.values()):
+            out[int(kv.key[5:])] = terms
+    return out
 
 
 def _planar(pose) -> tuple[float, float, float]:

@@ -186,6 +186,7 @@ def play(args, op, names: set, summary: dict) -> None:
     for episode in range(args.episodes):
         plan = op.selected
         log(f'episode {episode}: plan {plan.id} predicted cost {np.round(plan.expected_cost, 2)}')
+        selection = selection_record(op, plan)
         t_start = op.clock
         result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
         rooms = op.rooms_between(t_start, op.clock)
@@ -194,7 +195,8 @@ def play(args, op, names: set, summary: dict) -> None:
                   'success': bool(result.success), 'reason': result.reason,
                   'replans': int(result.replans), 'rooms': sorted(rooms),
                   'entered_hazard': summary.get('hazard_room', '-') in rooms,
-                  'realised': [round(float(c), 3) for c in result.realised_cost]}
+                  'realised': [round(float(c), 3) for c in result.realised_cost],
+                  'selection': selection}
         log(f"episode {episode}: {'succeeded' if result.success else 'failed'} "
             f'({result.reason}); realised cost {record["realised"]}')
         episodes.append(record)
@@ -202,13 +204,54 @@ def play(args, op, names: set, summary: dict) -> None:
             op.navigate_to_place(home, args.step_timeout_s)
             op.wait_sim(lambda: False, 2.0)
     summary['episodes'] = episodes
+    summary['learning_curve'] = learning_curve(episodes)
     summary['hazard_entries'] = sum(e['entered_hazard'] for e in episodes)
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
 
 
+def selection_record(op, plan) -> dict:
+    """What the selector weighed for this choice: the EFE terms of every Pareto plan.
+
+    From the plan_selector's diagnostics (published once a second of the node clock): waits up
+    to 3 s of sim time for diagnostics that name this choice and cover exactly the current
+    Pareto set, so that the terms belong to this decision; otherwise no terms are recorded.
+    """
+    def current() -> bool:  # the diagnostics name this choice and cover the current set
+        n = len(op.plans.plans) if op.plans is not None else 0
+        return f'plan {plan.id} of {n}' in op.selector_message and \
+            sorted(op.selector_terms) == list(range(n))
+
+    op.wait_sim(current, 3.0, wall_limit=30)
+    with op.lock:
+        terms, plans, ok = dict(op.selector_terms), op.plans, current()
+    ids = [p.id for p in plans.plans] if plans is not None else []
+    if not ok:
+        return {'chosen': ids.index(plan.id) if plan.id in ids else -1, 'plans': []}
+    return {'chosen': ids.index(plan.id) if plan.id in ids else -1,
+            'plans': [{'id': ids[k], **{n: round(v, 4) for n, v in terms[k].items()}}
+                      for k in range(len(ids))]}
+
+
+def learning_curve(episodes: list[dict]) -> list[dict]:
+    """Per episode: how far the chosen plan's predicted cost was from the realised one.
+
+    relative_error[i] = |realised_i - predicted_i| / max(|realised_i|, 1e-3) per objective,
+    for episodes that ran to the end (a failed episode's cost is of a partial plan).
+    """
+    curve = []
+    for e in episodes:
+        if not e['success'] or len(e['realised']) != len(e['predicted']):
+            continue
+        real, pred = np.asarray(e['realised'], float), np.asarray(e['predicted'], float)
+        err = np.abs(real - pred) / np.maximum(np.abs(real), 1e-3)
+        curve.append({'episode': e['episode'],
+                      'relative_error': [round(float(v), 4) for v in err]})
+    return curve
+
+
 def plot(out: Path, op, summary: dict) -> list[str]:
-    """PNG plots: trajectory with the map; the Pareto front with the chosen plans."""
+    """PNG plots: trajectory and map; Pareto front and choices; beliefs, EFE, learning."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -241,7 +284,55 @@ def plot(out: Path, op, summary: dict) -> list[str]:
         fig.savefig(out / 'pareto_front.png', dpi=100)
         plt.close(fig)
         files.append('pareto_front.png')
+    episodes = summary.get('episodes', [])
+    if episodes:
+        plot_beliefs(out / 'belief_efe.png', episodes, summary.get('learning_curve', []))
+        files.append('belief_efe.png')
     return files
+
+
+def plot_beliefs(path: Path, episodes: list[dict], curve: list[dict]) -> None:
+    """EFE of the Pareto plans at each choice, predicted vs realised cost, learning curve."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax = axes[0]
+    for e in episodes:
+        plans = e.get('selection', {}).get('plans', [])
+        if not plans:
+            continue
+        chosen = e['selection']['chosen']
+        ax.scatter([e['episode']] * len(plans), [p['efe'] for p in plans], c='tab:gray', s=12)
+        if 0 <= chosen < len(plans):
+            c = plans[chosen]
+            ax.scatter(e['episode'], c['efe'], c='tab:red', s=30, zorder=3)
+            ax.scatter(e['episode'], c['risk'], marker='^', c='tab:orange', s=20)
+            ax.scatter(e['episode'], -c['info_gain'], marker='v', c='tab:blue', s=20)
+    ax.set_title('EFE per plan (red: chosen; ^ risk, v -info gain)', fontsize=8)
+    ax.set_xlabel('episode')
+    ax = axes[1]
+    ep = [e['episode'] for e in episodes]
+    ax.plot(ep, [e['predicted'][0] for e in episodes], 'o-', label='predicted (belief mean)')
+    ax.plot(ep, [e['realised'][0] if e['realised'] else np.nan for e in episodes], 's--',
+            label='realised')
+    ax.set_title('time cost of the chosen plan', fontsize=8)
+    ax.set_xlabel('episode')
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    if curve:
+        errors = np.array([c['relative_error'] for c in curve])
+        for i, name in enumerate(['time', 'energy', 'risk'][:errors.shape[1]]):
+            ax.plot([c['episode'] for c in curve], errors[:, i], 'o-', label=name)
+        ax.legend(fontsize=7)
+    ax.set_title('learning curve: |realised - predicted| / realised', fontsize=8)
+    ax.set_xlabel('episode')
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,13 @@ def test_short_demo_explores_plans_executes_and_records(tmp_path):
     assert episode['reason'] and len(episode['realised']) == 3, episode
     assert episode['steps'] and all(len(s['cost']) == 3 for s in episode['steps']), episode
     assert episode['steps'][0]['plan'] == episode['plan'] or episode['replans'] > 0, episode
+    # what the selector weighed (EFE terms per Pareto plan, when its diagnostics named this
+    # choice in time) and how far the cost beliefs were from the realised costs
+    selection = episode['selection']
+    assert selection['chosen'] < len(summary['task']['front'])
+    assert all({'id', 'efe', 'risk', 'info_gain'} <= set(p) for p in selection['plans'])
+    assert len(summary['learning_curve']) == int(episode['success'])
+    assert {'map_trajectory.png', 'pareto_front.png', 'belief_efe.png'} <= set(summary['plots'])
     for name in summary['plots']:
         assert (out / name).stat().st_size > 1000
     with open(out / 'recording.mcap', 'rb') as stream:
