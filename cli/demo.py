@@ -405,7 +405,8 @@ def run(args: argparse.Namespace) -> int:
         if supervisor is not None:
             summary['restarts'] = supervisor.restarts()
         executor.shutdown()
-        op.node.destroy_node()
+        spinner.join(timeout=10.0)  # spin() returns after shutdown; no callback may run on
+        op.node.destroy_node()      # a node being destroyed
         summary['recording'] = {'path': str(recorder.mcap.path),
                                 'messages': dict(sorted(recorder.mcap.counts.items()))}
     finally:
