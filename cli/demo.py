@@ -392,7 +392,14 @@ def run(args: argparse.Namespace) -> int:
         executor = MultiThreadedExecutor(num_threads=4, context=context)
         for node in [*nodes, op.node]:
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinning = threading.Event()
+        spinning.set()
+
+        def spin() -> None:  # a loop we can stop before the executor shuts down (rclpy's
+            while spinning.is_set() and context.ok():  # shutdown races its own pool tasks)
+                executor.spin_once(timeout_sec=0.1)
+
+        spinner = threading.Thread(target=spin, daemon=True)
         spinner.start()
         try:
             play(args, op, names, summary)
@@ -404,9 +411,11 @@ def run(args: argparse.Namespace) -> int:
         summary['plots'] = plot(out, op, summary)
         if supervisor is not None:
             summary['restarts'] = supervisor.restarts()
-        executor.shutdown()
-        spinner.join(timeout=10.0)  # spin() returns after shutdown; no callback may run on
-        op.node.destroy_node()      # a node being destroyed
+        spinning.clear()
+        spinner.join(timeout=10.0)
+        time.sleep(0.2)  # callbacks already handed to the pool finish
+        executor.shutdown(timeout_sec=10.0)
+        op.node.destroy_node()
         summary['recording'] = {'path': str(recorder.mcap.path),
                                 'messages': dict(sorted(recorder.mcap.counts.items()))}
     finally:
