@@ -818,3 +818,74 @@ def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: 
     table = [] if support is None else [support]
     return _plan(arm, q_start, cands, [*obstacles, *table], [*obstacles, *table],
                  [*obstacles, *table], config, ik, margin, via, rng, 'place')
+
+
+# ---------------------------------------------------------------------------- base approach
+@dataclass(frozen=True)
+class Approach:
+    """Where the base should stand to pick an object: a map-frame pose and the pick plan.
+
+    ``x``, ``y``, ``heading``: the base pose (facing the object); ``standoff``: its distance
+    to the object's centre; ``plan``: the pick planned from there (base frame).
+    """
+
+    x: float
+    y: float
+    heading: float
+    standoff: float
+    plan: MotionPlan
+
+
+def base_to_map(x: float, y: float, heading: float) -> np.ndarray:
+    """4x4 map-from-base transform of a planar base pose."""
+    c, s = math.cos(heading), math.sin(heading)
+    t = np.eye(4)
+    t[:2, :2] = [[c, -s], [s, c]]
+    t[:2, 3] = (x, y)
+    return t
+
+
+def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[Box], free,
+                  *, start_xy=None, headings: int = 16,
+                  standoffs: Sequence[float] = (0.45, 0.55, 0.65, 0.75),
+                  support_near_x: float = 0.30, config: GraspConfig | None = None,
+                  ik: IkConfig | None = None, margin: float = 0.005,
+                  rng: np.random.Generator | None = None) -> Approach | PlanFailure:
+    """Find a base pose facing ``obj`` (map frame) from which :func:`plan_pick` succeeds.
+
+    Candidates stand ``standoffs`` from the object's centre at ``headings`` directions around
+    it, facing it; ``free(x, y)`` says whether the base may stand there (e.g. the map's
+    clearance exceeds the footprint radius). They are tried nearest to ``start_xy`` (the
+    robot now) first, so the first success is also a short drive. The object's support is
+    assumed to reach back to ``support_near_x`` in the base frame, as the manipulator does.
+    """
+    if headings < 1 or not standoffs or min(standoffs) <= 0:
+        raise ValueError(f'need headings >= 1 and standoffs > 0, got {headings}, '
+                         f'{list(standoffs)}')
+    cx, cy = float(obj.center[0]), float(obj.center[1])
+    poses = []
+    for k in range(headings):
+        heading = 2 * math.pi * k / headings
+        for r in standoffs:
+            poses.append((cx - r * math.cos(heading), cy - r * math.sin(heading), heading,
+                          float(r)))
+    if start_xy is not None:
+        sx, sy = float(start_xy[0]), float(start_xy[1])
+        poses.sort(key=lambda p: math.hypot(p[0] - sx, p[1] - sy))
+    free_poses = [p for p in poses if free(p[0], p[1])]
+    if not free_poses:
+        return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
+                           f'of the object at ({cx:.2f}, {cy:.2f})')
+    last = None
+    for x, y, heading, r in free_poses:
+        to_base = np.linalg.inv(base_to_map(x, y, heading))
+        local = ObjectBox((to_base @ [*obj.center, 1.0])[:3], obj.extent,
+                          _wrap(obj.yaw - heading))
+        support = support_box(local.bottom, local.center[:2], support_near_x)
+        plan = plan_pick(arm, q_start, local, base_boxes, support, config, ik, margin,
+                         rng=rng)
+        if isinstance(plan, MotionPlan):
+            return Approach(x, y, heading, r, plan)
+        last = plan
+    return PlanFailure('unreachable', f'none of {len(free_poses)} free base poses around '
+                       f'({cx:.2f}, {cy:.2f}) reaches the object: {last.message}')

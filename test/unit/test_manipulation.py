@@ -213,3 +213,39 @@ def test_models_validate_their_inputs():
         m.GraspConfig(approach_distance=-0.1)
     with pytest.raises(ValueError, match='waypoints'):
         m.time_parameterise(np.array([[np.nan] * 7]), 1.0, 1.0)
+
+
+def test_plan_approach_finds_a_free_base_pose_facing_the_object_and_says_when_none():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    # a bottle on a 0.62 m table that fills x in [3, 4], y in [1, 2] of the map; walls around
+    # the room [0, 6] x [0, 4]; the base (footprint radius 0.4) may not overlap either
+    bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
+
+    def free(x, y):
+        in_room = 0.4 <= x <= 5.6 and 0.4 <= y <= 3.6
+        off_table = not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
+        return in_room and off_table
+
+    found = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.0))
+    assert isinstance(found, m.Approach), found
+    assert free(found.x, found.y)
+    # facing the object, at the standoff it reports
+    to_object = math.atan2(1.6 - found.y, 3.3 - found.x)
+    assert abs(math.atan2(math.sin(to_object - found.heading),
+                          math.cos(to_object - found.heading))) < 1e-9
+    assert math.hypot(3.3 - found.x, 1.6 - found.y) == pytest.approx(found.standoff)
+    # from the west, the side nearest the start and the table edge nearest the bottle
+    assert found.x < 3.0
+    # the plan grasps the bottle where it is: the grasp pose, back in the map frame
+    grasp = m.base_to_map(found.x, found.y, found.heading) @ m.tool_pose(
+        arm, found.plan.approach[-1])
+    assert np.linalg.norm(grasp[:2, 3] - [3.3, 1.6]) < 0.03
+
+    high = m.ObjectBox((3.3, 1.6, 1.9), (0.06, 0.06, 0.2), 0.0)  # above any reach
+    failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, free)
+    assert isinstance(failure, m.PlanFailure) and failure.reason == 'unreachable'
+    assert 'reaches the object' in failure.message
+    walled = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, lambda x, y: False)
+    assert isinstance(walled, m.PlanFailure) and 'no free base pose' in walled.message
+    with pytest.raises(ValueError, match='headings'):
+        m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, headings=0)
