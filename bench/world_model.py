@@ -9,7 +9,18 @@ Figures (JSON keys):
   the decoder's cost from the narrower contrastive encoder.
 - ``train_s_per_step_*`` and ``train_time_ratio_likelihood_over_contrastive``: wall-clock per
   update (batch 16 x 20 steps, 1 thread) of fresh models with the shipped configuration.
-- ``goal_image_success_*``: goal-image *place recognition* on held-out worlds (seeds
+- ``goal_image_success_contrastive`` / ``_likelihood`` / ``goal_image_success_distractor``
+  (contrastive) and ``goal_image_success_distractor_likelihood``: goal-image *navigation* in
+  simulation, as the navigator node does it. In a held-out world (seed 1,000,000 + s) of
+  the furniture-free 2x2 building the place agent of ``bench/navigation.py`` explores for a
+  while; every 0.5 s each model filters the head camera (64x48, 60 deg, fitted to the
+  model's input) and remembers the view (``imagination.remember_view``, map-frame pose).
+  Goal images are rendered where the robot once stood (+-0.1 m, +-10 deg), at least 2 m
+  from it; ``_distractor`` renders them in the same world with every wall and floor
+  retextured. The goal becomes a place (``imagination.view_place_preference``, embedding
+  match as the navigator's default) and the navigator's model drives there; success when the
+  robot ends within 1 m of where the picture was taken. ``goal_image_goals`` counts goals.
+- ``goal_image_recognition_*``: goal-image *place recognition* on held-out worlds (seeds
   1,000,000 + s, never trained on): the robot explores, places are frames >= 1 m apart, the
   goal image of each place is rendered near its pose (+-0.1 m, +-10 deg); success when the
   place of least goal EFE is the right one. ``_distractor`` re-renders the goal images after
@@ -46,7 +57,10 @@ import pybullet as p
 import torch
 
 from embodied_aif.bench._common import make_parser, progress, run_benchmark
+from embodied_aif.bench.home_run import scenario as ring_scenario
+from embodied_aif.bench.navigation import Agent, Episode
 from embodied_aif.models import imagination as im
+from embodied_aif.models import place_planning as pp
 from embodied_aif.models import world_model as wm
 from embodied_aif.models.cognitive_map import image_code
 from embodied_aif.sim.objects import DATA
@@ -140,15 +154,15 @@ def retexture(sim, rng: np.random.Generator) -> None:
 
 
 def goal_images(sim, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Render the head camera near each pose (+-0.1 m, +-10 deg)."""
+    """Render the head camera near each pose (+-0.1 m, +-10 deg); the robot is put back."""
     out = []
+    here = sim.base_pose()
     for x, y, yaw in poses:
         dx, dy = rng.uniform(-0.1, 0.1, 2)
         sim.robot.set_base_pose(float(x + dx), float(y + dy),
                                 float(yaw + math.radians(rng.uniform(-10, 10))))
         out.append(sim.render('head_camera').rgb)
-    x, y, yaw = sim.base_pose()
-    sim.robot.set_base_pose(x, y, yaw)
+    sim.robot.set_base_pose(*here)
     return np.stack(out)
 
 
@@ -268,6 +282,98 @@ def evaluate_world(models: dict, seed: int, steps: int) -> dict:
     return out
 
 
+NAV_SUCCESS = 1.0       # m from where the goal picture was taken
+NAV_STEPS = 1000        # control periods per goal
+NAV_MIN_START = 2.0     # m: goals at least this far from the robot
+
+
+def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act) -> None:
+    """One 0.5 s world model update of every model; remember the view (map frame)."""
+    rgb = ep.sim.render('head_camera').rgb
+    still = abs(act[0]) < 0.02 and abs(act[1]) < 0.05
+    for name, model in models.items():
+        image = im.fit_image(rgb, model.config.image_size)
+        filters[name] = im.filter_step(model, filters[name], act, image)
+        views[name] = im.remember_view(views[name], filters[name].features[0], image,
+                                       ep.odom + cmap.offset, spacing=0.3,
+                                       angle=math.radians(30), replace=still)
+
+
+def navigate_world(models: dict, seed: int, explore_steps: int, goals: int) -> dict:
+    """Explore a held-out world, then drive to goal images: hits per (model, look)."""
+    world_seed = HELD_OUT + seed
+    ep = Episode(ring_scenario(False), world_seed)
+    other = None
+    out = {'goals': 0}
+    try:
+        agent = Agent()
+        filters = dict.fromkeys(models)
+        views = {name: im.empty_views(model) for name, model in models.items()}
+        stood, last = [], ep.odom.copy()
+        for step in range(explore_steps):
+            info = agent.step(ep, None)
+            if step % 5 == 4:  # the action: the odometry's motion over the last 0.5 s
+                d = ep.odom - last
+                ahead = d[0] * math.cos(last[2]) + d[1] * math.sin(last[2])
+                act = (ahead / 0.5, math.atan2(math.sin(d[2]), math.cos(d[2])) / 0.5)
+                last = ep.odom.copy()
+                _filter_views(models, ep, agent.cmap, filters, views, act)
+                stood.append(ep.true.copy())
+            if info['status'] == 'explored':
+                break
+        rng = np.random.default_rng(seed)
+        stood = np.asarray(stood)
+        picks = []
+        for k in rng.permutation(len(stood)):
+            if len(picks) == goals:
+                break
+            if all(np.linalg.norm(stood[k, :2] - stood[j, :2]) > 1.5 for j in picks):
+                picks.append(k)
+        poses = stood[picks]
+        looks = {'normal': goal_images(ep.sim, poses, np.random.default_rng(seed))}
+        other = Episode(ring_scenario(False), world_seed, camera=False)
+        retexture(other.sim, np.random.default_rng(seed + 1))
+        looks['distractor'] = goal_images(other.sim, poses, np.random.default_rng(seed))
+        for g, goal_pose in enumerate(poses):
+            for look, imgs in looks.items():
+                for name, model in models.items():
+                    if np.linalg.norm(ep.true[:2] - goal_pose[:2]) < NAV_MIN_START:
+                        _drive_away(ep, agent, goal_pose)
+                    goal = im.fit_image(imgs[g], model.config.image_size)
+                    pref = im.view_place_preference(model, views[name], goal, agent.cmap.poses,
+                                                    agent.map_config.radius,
+                                                    match='embedding')
+                    place = int(np.argmax(pref['preference']))
+                    agent.state = pp.NavigatorState()
+                    for _ in range(NAV_STEPS):
+                        info = agent.step(ep, pp.Goal(place=place))
+                        if info['status'] in ('goal_reached', 'goal_unreachable'):
+                            break
+                    hit = np.linalg.norm(ep.true[:2] - goal_pose[:2]) < NAV_SUCCESS
+                    key = f'{name}_{look}_nav_hits'
+                    out[key] = out.get(key, 0) + int(hit)
+            out['goals'] += 1
+    finally:
+        ep.close()
+        if other is not None:
+            other.close()
+    return out
+
+
+def _drive_away(ep, agent, goal_pose) -> None:
+    """Drive to the visited place farthest from the goal (so that every goal is a trip)."""
+    cmap = agent.cmap
+    visited = [k for k in range(cmap.num_places) if cmap.visits[k] > 0 and k in agent.truth]
+    if not visited:
+        return
+    far = max(visited, key=lambda k: np.linalg.norm(agent.truth[k] - goal_pose[:2]))
+    agent.state = pp.NavigatorState()
+    for _ in range(NAV_STEPS):
+        info = agent.step(ep, pp.Goal(place=far))
+        if info['status'] in ('goal_reached', 'goal_unreachable'):
+            break
+
+
 def body(args) -> dict:
     """Run every part; return the figures."""
     torch.set_num_threads(1)
@@ -294,8 +400,8 @@ def body(args) -> dict:
     n = max(totals['places'], 1)
     for name in models:
         for look in ('normal', 'distractor'):
-            key = f'goal_image_success_{name}' if look == 'normal' else \
-                f'goal_image_success_distractor_{name}'
+            key = f'goal_image_recognition_{name}' if look == 'normal' else \
+                f'goal_image_recognition_distractor_{name}'
             figures[key] = round(totals[f'{name}_{look}_hits'] / n, 3)
         for mode in ('', '_visual_only'):
             for threshold in THRESHOLDS:
@@ -314,13 +420,26 @@ def body(args) -> dict:
     figures['imagined_link_chance_precision'] = round(
         totals['chance_hits'] / max(totals['chance_total'], 1), 3)
     for name in ('handmade', 'contrastive_embedding', 'likelihood_embedding'):
-        figures[f'goal_image_success_{name}'] = round(totals[f'{name}_normal_hits'] / n, 3)
-        figures[f'goal_image_success_distractor_{name}'] = round(
+        figures[f'goal_image_recognition_{name}'] = round(totals[f'{name}_normal_hits'] / n, 3)
+        figures[f'goal_image_recognition_distractor_{name}'] = round(
             totals[f'{name}_distractor_hits'] / n, 3)
-    figures['goal_image_success_distractor'] = figures['goal_image_success_distractor_contrastive']
     figures['goal_image_places'] = totals['places']
-    figures['goal_image_metric'] = 'place recognition accuracy (argmin goal EFE == true place)'
     figures['worlds'] = len(seeds)
+    nav: dict = {}
+    for seed in seeds:
+        res = navigate_world(models, seed, 400 if args.quick else 900, 2 if args.quick else 5)
+        progress(f'goal-image navigation, world {seed}: ' +
+                 ', '.join(f'{k} {v}' for k, v in res.items()))
+        for k, v in res.items():
+            nav[k] = nav.get(k, 0) + v
+    goals = max(nav['goals'], 1)
+    for name in models:
+        figures[f'goal_image_success_{name}'] = round(nav.get(f'{name}_normal_nav_hits', 0)
+                                                      / goals, 3)
+        figures[f'goal_image_success_distractor_{name}'] = round(
+            nav.get(f'{name}_distractor_nav_hits', 0) / goals, 3)
+    figures['goal_image_success_distractor'] = figures['goal_image_success_distractor_contrastive']
+    figures['goal_image_goals'] = nav['goals']
     return figures
 
 

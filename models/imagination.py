@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
 from embodied_aif.models.world_model import (
     State,
     WorldModel,
+    embed_observation,
     goal_efe,
     imagine,
     observe,
@@ -31,6 +33,7 @@ from embodied_aif.models.world_model import (
 LIKELIHOOD_TEMPERATURE = 0.002
 NULL_COSINE = 0.7
 NULL_NLL = 0.01
+EMBEDDING_TEMPERATURE = 0.1
 
 
 @dataclass
@@ -240,3 +243,195 @@ def goal_preference(model: WorldModel, memory: PlaceMemory, goal_image: np.ndarr
     logits = -gamma * (efe - efe.min())
     pref = np.exp(logits)
     return efe, pref / pref.sum()
+
+
+# ---------------------------------------------------------------------------- camera views
+def fit_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop an (H, W, 3) uint8 image to a square and box-filter it to (size, size, 3).
+
+    Any input size works: whole blocks of pixels are averaged first, then fractional pixels
+    are weighted by their overlap (the square may lose up to side // size - 1 pixels at its
+    edges), so a camera of another resolution can feed a model trained on `size`-pixel images.
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[-1] != 3 or min(img.shape[:2]) < 1:
+        raise ValueError(f'image must be (H, W, 3), got shape {img.shape}')
+    if size < 1:
+        raise ValueError(f'size must be >= 1, got {size}')
+    h, w = img.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = img[top:top + side, left:left + side].astype(np.float32)
+    k = side // size
+    if k > 1:  # integer pooling first (cheap), trimming at most k - 1 pixels at the edges
+        n = side // k
+        cut = (side - n * k) // 2
+        crop = crop[cut:cut + n * k, cut:cut + n * k].reshape(n, k, n, k, 3).mean(axis=(1, 3))
+        side = n
+    edges = np.arange(size + 1) * side / size
+    cells = np.arange(side)
+    weights = np.clip(np.minimum(edges[1:, None], cells[None] + 1)
+                      - np.maximum(edges[:-1, None], cells[None]), 0.0, None)
+    weights = (weights / weights.sum(1, keepdims=True)).astype(np.float32)  # (size, side)
+    rows = (weights @ crop.reshape(side, -1)).reshape(size, side, 3)  # filter the rows
+    out = weights[None] @ rows  # then the columns: (size, size, 3)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class ViewMemory:
+    """Camera views the robot has filtered, with the poses it saw them from.
+
+    features (N, F) state features, images (N, S, S, 3) uint8, poses (N, 3) odometry
+    (x, y, yaw).
+    """
+
+    features: torch.Tensor
+    images: np.ndarray
+    poses: np.ndarray
+
+    def __post_init__(self):
+        n = self.images.shape[0] if self.images.ndim == 4 else -1
+        if self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise ValueError(f'images must be (N, S, S, 3), got {self.images.shape}')
+        if self.features.dim() != 2 or self.features.shape[0] != n:
+            raise ValueError(f'features must be ({n}, F), got {tuple(self.features.shape)}')
+        if self.poses.shape != (n, 3):
+            raise ValueError(f'poses must be ({n}, 3), got {self.poses.shape}')
+
+    @property
+    def size(self) -> int:
+        """Number of views."""
+        return self.images.shape[0]
+
+
+def empty_views(model: WorldModel) -> ViewMemory:
+    """A view memory with no views, sized for `model`."""
+    s = model.config.image_size
+    return ViewMemory(torch.zeros(0, model.config.feature_dim), np.zeros((0, s, s, 3), np.uint8),
+                      np.zeros((0, 3)))
+
+
+def remember_view(memory: ViewMemory, features: torch.Tensor, image: np.ndarray, pose,
+                  spacing: float = 0.5, angle: float = np.pi / 4, capacity: int = 400,
+                  replace: bool = False) -> ViewMemory:
+    """Add a view (features (F,), image (S, S, 3), pose (x, y, yaw)); return the new memory.
+
+    A view seen from within `spacing` metres and `angle` radians of a remembered one adds
+    nothing (the memory is returned as it is), so the memory covers the places and headings
+    visited rather than the time spent there, unless `replace` (e.g. the robot stands still
+    and sees clearly), when the new view takes the place of those near ones. Beyond
+    `capacity` views the oldest is dropped.
+    """
+    pose = np.asarray(pose, dtype=float).reshape(3)
+    idx = np.arange(memory.size)
+    if memory.size:
+        d = np.linalg.norm(memory.poses[:, :2] - pose[:2], axis=1)
+        turn = np.abs(np.angle(np.exp(1j * (memory.poses[:, 2] - pose[2]))))
+        near = (d <= spacing) & (turn <= angle)
+        if np.any(near) and not replace:
+            return memory
+        idx = idx[~near]
+    idx = idx[max(0, len(idx) + 1 - capacity):]  # the oldest go first
+    feats = torch.as_tensor(features, dtype=torch.float32).reshape(1, -1)
+    return ViewMemory(torch.cat([memory.features[torch.as_tensor(idx, dtype=torch.long)],
+                                 feats]),
+                      np.concatenate([memory.images[idx], np.asarray(image, np.uint8)[None]]),
+                      np.concatenate([memory.poses[idx], pose[None]]))
+
+
+@torch.no_grad()
+def filter_step(model: WorldModel, state: State | None, prev_action, image: np.ndarray
+                ) -> State:
+    """One posterior update of a single state (batch 1) with an (S, S, 3) uint8 image.
+
+    `prev_action` is the (linear, angular) action since the previous image; `state` None
+    starts from the model's initial state. Deterministic (posterior mean).
+    """
+    act = torch.as_tensor(np.asarray(prev_action, dtype=np.float32).reshape(1, 1, -1))
+    post, _ = observe(model, np.asarray(image)[None, None], act, state=state, sample=False)
+    return post.index((slice(None), -1))
+
+
+@torch.no_grad()
+def view_place_preference(model: WorldModel, memory: ViewMemory, goal_image: np.ndarray,
+                          place_poses: np.ndarray, place_radius: float,
+                          gamma: float | None = None, match: str = 'state') -> dict:
+    """Goal image -> a preference over places, from the goal EFE of the remembered views.
+
+    Each view belongs to the nearest place within `place_radius` (others are ignored); a
+    place's EFE is the least goal EFE of its views. `match` 'state': the goal EFE of the
+    view's filtered state (:func:`goal_efe`, the other views as contrastive references);
+    'embedding': the same InfoNCE form with the view's observation embedding standing in for
+    the state, G_v = -c_v / 0.1 + log mean_j exp(c_j / 0.1), c the cosine between the goal's
+    and the views' embeddings (:func:`embed_observation`; either objective), which does not
+    depend on how well the state was filtered. `gamma` sharpens the softmax: default 1
+    (InfoNCE log ratios) or 1 / LIKELIHOOD_TEMPERATURE (likelihood model, state match).
+    Returns ``efe`` (P,) (inf where a place has no view), ``preference`` (P,) summing to 1,
+    ``best_view`` (P,) (-1 where none) and ``view_efe`` (N,).
+    """
+    poses = np.asarray(place_poses, dtype=float)
+    if poses.ndim != 2 or poses.shape[1] < 2 or len(poses) == 0:
+        raise ValueError(f'place_poses must be (P, 2 or 3) with P >= 1, got {poses.shape}')
+    if memory.size == 0:
+        raise ValueError('no camera views remembered yet')
+    goal = np.asarray(goal_image)
+    if goal.shape != memory.images.shape[1:]:
+        raise ValueError(f'goal image must have shape {memory.images.shape[1:]}, got '
+                         f'{goal.shape}')
+    if match not in ('state', 'embedding'):
+        raise ValueError(f"match must be 'state' or 'embedding', got {match!r}")
+    if gamma is None:
+        gamma = 1.0 if model.config.objective == 'contrastive' or match == 'embedding' \
+            else 1.0 / LIKELIHOOD_TEMPERATURE
+    if match == 'state':
+        view_efe = goal_efe(model, goal, memory.features, memory.images).numpy()
+    else:
+        emb = F.normalize(embed_observation(model, np.concatenate([goal[None], memory.images])),
+                          dim=-1)
+        logits = (emb[1:] @ emb[0]) / EMBEDDING_TEMPERATURE
+        view_efe = (-logits + torch.logsumexp(logits, 0) - np.log(len(logits))).numpy()
+    view_efe = view_efe.astype(float)
+    d = np.linalg.norm(memory.poses[:, None, :2] - poses[None, :, :2], axis=2)  # (N, P)
+    owner = np.where(d.min(1) <= place_radius, d.argmin(1), -1)
+    efe = np.full(len(poses), np.inf)
+    best = np.full(len(poses), -1)
+    for v in np.argsort(view_efe):
+        k = owner[v]
+        if k >= 0 and best[k] < 0:
+            best[k], efe[k] = v, view_efe[v]
+    if not np.any(best >= 0):
+        raise ValueError(f'no remembered view lies within {place_radius} m of a place')
+    finite = np.isfinite(efe)
+    logits = np.where(finite, -gamma * (efe - efe[finite].min()), -np.inf)
+    pref = np.exp(logits)
+    return {'efe': efe, 'preference': pref / pref.sum(), 'best_view': best,
+            'view_efe': view_efe}
+
+
+@torch.no_grad()
+def imagined_links(model: WorldModel, views: dict, known=(), threshold: float = 0.3,
+                   candidates: np.ndarray | None = None, action_period: float = 0.5,
+                   pose_sigma: float = 0.5) -> list[LinkProposal]:
+    """Links between map places from one remembered view per place.
+
+    `views` maps a place id to (state (batch 1), image (S, S, 3), pose (x, y, yaw) the view
+    was seen from, map frame); `known` holds place-id pairs that already have an edge. The
+    imagined rollouts start at each view's pose and heading (:func:`propose_links` with
+    `place_poses`); the proposals carry place ids.
+    """
+    ids = sorted(int(k) for k in views)
+    if len(ids) < 2:
+        return []
+    states = [views[k][0] for k in ids]
+    state = State(*(torch.cat([getattr(s, f) for s in states], 0)
+                    for f in ('deter', 'stoch', 'mean', 'std')))
+    memory = PlaceMemory(state, np.stack([np.asarray(views[k][1]) for k in ids]))
+    poses = np.stack([np.asarray(views[k][2], dtype=float) for k in ids])
+    index = {k: n for n, k in enumerate(ids)}
+    local = [(index[i], index[j]) for i, j in known if i in index and j in index]
+    cands = candidate_actions() if candidates is None else candidates
+    found = propose_links(model, memory, cands, known=local, threshold=threshold,
+                          place_poses=poses, action_period=action_period,
+                          pose_sigma=pose_sigma)
+    return [LinkProposal(ids[p.a], ids[p.b], p.confidence, p.actions) for p in found]

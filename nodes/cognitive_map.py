@@ -19,6 +19,14 @@ The scan is re-projected from the laser mount (looked up in /tf_static) to the b
 which the models assume. Bad input never stops the node: NaN scans are handled by the model
 (NaN = unknown), NaN odometry is dropped, an odometry jump (a discontinuity between two odometry
 messages, not a late update) makes the model re-localise (current place -1 while lost).
+
+Imagined shortcuts: with ``world_model`` contrastive or likelihood, the learned world model
+(loaded once at start) filters the head camera in its own callback group and keeps, per
+visited place, the filtered state of the view seen closest to the place centre. Every
+``imagination_period`` (sim time, in the map's callback group) open-loop rollouts from those
+states (:func:`embodied_aif.models.imagination.imagined_links`) propose links between places
+that have no edge yet; each proposal above ``imagination_threshold`` enters the map as an
+imagined edge, which the navigator may take and reports BLOCKED when it fails.
 """
 from __future__ import annotations
 
@@ -64,6 +72,7 @@ from embodied_aif_msgs.msg import (
     PlaceEdgePathArray,
 )
 
+WORLD_MODELS = ('contrastive', 'likelihood', 'none')
 KIND_COLOURS = {cm.EXPERIENCED: (0.1, 0.8, 0.2), cm.IMAGINED: (0.2, 0.4, 1.0),
                 cm.BLOCKED: (1.0, 0.1, 0.1)}
 
@@ -322,6 +331,33 @@ def grid_to_msg(logodds: np.ndarray, config: GridConfig, frame: str, stamp=None
 
 
 
+def load_world_model(node, objective: str, path: str):
+    """Load the world model for a node: (model, '') or (None, why not), the error logged.
+
+    ``objective`` none gives (None, 'world_model is none'); an empty ``path`` means the
+    shipped weights of the objective. torch runs on one thread.
+    """
+    if objective == 'none':
+        return None, 'world_model is none'
+    if objective not in WORLD_MODELS:
+        why = f'world_model {objective!r} is not one of {list(WORLD_MODELS)}'
+        node.get_logger().error(why)
+        return None, why
+    import torch  # only a node that uses the world model pays for torch
+
+    from embodied_aif.models import world_model as wm
+    torch.set_num_threads(1)
+    path = path or str(wm.shipped_weights(objective))
+    try:
+        model, _ = wm.load_checkpoint(path, objective=objective)
+    except (wm.CheckpointError, ValueError) as exc:
+        why = f'world model not loaded: {exc}'
+        node.get_logger().error(why)
+        return None, why
+    node.get_logger().info(f'world model ({objective}) loaded from {path}')
+    return model, ''
+
+
 # ---------------------------------------------------------------- the node
 class CognitiveMapNode(ParamNode):
     """Keeps the model map, feeds it odometry, scans and image codes, publishes it."""
@@ -359,6 +395,17 @@ class CognitiveMapNode(ParamNode):
               read_only=True),
         Param('save_period', 5.0, 'seconds (node clock) between map checkpoints', low=0.5,
               high=3600.0, read_only=True),
+        Param('world_model', 'contrastive', 'objective of the learned world model that '
+              'imagines shortcuts (none: no imagined shortcuts)', choices=WORLD_MODELS,
+              read_only=True),
+        Param('world_model_weights', '', 'world model checkpoint (empty: the shipped weights '
+              'of world_model)', read_only=True),
+        Param('world_model_period', 0.5, 'seconds (sim) between world model updates from the '
+              'head camera', low=0.05, high=10.0, read_only=True),
+        Param('imagination_period', 10.0, 'seconds (sim) between imagination rounds (0 = '
+              'never)', low=0.0, high=3600.0, read_only=True),
+        Param('imagination_threshold', 0.3, 'confidence an imagined link needs to enter the '
+              'map', low=0.01, high=1.0),
     )
 
     def __init__(self, **kwargs):
@@ -388,6 +435,15 @@ class CognitiveMapNode(ParamNode):
         self.saved_signature = None
         self.resumed_stamp_ns: int | None = None  # odometry stamp of a resumed checkpoint
         self._load_state()
+        self.world, self.world_error = load_world_model(
+            self, self.param('world_model'), self.param('world_model_weights'))
+        self.world_state = None   # the filtered world model state (batch 1)
+        self.world_seen = None    # the camera message last filtered
+        self.twist = (0.0, 0.0)   # odometry (linear, angular) velocity
+        self.place_views: dict = {}  # place -> (state, image, map pose, distance to centre)
+        self.imagined_signature = None
+        self.pending_links: list = []  # (proposal, pose a, pose b) for the map's group to add
+        self.counts.update(imagined_links=0, imagination_rounds=0)
 
         self.laser = LaserMount(self, self.param('base_frame'))
         self.pub_map = self.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
@@ -401,7 +457,7 @@ class CognitiveMapNode(ParamNode):
                                  callback_group=sensors)
         self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
                                  callback_group=sensors)
-        if self.param('code_source') == 'image':
+        if self.param('code_source') == 'image' or self.world is not None:
             self.create_subscription(Image, 'head_camera/color/image_raw', self._on_image,
                                      SENSOR_QOS, callback_group=sensors)
         work = MutuallyExclusiveCallbackGroup()  # the map is only touched in this group
@@ -410,6 +466,13 @@ class CognitiveMapNode(ParamNode):
         self.create_timer(1.0 / self.param('update_rate'), self._update, callback_group=work)
         if self.state_file:
             self.create_timer(self.param('save_period'), self._save_state, callback_group=work)
+        if self.world is not None:  # inference in its own group; the map gets the results
+            world = MutuallyExclusiveCallbackGroup()
+            self.create_timer(self.param('world_model_period'), self._observe_world,
+                              callback_group=world)
+            if self.param('imagination_period') > 0:
+                self.create_timer(self.param('imagination_period'), self._imagine,
+                                  callback_group=world)
         if self.param('occupancy_rate') > 0:
             self.create_timer(1.0 / self.param('occupancy_rate'), self._update_grid,
                               callback_group=MutuallyExclusiveCallbackGroup())
@@ -473,6 +536,7 @@ class CognitiveMapNode(ParamNode):
             if np.linalg.norm(pose[:2] - last_pose[:2]) > reach:
                 self.odom_jumped = True
         self.odom = (pose, msg.header.stamp, self._now_ns())
+        self.twist = (float(msg.twist.twist.linear.x), float(msg.twist.twist.angular.z))
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now_ns())
@@ -514,6 +578,8 @@ class CognitiveMapNode(ParamNode):
         return cm.image_code(image_array(self.image[0]))
 
     def _update(self) -> None:
+        if self.pending_links:
+            self._apply_imagined()
         need = [name for name, value in (('odom', self.odom), ('scan', self.scan),
                                          ('image', self.image))
                 if not self._fresh(value) and not (name == 'image' and
@@ -550,6 +616,80 @@ class CognitiveMapNode(ParamNode):
                        f'{self.cmap.num_places} places, at place {self.cmap.current}',
                        DiagnosticStatus.WARN if self.cmap.lost else DiagnosticStatus.OK)
         self._publish(stamp=stamp)
+
+    # -------------------------------------------------------------- world model
+    def _observe_world(self) -> None:
+        """Filter the latest camera image; keep the view nearest each place's centre."""
+        from embodied_aif.models import imagination as im
+        image, odom, cmap = self.image, self.odom, self.cmap
+        if image is None or odom is None or image[0] is self.world_seen:
+            return
+        self.world_seen = image[0]
+        try:
+            small = im.fit_image(image_array(image[0]), self.world.config.image_size)
+        except ValueError as exc:
+            self.get_logger().warning(f'world model: camera image ignored: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        self.world_state = im.filter_step(self.world, self.world_state, self.twist, small)
+        k = cmap.current
+        if cmap.lost or not 0 <= k < cmap.num_places:
+            return
+        pose = odom[0] + cmap.offset  # the map frame
+        gap = float(np.linalg.norm(pose[:2] - cmap.poses[k, :2]))
+        old = self.place_views.get(k)
+        if gap <= 0.5 * self.config.radius and (old is None or gap < old[3] or
+                                                 np.linalg.norm(old[2][:2] -
+                                                                cmap.poses[k, :2]) > gap + 0.5):
+            # replaced, not mutated: the imagination reads it from another callback group
+            self.place_views = {**self.place_views,
+                                k: (self.world_state, small, pose.copy(), gap)}
+
+    def _imagine(self) -> None:
+        """Propose imagined edges between places with a remembered view (rate-limited).
+
+        Runs in the world model's callback group on a snapshot of the map; the map's own
+        group adds the proposals (:meth:`_apply_imagined`).
+        """
+        from embodied_aif.models import imagination as im
+        cmap = self.cmap
+        views = {k: v for k, v in self.place_views.items()
+                 if k < cmap.num_places and
+                 np.linalg.norm(v[2][:2] - cmap.poses[k, :2]) <= 0.5 * self.config.radius}
+        signature = (tuple(sorted(views)), tuple(sorted(cmap.edges)))
+        if len(views) < 2 or signature == self.imagined_signature:
+            return
+        self.imagined_signature = signature
+        self.counts['imagination_rounds'] += 1
+        try:
+            links = im.imagined_links(self.world, views, known=list(cmap.edges),
+                                      threshold=self.param('imagination_threshold'),
+                                      action_period=self.param('world_model_period'))
+        except (ValueError, RuntimeError) as exc:
+            self.counts['errors'] += 1
+            self.get_logger().warning(f'imagination skipped: {exc}', throttle_duration_sec=10.0)
+            return
+        self.pending_links = [(link, cmap.poses[link.a, :2].copy(), cmap.poses[link.b, :2].copy())
+                              for link in links]
+
+    def _apply_imagined(self) -> None:
+        """Add the pending imagined links whose places are still where they were imagined."""
+        pending, self.pending_links = self.pending_links, []
+        added = 0
+        for link, pose_a, pose_b in pending:
+            cmap = self.cmap
+            if max(link.a, link.b) >= cmap.num_places or cmap.edge(link.a, link.b) is not None:
+                continue
+            if np.linalg.norm(cmap.poses[link.a, :2] - pose_a) > 0.5 or \
+                    np.linalg.norm(cmap.poses[link.b, :2] - pose_b) > 0.5:
+                continue
+            self.cmap = cm.add_imagined_edge(cmap, link.a, link.b, self.config)
+            added += 1
+            self.get_logger().info(f'imagined edge {link.a}--{link.b} (confidence '
+                                   f'{link.confidence:.2f}, {len(link.actions)} actions)')
+        if added:
+            self.counts['imagined_links'] += added
+            self._publish(force=True)
 
     def _resume_from_checkpoint(self, pose: np.ndarray, stamp) -> None:
         """On the first update after a resumed checkpoint, trust continuous odometry.
@@ -630,7 +770,9 @@ class CognitiveMapNode(ParamNode):
                   'localisation_confidence': f'{cmap.confidence:.3f}',
                   'last_event': f'{self.last_event.kind} {self.last_event.place} '
                                 f'{self.last_event.reason}',
-                  'update_ms': f'{self.update_ms:.1f}', **self.counts}
+                  'update_ms': f'{self.update_ms:.1f}',
+                  'world_model': self.param('world_model') if self.world is not None
+                  else self.world_error, 'place_views': len(self.place_views), **self.counts}
         status = DiagnosticStatus(level=level, name=self.get_fully_qualified_name(),
                                   message=message[:500],
                                   values=[KeyValue(key=k, value=str(v)) for k, v in

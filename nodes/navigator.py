@@ -1,12 +1,13 @@
 """navigator: Navigate action server, place-level EFE planning and safe local control.
 
 Action server: navigate (embodied_aif_msgs/Navigate): a goal pose (in the odometry frame), a
-place id of the cognitive map, a goal image (matched against the places' image codes) or
-EXPLORE. A new goal (action or topic) pre-empts the running one, which is aborted with the
-reason "preempted by a new goal".
-Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), cognitive_map
-(CognitiveMap, latched) and cognitive_map/edge_paths (PlaceEdgePathArray, latched), odom
-(nav_msgs/Odometry), scan (sensor_msgs/LaserScan), /tf_static (the laser mount).
+place id of the cognitive map, a goal image or EXPLORE. A new goal (action or topic) pre-empts
+the running one, which is aborted with the reason "preempted by a new goal".
+Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), goal_image
+(sensor_msgs/Image: a goal given as a picture), cognitive_map (CognitiveMap, latched) and
+cognitive_map/edge_paths (PlaceEdgePathArray, latched), odom (nav_msgs/Odometry), scan
+(sensor_msgs/LaserScan), head_camera/color/image_raw (sensor_msgs/Image), /tf_static (the
+laser mount).
 Publishes: cmd_vel (geometry_msgs/Twist, reliable), plan (nav_msgs/Path, latched: the places
 to visit, then the goal), the edges it finds blocked on ``edge_events_topic``
 (embodied_aif_msgs/PlaceEdge, read by cognitive_map), /diagnostics.
@@ -20,6 +21,16 @@ Where the base stalls with a clear scan (a table top above the scan plane) a sho
 obstacle is kept for ``stall_memory`` seconds. With no goal and ``explore_when_idle`` it
 explores. A goal ends with a clear result: reached; or aborted with a reason (outside the known
 world, unknown place, unreachable, stuck, lost, no input, timed out, pre-empted); or cancelled.
+
+Goal images: with ``world_model`` contrastive or likelihood, the learned world model (loaded
+once at start) filters the head camera in its own callback group (one posterior update per
+``world_model_period``, the odometry twist as the action) and remembers each view (image,
+filtered state, the pose it was seen from; :mod:`embodied_aif.models.imagination`). A goal
+image becomes a preference over the map's places by the goal EFE of their views
+(:func:`~embodied_aif.models.imagination.view_place_preference`; ``goal_match``: the views'
+observation embeddings or their filtered states) and the robot drives to the preferred
+place. With ``world_model`` none, the cognitive map's hand-made image codes are matched
+instead (when the map uses them).
 """
 from __future__ import annotations
 
@@ -35,7 +46,7 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from sensor_msgs.msg import LaserScan
+from sensor_msgs.msg import Image, LaserScan
 
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models import place_planning as pp
@@ -54,9 +65,11 @@ from embodied_aif.nodes._common import (
     node_main,
 )
 from embodied_aif.nodes.cognitive_map import (
+    WORLD_MODELS,
     LaserMount,
     finite_odom_pose,
     image_array,
+    load_world_model,
     map_from_msg,
     scan_arrays,
     scan_in_base,
@@ -66,6 +79,7 @@ from embodied_aif_msgs.action import Navigate
 from embodied_aif_msgs.msg import CognitiveMap, PlaceEdge, PlaceEdgePathArray
 
 NO_WORLD_MODEL = 'goal images need the world model'
+VIEW_ANGLE = math.radians(30.0)  # views this close in heading (and view_spacing) are one
 STALL_COMMAND_AGE_NS = 300_000_000  # a command older than this (sim) may have timed out
 STALL_SETTLE_NS = 500_000_000       # a forward command this young (sim) may not be applied yet
 
@@ -128,6 +142,22 @@ class Navigator(ParamNode):
         Param('stall_memory', 60.0, 'how long such a virtual obstacle is kept, s (0 = never '
               'kept)', low=0.0, high=3600.0),
         Param('look_around_speed', 0.4, 'turn rate while lost, rad/s', low=0.0, high=3.0),
+        Param('world_model', 'contrastive', 'objective of the learned world model that '
+              'recognises goal images (none: the map\'s hand-made image codes)',
+              choices=WORLD_MODELS, read_only=True),
+        Param('world_model_weights', '', 'world model checkpoint (empty: the shipped weights '
+              'of world_model)', read_only=True),
+        Param('world_model_period', 0.5, 'seconds (sim) between world model updates from the '
+              'head camera (the action period the model was trained with)', low=0.05,
+              high=10.0, read_only=True),
+        Param('goal_match', 'embedding', 'how a goal image is matched to the remembered views: '
+              'goal EFE of their filtered states, or of their observation embeddings',
+              choices=('state', 'embedding')),
+        Param('view_spacing', 0.3, 'a camera view is remembered unless one was seen from '
+              'this close (and within 30 deg; standing still, it replaces those), m',
+              low=0.05, high=10.0, read_only=True),
+        Param('max_views', 400, 'camera views remembered (the oldest are dropped)', low=1,
+              high=100000, read_only=True),
         Param('edge_events_topic', 'cognitive_map/edge_events', 'where blocked edges are '
               'reported (cognitive_map subscribes ~/edge_events)', read_only=True),
         Param('odom_frame', 'odom', 'frame of goals, the map and the plan', read_only=True),
@@ -166,6 +196,14 @@ class Navigator(ParamNode):
                        'invalid_odom': 0, 'rejected_goal_poses': 0, 'stalls': 0}
         self.last_result = ''
         self.status = ('waiting for odom, scan and cognitive_map', DiagnosticStatus.OK)
+        self.counts['rejected_goal_images'] = 0
+        self.camera: tuple | None = None     # (Image, receive ns)
+        self.twist = (0.0, 0.0)              # odometry (linear, angular) velocity
+        self.world, self.world_error = load_world_model(
+            self, self.param('world_model'), self.param('world_model_weights'))
+        self.views = None                    # imagination.ViewMemory, replaced, never mutated
+        self.world_state = None              # the filtered world model state
+        self.world_seen = None               # the camera message last filtered
 
         self.laser = LaserMount(self, self.param('base_frame'))
         self.pub_cmd = self.create_publisher(Twist, 'cmd_vel', COMMAND_QOS)
@@ -190,6 +228,14 @@ class Navigator(ParamNode):
                                    callback_group=ReentrantCallbackGroup())
         self.create_timer(1.0 / self.param('control_rate'), self._control,
                           callback_group=MutuallyExclusiveCallbackGroup())
+        world = MutuallyExclusiveCallbackGroup()  # world model inference, off the control loop
+        if self.world is not None:
+            self.create_subscription(Image, 'head_camera/color/image_raw', self._on_camera,
+                                     SENSOR_QOS, callback_group=inputs)
+            self.create_timer(self.param('world_model_period'), self._observe,
+                              callback_group=world)
+        self.create_subscription(Image, 'goal_image', self._on_goal_image, COMMAND_QOS,
+                                 callback_group=world)
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -------------------------------------------------------------- inputs (cheap)
@@ -201,9 +247,77 @@ class Navigator(ParamNode):
         if pose is None:
             return
         self.odom = (pose, float(msg.twist.twist.linear.x), self._now())
+        self.twist = (float(msg.twist.twist.linear.x), float(msg.twist.twist.angular.z))
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now())
+
+    def _on_camera(self, msg: Image) -> None:
+        self.camera = (msg, self._now())
+
+    # -------------------------------------------------------------- world model
+    def _observe(self) -> None:
+        """Filter the latest head-camera image into the world model state; remember the view."""
+        from embodied_aif.models import imagination as im
+        camera, odom = self.camera, self.odom
+        if camera is None or odom is None or camera[0] is self.world_seen:
+            return
+        self.world_seen = camera[0]
+        try:
+            image = im.fit_image(image_array(camera[0]), self.world.config.image_size)
+        except ValueError as exc:
+            self.get_logger().error(f'head camera image ignored: {exc}',
+                                    throttle_duration_sec=5.0)
+            return
+        self.world_state = im.filter_step(self.world, self.world_state, self.twist, image)
+        views = self.views if self.views is not None else im.empty_views(self.world)
+        self.views = im.remember_view(views, self.world_state.features[0], image, odom[0],
+                                      spacing=self.param('view_spacing'), angle=VIEW_ANGLE,
+                                      capacity=self.param('max_views'),
+                                      replace=abs(self.twist[0]) < 0.02 and
+                                      abs(self.twist[1]) < 0.05)
+
+    def _image_job(self, msg: Image, tolerance: float, label: str) -> tuple[Job | None, str]:
+        """A goal at the place whose remembered views best explain the image (goal EFE)."""
+        from embodied_aif.models import imagination as im
+        if self.world is None:
+            return None, f'{NO_WORLD_MODEL} ({self.world_error})'
+        try:
+            goal = im.fit_image(image_array(msg), self.world.config.image_size)
+        except ValueError as exc:
+            return None, f'bad goal image: {exc}'
+        with self.lock:
+            cmap = self._map()
+        views = self.views
+        if cmap is None or cmap.num_places == 0:
+            return None, 'no cognitive map yet'
+        if views is None or views.size == 0:
+            return None, 'no head-camera views remembered yet'
+        try:
+            pref = im.view_place_preference(self.world, views, goal, cmap.poses,
+                                            self.param('place_radius'),
+                                            match=self.param('goal_match'))
+        except ValueError as exc:
+            return None, f'goal image not matched: {exc}'
+        k = int(np.argmax(pref['preference']))
+        return Job('goal', pp.Goal(place=k), cmap.poses[k, :2].copy(),
+                   self._tolerance(tolerance), self._now(),
+                   f"{label}: image (place {k}, p={pref['preference'][k]:.2f}, "
+                   f"efe {pref['efe'][k]:.2f})"), ''
+
+    def _on_goal_image(self, msg: Image) -> None:
+        if self.param('world_model') == 'none':  # the hand-made codes, as for the action
+            with self.lock:
+                job, why = self._job_from_action(Navigate.Goal(mode=Navigate.Goal.GOAL_IMAGE,
+                                                               goal_image=msg))
+        else:
+            job, why = self._image_job(msg, 0.0, 'goal_image topic')
+        if job is None:
+            self.counts['rejected_goal_images'] += 1
+            self.get_logger().error(f'goal_image rejected: {why}')
+            self.last_result = f'goal_image rejected: {why}'
+            return
+        self._start(job)
 
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = (msg, self._now())
@@ -245,6 +359,8 @@ class Navigator(ParamNode):
             return self._goal_job_from_pose(request.pose, request.tolerance, 'navigate')
         if request.mode == Navigate.Goal.EXPLORE:
             return Job('explore', None, None, 0.0, now, 'navigate: explore'), ''
+        if request.mode == Navigate.Goal.GOAL_IMAGE and self.param('world_model') != 'none':
+            return self._image_job(request.goal_image, request.tolerance, 'navigate')
         cmap = self._map()
         if cmap is None or cmap.num_places == 0:
             return None, 'no cognitive map yet'
@@ -266,8 +382,13 @@ class Navigator(ParamNode):
         return None, f'unknown mode {request.mode}'
 
     def _execute(self, goal_handle) -> Navigate.Result:
+        request = goal_handle.request
+        image = request.mode == Navigate.Goal.GOAL_IMAGE and self.param('world_model') != 'none'
+        if image:  # world model inference outside the lock: the control loop keeps running
+            job, why = self._job_from_action(request)
         with self.lock:
-            job, why = self._job_from_action(goal_handle.request)
+            if not image:
+                job, why = self._job_from_action(request)
             if job is not None:
                 job.handle = goal_handle
                 self._start(job)
@@ -550,6 +671,9 @@ class Navigator(ParamNode):
         values = {'goal': job.label if job else 'none', 'job_status': job.status if job else '',
                   'target_place': self.state.target,
                   'map_places': self.cmap.num_places if self.cmap is not None else 0,
+                  'world_model': self.param('world_model') if self.world is not None
+                  else self.world_error,
+                  'views': self.views.size if self.views is not None else 0,
                   'last_result': self.last_result, **self.counts}
         status = DiagnosticStatus(level=level, name=self.get_fully_qualified_name(),
                                   message=message[:500],

@@ -1,0 +1,272 @@
+"""Home run: after an outbound route, the robot returns to its start, by a shortcut if it can.
+
+The building is the 2x2 ring of the default scenario without furniture (1.4 m doors): the
+robot starts in room (0, 0) and is driven out the long way round, (0, 0) -> (0, 1) ->
+(1, 1) -> (1, 0), to the centre of room (1, 0) (``--outbound`` also stops after the first or
+second room), by a scripted route through the doorways with the local controller, while the
+cognitive map observes as in the nodes (odometry with 2 % drift, scan, image codes;
+:class:`bench.navigation.Episode` / :class:`bench.navigation.Agent`). The doorway between
+(1, 0) and (0, 0) is the shortcut, never travelled; it is open or closed.
+
+On the way the learned world model (shipped contrastive weights unless ``--objective``)
+filters the head camera (64x48, fitted to the model's 32x32 input) every 0.5 s with the mean
+command of that half second as the action and keeps, per visited place, the state of the
+view nearest the place centre, as the cognitive_map node does. At the end of the outbound
+route it imagines links between places without an edge
+(:func:`embodied_aif.models.imagination.imagined_links`, threshold 0.3) and adds them as
+imagined edges; then the navigator's model (:func:`place_planning.navigation_step`) drives to
+the start pose, marking edges blocked when it cannot get through.
+
+Figures (JSON keys), means over the runs that got home (``home_success_*`` says how many):
+
+- ``path_ratio_open`` / ``path_ratio_closed``: distance driven home / ground-truth shortest
+  path home (robot footprint) with the shortcut open / closed.
+- ``retrace_ratio_closed`` (``_open``): the outbound route's length (what retracing it would
+  drive) / the shortest path home. Goals: path_ratio_open <= 1.3, path_ratio_closed <=
+  retrace_ratio_closed.
+  These are means over every outbound length run; ``by_outbound`` gives them per length
+  (only the long way round, 3 rooms, ends next to the shortcut).
+- ``shortcut_taken_open``: fraction of open runs whose true path home crossed the shortcut
+  doorway.
+- ``false_open_rate``: of the world model's imagined links, the fraction that are not truly
+  open (no path between the two places' true positions within 1 m of their distance);
+  ``imagined_links_wm`` counts them (``null`` rate when there were none);
+  ``false_open_rate_scan`` / ``imagined_links_scan``: the same for the map's own links to
+  places in clear view of the scan.
+
+Run: ``embodied-aif bench home_run [--quick] [--seeds A:B] [--outbound 1,2,3]
+[--objective contrastive|likelihood|none]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from embodied_aif.bench._common import make_parser, progress, run_benchmark
+from embodied_aif.bench.navigation import CONTROL, Agent, Episode, _to_robot
+from embodied_aif.models import cognitive_map as cm
+from embodied_aif.models import imagination as im
+from embodied_aif.models import place_planning as pp
+from embodied_aif.models import world_model as wm
+from embodied_aif.models.local_control import local_command
+from embodied_aif.sim.scenario import FurnitureSpec, load_scenario
+
+ROUTE = ((0, 1), (1, 1), (1, 0))   # rooms of the outbound route, after the start room
+SHORTCUT = ((0, 0), (1, 0))
+WM_EVERY = 5                       # control periods (0.1 s) per world model update
+HOME_STEPS = 1500
+LEG_STEPS = 400
+THRESHOLD = 0.3
+OPEN_SLACK = 1.0                   # a link is truly open when a path is this close to straight
+
+
+def scenario(closed: bool):
+    """The furniture-free 2x2 ring with 1.4 m doors, the shortcut door open or closed."""
+    base = load_scenario('default')
+    building = dataclasses.replace(base.building, door_width=1.4,
+                                   closed_doors=(SHORTCUT,) if closed else ())
+    return dataclasses.replace(base, name='home_run', building=building,
+                               furniture=FurnitureSpec(per_room={}))
+
+
+class Imagination:
+    """The world model part of the cognitive_map node: filtered views per place."""
+
+    def __init__(self, model):
+        self.model = model
+        self.state = None
+        self.views: dict = {}  # place -> (state, image, map pose, distance to centre)
+        self.actions: list = []
+
+    def step(self, ep: Episode, agent: Agent, v: float, w: float) -> None:
+        """Record the command; every WM_EVERY periods filter the camera and keep the view."""
+        if self.model is None:
+            return
+        self.actions.append((v, w))
+        if len(self.actions) < WM_EVERY:
+            return
+        act = np.mean(self.actions, axis=0)
+        self.actions = []
+        image = im.fit_image(ep.sim.render('head_camera').rgb, self.model.config.image_size)
+        self.state = im.filter_step(self.model, self.state, act, image)
+        cmap, k = agent.cmap, agent.cmap.current
+        if cmap.lost or not 0 <= k < cmap.num_places:
+            return
+        pose = ep.odom + cmap.offset
+        gap = float(np.linalg.norm(pose[:2] - cmap.poses[k, :2]))
+        old = self.views.get(k)
+        if gap <= 0.5 * agent.map_config.radius and (old is None or gap < old[3]):
+            self.views[k] = (self.state, image, pose.copy(), gap)
+
+    def links(self, cmap: cm.CognitiveMap) -> list:
+        """Imagined links between places with a view and no edge yet."""
+        if self.model is None:
+            return []
+        views = {k: v for k, v in self.views.items() if k < cmap.num_places}
+        return im.imagined_links(self.model, views, known=list(cmap.edges),
+                                 threshold=THRESHOLD, action_period=WM_EVERY * 0.1)
+
+
+def _drive_to(ep: Episode, agent: Agent, imag: Imagination, world_xy, tolerance: float):
+    """Scripted leg: the local controller to a world point (via odometry), the map observing."""
+    for _ in range(LEG_STEPS):
+        agent.cmap, event = cm.observe(agent.cmap, ep.odom, ep.code, ep.ranges, ep.angles,
+                                       ep.range_min, ep.range_max, agent.map_config)
+        agent._score_event(ep, event)
+        if np.linalg.norm(ep.true[:2] - np.asarray(world_xy)) < tolerance:
+            return True
+        target = ep.odom_from_world(world_xy)
+        v, w = local_command(ep.ranges_with_bumps(), ep.angles, _to_robot(ep.odom, target),
+                             ep.range_min, ep.range_max, CONTROL)
+        ep.act(v, w)
+        imag.step(ep, agent, v, w)
+    return False
+
+
+def _door(world, a, b) -> tuple[float, float]:
+    """World (x, y) of the doorway between adjacent rooms a and b."""
+    (xa, ya), (xb, yb) = world.room_center(a), world.room_center(b)
+    return (xa + xb) / 2, (ya + yb) / 2
+
+
+def _truly_open(world, a, b) -> bool:
+    length = world.shortest_path_length(a, b, CONTROL.robot_radius)
+    return bool(length <= np.linalg.norm(np.asarray(a) - np.asarray(b)) + OPEN_SLACK)
+
+
+def run(seed: int, closed: bool, legs: int, model) -> dict:
+    """One outbound route and the run home; the figures of this run."""
+    ep = Episode(scenario(closed), seed)
+    try:
+        agent, imag = Agent(), Imagination(model)
+        world = ep.sim.world
+        start = ep.true.copy()
+        rooms = [world.room_of(*start[:2]), *ROUTE[:legs]]
+        out_ok = True
+        for a, b in zip(rooms, rooms[1:]):
+            out_ok &= _drive_to(ep, agent, imag, _door(world, a, b), 0.4)
+            out_ok &= _drive_to(ep, agent, imag, world.room_center(b), 0.6)
+        outbound = ep.travelled
+        # imagined links, judged against the truth of where the places are
+        links = imag.links(agent.cmap)
+        wm_pairs = set()
+        for link in links:
+            if agent.cmap.edge(link.a, link.b) is None:
+                agent.cmap = cm.add_imagined_edge(agent.cmap, link.a, link.b, agent.map_config)
+                wm_pairs.add(tuple(sorted((link.a, link.b))))
+        judged = {'wm': [], 'scan': []}
+        for (i, j), edge in agent.cmap.edges.items():
+            if edge.kind == cm.IMAGINED and i in agent.truth and j in agent.truth:
+                kind = 'wm' if (i, j) in wm_pairs else 'scan'
+                judged[kind].append(_truly_open(world, agent.truth[i], agent.truth[j]))
+        # home: back to the start pose (odometry origin)
+        here = ep.true[:2].copy()
+        shortest = world.shortest_path_length(here, start[:2], CONTROL.robot_radius)
+        before, path = ep.travelled, [ep.true[:2].copy()]
+        goal = pp.Goal(pose=(0.0, 0.0))
+        status = ''
+        for _ in range(HOME_STEPS):
+            info = agent.step(ep, goal)
+            path.append(ep.true[:2].copy())
+            status = info['status']
+            if status in ('goal_reached', 'goal_unreachable'):
+                break
+        home = ep.travelled - before
+        reached = status == 'goal_reached' and \
+            np.linalg.norm(ep.true[:2] - start[:2]) < 0.6
+        path = np.asarray(path)
+        door = _door(world, *SHORTCUT)
+        crossed = bool(np.any((np.abs(path[:, 0] - door[0]) < 0.9) &
+                              (np.abs(path[:, 1] - door[1]) < 0.3)))
+        return {'seed': seed, 'closed': closed, 'legs': legs, 'outbound_ok': bool(out_ok),
+                'reached': bool(reached), 'status': status, 'home': home,
+                'shortest': shortest, 'outbound': outbound, 'crossed_shortcut': crossed,
+                'wm_links': judged['wm'], 'scan_links': judged['scan'],
+                'blocked_marks': agent.blocked_marks}
+    finally:
+        ep.close()
+
+
+def _mean(values):
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return round(float(np.mean(values)), 3) if values else None
+
+
+def _false_rate(flags):
+    return round(1.0 - float(np.mean(flags)), 3) if flags else None
+
+
+def _ratios(runs: list[dict]) -> dict:
+    out = {}
+    for name, closed in (('open', False), ('closed', True)):
+        these = [r for r in runs if r['closed'] == closed]
+        got = [r for r in these if r['reached']]
+        out[f'path_ratio_{name}'] = _mean([r['home'] / r['shortest'] for r in got])
+        out[f'retrace_ratio_{name}'] = _mean([r['outbound'] / r['shortest'] for r in these])
+    return out
+
+
+def summarise(runs: list[dict]) -> dict:
+    """The JSON figures from the runs (``by_outbound``: the ratios per outbound length)."""
+    out = {'by_outbound': {str(n): _ratios([r for r in runs if r['legs'] == n])
+                           for n in sorted({r['legs'] for r in runs})}}
+    for name, closed in (('open', False), ('closed', True)):
+        these = [r for r in runs if r['closed'] == closed]
+        got = [r for r in these if r['reached']]
+        out[f'home_success_{name}'] = f'{len(got)}/{len(these)}'
+        out[f'path_ratio_{name}'] = _mean([r['home'] / r['shortest'] for r in got])
+        out[f'retrace_ratio_{name}'] = _mean([r['outbound'] / r['shortest'] for r in these])
+        out[f'blocked_marks_{name}'] = sum(r['blocked_marks'] for r in these)
+    out['shortcut_taken_open'] = _mean([float(r['crossed_shortcut']) for r in runs
+                                        if not r['closed'] and r['reached']])
+    wm_flags = [f for r in runs for f in r['wm_links']]
+    scan_flags = [f for r in runs for f in r['scan_links']]
+    out['false_open_rate'] = _false_rate(wm_flags)
+    out['imagined_links_wm'] = len(wm_flags)
+    out['false_open_rate_scan'] = _false_rate(scan_flags)
+    out['imagined_links_scan'] = len(scan_flags)
+    out['runs'] = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
+                    if k not in ('wm_links', 'scan_links')} |
+                   {'wm_links': f"{sum(r['wm_links'])}/{len(r['wm_links'])} open"}
+                   for r in runs]
+    return out
+
+
+def body(args) -> dict:
+    """Run every (seed, door, outbound length) and summarise."""
+    torch.set_num_threads(1)
+    model = None
+    if args.objective != 'none':
+        model, _ = wm.load_checkpoint(wm.shipped_weights(args.objective),
+                                      objective=args.objective)
+    seeds = list(args.seeds)[:2] if args.quick else list(args.seeds)
+    legs = [3] if args.quick else [int(x) for x in args.outbound.split(',')]
+    runs = []
+    for n in legs:
+        for seed in seeds:
+            for closed in (False, True):
+                r = run(seed, closed, n, model)
+                progress(f"home_run seed {seed} legs {n} {'closed' if closed else 'open'}: "
+                         f"{r['status']} home {r['home']:.1f} m, shortest "
+                         f"{r['shortest']:.1f} m, outbound {r['outbound']:.1f} m, "
+                         f"wm links {sum(r['wm_links'])}/{len(r['wm_links'])} open")
+                runs.append(r)
+    out = summarise(runs)
+    out['objective'] = args.objective
+    out['seeds'] = ','.join(str(s) for s in seeds)
+    out['outbound_legs'] = legs
+    return out
+
+
+def main(argv=None) -> int:
+    """Entry point of `embodied-aif bench home_run`."""
+    parser = make_parser('home_run', __doc__.split('\n')[0], '0:5')
+    parser.add_argument('--outbound', default='3',
+                        help='outbound lengths in rooms past the start, comma separated '
+                             '(1-3; default 3: the long way round to the shortcut)')
+    parser.add_argument('--objective', default='contrastive',
+                        choices=('contrastive', 'likelihood', 'none'))
+    return run_benchmark(body, parser, argv)
