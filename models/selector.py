@@ -10,14 +10,18 @@ p = N(m_pref, S_pref) over total costs,
 
 the expected drop in the entropy of the belief about the plan's mean total cost
 M_pi = sum_u m_u mu_u (its distinct steps u, each executed m_u times, with Normal-Inverse-Wishart
-beliefs over (mu_u, Sigma_u)) once the step costs x of one execution are seen. Entropies are
-those of the moment-matched Gaussian (covariance sum_u m_u^2 psi_u / (kappa_u (nu_u - d - 1)));
-the expectation over x is by Monte Carlo, vectorised over plans, steps and samples. It is one
-number per plan, whatever its length, on the same nats scale as the risk (a plan of 30
-unknown steps does not gain 30 times more than a plan of one). `info_gain` gives the exact
-per-transition mutual information between (mu, Sigma) and the costs (Monte Carlo with the
-sequential Student-t predictive). The predicted total cost N(m_pi, S_pi) is the posterior
-predictive (candidates_from_result: parameter uncertainty included). Lower efe is better.
+beliefs over (mu_u, Sigma_u)) once the step costs x of one execution are seen, i.e. the mutual
+information between M_pi and x. The belief about M_pi is the Student-t of the NIW marginals
+(exact for one distinct step; for several, the Student-t with their summed covariance and
+Satterthwaite's degrees of freedom); the expectation over x is by Monte Carlo, vectorised over
+plans, steps and samples. It is one number per plan, whatever its length, on the same nats
+scale as the risk (a plan of 30 unknown steps does not gain 30 times more than a plan of one
+step). `info_gain` gives the exact per-transition mutual information between (mu, Sigma) and
+the costs (Monte Carlo with the sequential Student-t predictive). The predicted total cost
+N(m_pi, S_pi) is the posterior predictive (candidates_from_result: parameter uncertainty
+included); a cross-entropy to a Gaussian depends only on the first two moments, so the
+moment-matched predictive gives the cross-entropy of the Student-t predictive exactly. Lower
+efe is better.
 
 Baselines: 'uniform' (any plan at random), 'topsis' (closeness to the ideal point with equal or
 given weights), 'weights' (fixed linear weights on min-max normalised costs).
@@ -29,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from embodied_aif.models.transition_system import (
     DEFAULT_REL_STD,
@@ -388,18 +392,48 @@ def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
     return np.maximum(total.mean(axis=1), 0.0)
 
 
+def _t_entropy(cov: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of multivariate Student-t laws given by covariance and degrees of freedom.
+
+    cov (..., d, d) is the covariance (not the scale), df (...) > 2; the scale is
+    cov * (df - 2) / df. Tends to the Gaussian entropy 0.5 log|2 pi e cov| as df grows.
+    """
+    d = cov.shape[-1]
+    _, logdet = np.linalg.slogdet(cov)
+    half = 0.5 * (df + d)
+    return (0.5 * logdet + 0.5 * d * np.log((df - 2) * math.pi)
+            + gammaln(0.5 * df) - gammaln(half) + half * (digamma(half) - digamma(0.5 * df)))
+
+
+def _effective_df(var: np.ndarray, df: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Degrees of freedom of a sum of independent Student-t terms (Satterthwaite's rule).
+
+    var (U, ...) is each term's variance size, df (U, ...) its degrees of freedom; terms are
+    summed per segment beginning at `starts`. One term keeps its own df exactly; many similar
+    terms give a larger df (the sum is closer to Gaussian). Never below the smallest df.
+    """
+    total = np.add.reduceat(var, starts, axis=0)
+    spread = np.add.reduceat(var ** 2 / df, starts, axis=0)
+    return total ** 2 / spread
+
+
 def plan_info_gain(candidates: Sequence[Candidate], rng: np.random.Generator,
                    n_samples: int = 128) -> np.ndarray:
     """Expected information gain (nats) about each plan's mean total cost, by Monte Carlo.
 
     The parameter of a plan that its predicted cost N(sum m_u mu_u, ...) depends on is its
     mean total cost M = sum_u m_u mu_u over its distinct steps u, each executed m_u times.
-    Its belief has covariance C = sum_u m_u^2 psi_u / (kappa_u (nu_u - d - 1)) (the NIW
-    posterior covariance of mu_u); the gain is the drop of its (moment-matched Gaussian)
-    entropy, 0.5 * (log|C| - E[log|C'|]), where C' is the covariance after the plan's step
-    costs have been observed, averaged over costs drawn from the current beliefs (vectorised
-    over plans, steps and samples). One value per plan, whatever the number of steps, so it
-    is on the scale of the risk term; plans without steps gain nothing. (n,) array, >= 0.
+    Under the NIW beliefs each mu_u is Student-t with nu_u - d + 1 degrees of freedom and
+    covariance psi_u / (kappa_u (nu_u - d - 1)). The belief about M is taken as the Student-t
+    with the exact covariance C = sum_u m_u^2 cov(mu_u) and Satterthwaite's degrees of freedom
+    (exact for a plan of one distinct step, Gaussian in the limit of many). The gain is the
+    expected drop of its entropy, H[M] - E_x H[M | x], where x are the step costs of one
+    execution drawn from the current beliefs (vectorised over plans, steps and samples), i.e.
+    the mutual information between M and x. Using the Student-t entropy rather than that of a
+    moment-matched Gaussian matters while beliefs rest on few observations: the heavy tails
+    inflate the variance far more than the entropy. One value per plan, whatever the number of
+    steps, so it is on the scale of the risk term; plans without steps gain nothing. (n,)
+    array, >= 0.
     """
     if n_samples < 2:
         raise ValueError(f'n_samples must be >= 2, got {n_samples}')
@@ -436,9 +470,12 @@ def plan_info_gain(candidates: Sequence[Candidate], rng: np.random.Generator,
     starts = np.concatenate([[0], np.cumsum(sizes[busy])[:-1]])
     cov_now = np.add.reduceat(now, starts, axis=0)
     cov_after = np.add.reduceat(after, starts, axis=0)
-    _, logdet_now = np.linalg.slogdet(cov_now)
-    _, logdet_after = np.linalg.slogdet(cov_after)
-    gain[busy] = np.maximum(0.5 * (logdet_now - logdet_after.mean(axis=1)), 0.0)
+    df_now = _effective_df(np.trace(now, axis1=-2, axis2=-1), b.nu - d + 1, starts)
+    df_after = _effective_df(np.trace(after, axis1=-2, axis2=-1),
+                             (b.nu + m - d + 1)[:, None], starts)
+    h_now = _t_entropy(cov_now, df_now)
+    h_after = _t_entropy(cov_after, df_after)
+    gain[busy] = np.maximum(h_now - h_after.mean(axis=1), 0.0)
     return gain
 
 

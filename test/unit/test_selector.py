@@ -207,3 +207,83 @@ def test_benchmark_metrics_by_hand():
     assert wasserstein2([[0.0, 0.0]], [[3.0, 4.0]]) == pytest.approx(5.0)
     # Two points against their midpoint: each moves half the segment.
     assert wasserstein2(front, [[2.0, 2.0]]) == pytest.approx(np.sqrt(2.0))
+
+
+def test_plan_info_gain_of_one_step_is_the_student_t_mutual_information():
+    # One execution of one step: the belief about its mean mu is Student-t before and after,
+    # and the expected log-determinant of the updated scale has a closed form, so
+    # I(mu; x) = H[mu] - E H[mu | x] can be written down and checked against the estimate.
+    d, k = 2, 1.0
+    psi = np.array([[1.0, 0.4], [0.4, 0.8]])
+    for nu in (d + 2.0, d + 5.0):
+        beliefs = CostBeliefs(mu=[[2.0, 1.0]], kappa=[k], nu=[nu], psi=psi[None], count=[k])
+        cand = Candidate(mean=[2.0, 1.0], cov=np.eye(2), beliefs=beliefs,
+                         multiplicity=np.array([1]))
+        df0, df1 = nu - d + 1, nu - d + 2
+        before = stats.multivariate_t(np.zeros(d), psi / (k * df0), df=df0).entropy()
+        # psi' = psi + k/(k+1) (x - m)(x - m)^T with x from the predictive: the quadratic form
+        # is a ratio of independent chi-squares, E log(1 + q) = digamma((df0+d)/2) - digamma(df0/2).
+        e_logdet = (np.linalg.slogdet(psi)[1] + special.digamma((df0 + d) / 2)
+                    - special.digamma(df0 / 2) - d * np.log((k + 1) * df1))
+        after = stats.multivariate_t(np.zeros(d), np.eye(d), df=df1).entropy() + 0.5 * e_logdet
+        gain = plan_info_gain([cand], np.random.default_rng(5), n_samples=20_000)
+        np.testing.assert_allclose(gain, [before - after], rtol=0.03)
+
+
+def test_plan_info_gain_shrinks_as_beliefs_sharpen_and_is_seeded():
+    def plans(n):
+        one = _candidates([[3.0, 2.0]], covs=[np.eye(2)], counts=[n])[0]
+        steps = CostBeliefs.from_costs(np.ones((3, 2)), np.tile(0.2 * np.eye(2), (3, 1, 1)),
+                                       np.full(3, float(n)))
+        three = Candidate(mean=[3.0, 3.0], cov=np.eye(2), beliefs=steps,
+                          multiplicity=np.array([1, 2, 1]))
+        return [one, three]
+
+    gains = np.stack([plan_info_gain(plans(n), np.random.default_rng(6), n_samples=2000)
+                      for n in (1, 2, 5, 20, 200)])
+    assert (gains >= 0).all()
+    assert (np.diff(gains, axis=0) < 0).all()  # every plan: more data, less to learn
+    assert (gains[-1] < 0.02).all()  # roughly d / (2 n) nats once the belief is sharp
+    again = plan_info_gain(plans(2), np.random.default_rng(6), n_samples=2000)
+    np.testing.assert_array_equal(again, gains[1])  # same generator seed, same estimate
+
+
+def test_known_costs_pick_the_preference_optimal_plan_whatever_the_epistemic_weight():
+    # Five plans on a front, all costs well known: the information gain is negligible, and
+    # the choice is the plan of least surprise under the preference, its nearest plan here.
+    means = np.array([[1.0, 9.0], [3.0, 5.0], [5.0, 3.0], [7.0, 2.0], [9.0, 1.0]])
+    cands = _candidates(means, covs=[0.1 * np.eye(2)] * 5, counts=[1e4] * 5)
+    for target in range(5):
+        for weight in (0.0, 1.0, 3.0):
+            pref = Preference(('time', 'energy'), means[target] + 0.3, 2.0 * np.eye(2),
+                              epistemic_weight=weight)
+            sel = select(cands, pref, 'aif', np.random.default_rng(target))
+            assert sel.index == target
+            np.testing.assert_allclose(sel.efe, sel.risk - weight * sel.info_gain)
+            assert sel.info_gain.max() < 1e-3
+
+
+def test_benchmark_preference_regret_bookkeeping():
+    from embodied_aif.bench.selection import _plan_law, _run_front, user_preference
+
+    true_mu = np.array([[1.0, 2.0], [0.5, 0.5]])
+    std = np.array([[0.1, 0.2], [0.3, 0.4]])
+    mean, cov = _plan_law(true_mu, std, (0, 1, 0))  # a repeated step counts twice
+    np.testing.assert_allclose(mean, [2.5, 4.5])
+    np.testing.assert_allclose(cov, np.diag([0.02 + 0.09, 0.08 + 0.16]))
+    # Two plans on the front, one of them the preference's mean: Pareto regret is 0 whatever
+    # is chosen, preference regret counts the picks of the other plan.
+    mu = np.array([[1.0, 6.0], [6.0, 1.0]])
+    sd = np.full((2, 2), 0.1)
+    pref = user_preference(mu, np.random.default_rng(0), 0.5, 1.0)
+    best = int(np.argmin(np.abs(mu - pref.mean).sum(axis=1)))
+    surprise = cross_entropy(mu, np.stack([np.diag(s ** 2) for s in sd]), pref.mean,
+                             pref.covariance)
+    excess = surprise[1 - best] - surprise[best]
+    assert excess > 1.0
+    regret, _, pref_regret = _run_front(mu, sd, 'aif', 6, pref, 1, 2, 32, 0.0)
+    assert regret == 0.0 and pref_regret == 0.0
+    regret, _, pref_regret = _run_front(mu, sd, 'uniform', 20, pref, 1, 2, 32, 0.0)
+    picks_of_other = pref_regret / excess
+    assert regret == 0.0 and 1 <= picks_of_other <= 19
+    assert picks_of_other == pytest.approx(round(picks_of_other))
