@@ -31,8 +31,9 @@ target object, against the target viewpoint), steps to success, ``perception_ms`
 (segmentation + detections + belief update per 160x120 RGB-D frame with 5 objects in view,
 wall clock, and ``perception_cpu_ms`` the same in CPU time, which a loaded machine does not
 inflate; ``perception_ms_80x60`` at the benchmark's resolution), both including the object
-model's classification of every cluster, and ``category_accuracy`` of the fused beliefs
-(q(category) of the shipped object model per view, tempered and fused as in `perception`).
+model's encoding of every cluster (q(category) and q(shape), fused as in `perception`), and
+``category_accuracy`` of the fused beliefs (q(category) of the shipped object model per view,
+tempered and fused as in `perception`).
 """
 from __future__ import annotations
 
@@ -202,10 +203,12 @@ class Perceiver:
                                 self.rng)
         except ValueError:
             return
-        likelihoods = _classifier().likelihoods(frame.rgb, frame.depth, self.intr, t_map_cam,
-                                                seg.clusters) if seg.clusters else []
-        dets = [detection_from_cluster(c, self.sensor, t_map_cam, lik)
-                for c, lik in zip(seg.clusters, likelihoods)]
+        seen = _classifier().observe(frame.rgb, frame.depth, self.intr, t_map_cam,
+                                     seg.clusters) if seg.clusters else None
+        dets = [detection_from_cluster(c, self.sensor, t_map_cam, seen['likelihoods'][i],
+                                       shape_mean=seen['shape_mean'][i],
+                                       shape_var=seen['shape_var'][i])
+                for i, c in enumerate(seg.clusters)]
         self.scene, _ = update(self.scene, dets, t_map_cam, self.sensor, self.stamp,
                                BeliefConfig(), depth=frame.depth)
         self.times_ms.append(1e3 * (time.perf_counter() - start))

@@ -55,6 +55,7 @@ __all__ = [
     'occlude_crop',
     'predict_categories',
     'predict_inputs',
+    'predict_latents',
     'prepare_dataset',
     'save_checkpoint',
     'train_epoch',
@@ -213,19 +214,33 @@ class ObjectModel(nn.Module):
 
 
 # ---------------------------------------------------------------------- inference helpers
-def predict_categories(model: ObjectModel, crops: dict, batch: int = 256) -> np.ndarray:
-    """q(category) (B, K) for crop arrays (keys rgb, depth, mask, scale), without gradients."""
+def predict_latents(model: ObjectModel, crops: dict, batch: int = 256) -> dict:
+    """q(category) and q(shape) of crop arrays (keys rgb, depth, mask, scale), no gradients.
+
+    Returns numpy arrays ``probs`` (B, K), ``shape_mean`` (B, D) and ``shape_var`` (B, D).
+    """
     n = len(crops['scale'])
-    out = []
+    parts: dict[str, list] = {'probs': [], 'shape_mean': [], 'shape_var': []}
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for i in range(0, n, batch):
             x, ls = model.prepare(*(crops[k][i:i + batch] for k in ('rgb', 'depth', 'mask',
                                                                      'scale')))
-            out.append(torch.softmax(model.encode(x, ls)['logits'], 1).numpy())
+            q = model.encode(x, ls)
+            parts['probs'].append(torch.softmax(q['logits'], 1).numpy())
+            parts['shape_mean'].append(q['shape_mu'].numpy())
+            parts['shape_var'].append(q['shape_logvar'].exp().numpy())
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.config.n_categories))
+    widths = {'probs': model.config.n_categories, 'shape_mean': model.config.shape_dim,
+              'shape_var': model.config.shape_dim}
+    return {key: np.concatenate(v) if v else np.zeros((0, widths[key]))
+            for key, v in parts.items()}
+
+
+def predict_categories(model: ObjectModel, crops: dict, batch: int = 256) -> np.ndarray:
+    """q(category) (B, K) for crop arrays (keys rgb, depth, mask, scale), without gradients."""
+    return predict_latents(model, crops, batch)['probs']
 
 
 def predict_inputs(model: ObjectModel, x: torch.Tensor, log_scale: torch.Tensor,
@@ -570,8 +585,21 @@ class ObjectClassifier:
         object (``object_crops.image_up``), for gravity-aligned crops as in training. Objects
         whose crop cannot be cut (no valid depth) get an all-zero row.
         """
+        return self.encode(rgb, depth, objects, focal, ups)['probs']
+
+    def encode(self, rgb, depth, objects, focal: float, ups=None) -> dict:
+        """q(category) and q(shape) of N objects (pixel masks or flat indices), one batch.
+
+        Returns ``probs`` (N, len(names)) as ``classify``, and ``shape_mean`` / ``shape_var``
+        (N, D) of the shape latent; objects whose crop cannot be cut get a zero ``probs`` row
+        and NaN shape rows.
+        """
         size = self.model.config.crop_size
+        dim = self.model.config.shape_dim
         out = np.zeros((len(objects), len(self.names)))
+        shape_mean = np.full((len(objects), dim), np.nan)
+        shape_var = np.full((len(objects), dim), np.nan)
+        result = {'probs': out, 'shape_mean': shape_mean, 'shape_var': shape_var}
         crops, rows = [], []
         ups = [None] * len(objects) if ups is None else list(ups)
         for i, (pixels, up) in enumerate(zip(objects, ups)):
@@ -581,31 +609,42 @@ class ObjectClassifier:
             except ValueError:
                 continue
         if not crops:
-            return out
+            return result
         before = torch.get_num_threads()
         if self.threads > 0 and self.threads != before:
             torch.set_num_threads(self.threads)
         try:
-            q = predict_categories(self.model, crop_arrays(crops))
+            q = predict_latents(self.model, crop_arrays(crops))
         finally:
             if self.threads > 0 and self.threads != before:
                 torch.set_num_threads(before)
         known = self.columns >= 0
-        out[np.ix_(rows, np.flatnonzero(known))] = q[:, self.columns[known]]
-        return out
+        out[np.ix_(rows, np.flatnonzero(known))] = q['probs'][:, self.columns[known]]
+        shape_mean[rows] = q['shape_mean']
+        shape_var[rows] = q['shape_var']
+        return result
 
-    def likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
-                    full_pixels: float = 150.0, floor: float = 0.02) -> np.ndarray:
-        """Category likelihoods (N, len(names)) of segmented clusters, ready for fusion.
+    def observe(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
+                full_pixels: float = 150.0, floor: float = 0.02) -> dict:
+        """Category likelihoods and shape codes of segmented clusters, ready for fusion.
 
         Gravity-aligned crops of every cluster in one batch, then q(category) tempered (less
-        for clusters seen small) and floored (scene_beliefs.classifier_likelihood).
+        for clusters seen small) and floored (scene_beliefs.classifier_likelihood). Returns
+        ``likelihoods`` (N, len(names)) and ``shape_mean`` / ``shape_var`` (N, D) of q(shape)
+        (NaN rows for clusters without a crop).
         """
         from embodied_aif.models.object_crops import image_up
         from embodied_aif.models.scene_beliefs import classifier_likelihood, size_temperature
 
         i = intrinsics
         ups = [image_up(t_map_cam, c.center, i.fx, i.fy, i.cx, i.cy) for c in clusters]
-        probs = self.classify(rgb, depth, [c.pixel_indices for c in clusters], i.fx, ups)
+        q = self.encode(rgb, depth, [c.pixel_indices for c in clusters], i.fx, ups)
         temps = size_temperature([c.n_points for c in clusters], temperature, full_pixels)
-        return classifier_likelihood(probs, temps, floor)
+        return {'likelihoods': classifier_likelihood(q['probs'], temps, floor),
+                'shape_mean': q['shape_mean'], 'shape_var': q['shape_var']}
+
+    def likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
+                    full_pixels: float = 150.0, floor: float = 0.02) -> np.ndarray:
+        """Category likelihoods (N, len(names)) of segmented clusters (``observe``'s first)."""
+        return self.observe(rgb, depth, intrinsics, t_map_cam, clusters, temperature,
+                            full_pixels, floor)['likelihoods']

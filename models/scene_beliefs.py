@@ -9,7 +9,12 @@ Each tracked object carries
   of view are kept, only less certain);
 - an existence probability (Bernoulli filter): raised by detections, lowered when the object
   should have been seen (in view, in range, not occluded) but was not; tracks below
-  ``remove_below`` are dropped.
+  ``remove_below`` are dropped;
+- a diagonal Gaussian belief over the object model's shape latent (``fuse_shape``): the
+  model's prior N(0, I) times each view's likelihood q(s | x) / p(s), tempered like the
+  category likelihood because views of one object are not independent; a view whose code is
+  inconsistent with the belief (chi-square gate) restarts it, since the track then most
+  likely took another object's detection.
 
 Data association gates each (track, detection) pair by the Mahalanobis distance of the
 innovation and solves the assignment with the Hungarian method on a negative log-likelihood
@@ -26,9 +31,11 @@ with ``active_vision``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
 
 from embodied_aif.models.segmentation import CameraIntrinsics, Cluster, validate_transform
 
@@ -44,6 +51,7 @@ __all__ = [
     "detection_from_cluster",
     "empty_scene",
     "fuse_category_likelihoods",
+    "fuse_shape",
     "pose_covariance_6x6",
     "size_temperature",
     "update",
@@ -201,6 +209,8 @@ class Detection:
     category_likelihood: np.ndarray  # (K,) p(y | c) of the observed label y, any positive scale
     extent: np.ndarray = field(default_factory=lambda: np.zeros(3))
     colour: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    shape_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (D,) or (0,): none
+    shape_var: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (D,) q(s | x) variance
 
     def __post_init__(self):
         pos = np.asarray(self.position, dtype=float)
@@ -221,6 +231,22 @@ class Detection:
         object.__setattr__(self, "category_likelihood", lik)
         object.__setattr__(self, "extent", np.asarray(self.extent, dtype=float).reshape(3))
         object.__setattr__(self, "colour", np.asarray(self.colour, dtype=float).reshape(3))
+        mean, var = _shape_arrays(self.shape_mean, self.shape_var, "detection shape_mean",
+                                  "shape_var")
+        object.__setattr__(self, "shape_mean", mean)
+        object.__setattr__(self, "shape_var", var)
+
+
+def _shape_arrays(mean, spread, what: str, spread_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a shape code and its (positive) variances or precisions: both (D,) or both empty."""
+    mean = np.asarray(mean, dtype=float).reshape(-1)
+    spread = np.asarray(spread, dtype=float).reshape(-1)
+    if mean.shape != spread.shape:
+        raise ValueError(f"{what} has shape {mean.shape} but its {spread_name} {spread.shape}")
+    if not np.all(np.isfinite(mean)) or not np.all(np.isfinite(spread)) \
+            or np.any(spread <= 0.0):
+        raise ValueError(f"{what} must be finite with positive {spread_name}")
+    return mean, spread
 
 
 @dataclass(frozen=True)
@@ -239,8 +265,14 @@ class ObjectBelief:
     n_misses: int = 0           # consecutive misses while expected in view
     in_view: bool = True
     first_seen: float = 0.0
+    shape_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))       # (D,), (0,): none
+    shape_precision: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (D,) diagonal
 
     def __post_init__(self):
+        mean, prec = _shape_arrays(self.shape_mean, self.shape_precision,
+                                   f"object {self.id}: shape_mean", "shape_precision")
+        object.__setattr__(self, "shape_mean", mean)
+        object.__setattr__(self, "shape_precision", prec)
         p = np.asarray(self.category_probs, dtype=float)
         if p.ndim != 1 or np.any(p < 0.0) or not np.isclose(p.sum(), 1.0):
             raise ValueError(f"object {self.id}: category_probs must be a distribution, got {p}")
@@ -298,6 +330,10 @@ class BeliefConfig:
     relocate_below: float = 0.6    # a track missed in view down to this existence has moved
     relocate_colour_gate: float = 0.2
     relocate_min_category_ratio: float = 0.5
+    shape_temperature: float = 0.5     # each view's shape likelihood counts this much
+    shape_prior_precision: float = 1.0  # the object model's prior N(0, I) on the shape code
+    shape_max_precision: float = 400.0  # cap per dimension (older views fade beyond it)
+    shape_gate: float = 0.9999         # chi-square quantile of the restart gate
 
     def __post_init__(self):
         if not 0.0 < self.remove_below < self.birth_existence < 1.0:
@@ -307,24 +343,38 @@ class BeliefConfig:
             raise ValueError("gate_chi2 must be > 0 and process noise rates >= 0")
         if not 0.0 < self.p_false_alarm < 1.0:
             raise ValueError(f"p_false_alarm={self.p_false_alarm} must lie in (0, 1)")
+        if not 0.0 < self.shape_temperature <= 1.0 or not 0.0 < self.shape_gate < 1.0 \
+                or not 0.0 < self.shape_prior_precision < self.shape_max_precision:
+            raise ValueError(f"need 0 < shape_temperature={self.shape_temperature} <= 1, "
+                             f"0 < shape_gate={self.shape_gate} < 1 and 0 < "
+                             f"shape_prior_precision={self.shape_prior_precision} < "
+                             f"shape_max_precision={self.shape_max_precision}")
 
 
 def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
                            category_likelihood, shape_fraction: float = 0.15,
-                           truncation_sigma: float = 0.03) -> Detection:
+                           truncation_sigma: float = 0.03, shape_mean=None,
+                           shape_var=None) -> Detection:
     """Turn a segmented cluster into a Detection with its measurement covariance.
 
     The covariance adds to the sensor's noise at the cluster centre a per-axis term
     ``(shape_fraction * extent)**2`` (the box of the visible surface is not the object's box)
     and, for a cluster truncated by the image border, ``truncation_sigma**2`` on every axis.
+    ``shape_mean`` / ``shape_var`` (optional, (D,)): the object model's q(shape) of the
+    cluster's crop; a row with NaNs (no crop could be cut) counts as no shape observation.
     """
     cov = sensor.position_covariance(t_map_cam, cluster.center)[0]
     cov = cov + np.diag((shape_fraction * np.asarray(cluster.extent)) ** 2)
     if cluster.truncated:
         cov = cov + truncation_sigma ** 2 * np.eye(3)
+    mean = np.zeros(0) if shape_mean is None else np.asarray(shape_mean, dtype=float)
+    var = np.zeros(0) if shape_var is None else np.asarray(shape_var, dtype=float)
+    if mean.size and var.shape == mean.shape \
+            and not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+        mean = var = np.zeros(0)
     return Detection(position=cluster.center, position_cov=cov,
                      category_likelihood=category_likelihood, extent=cluster.extent,
-                     colour=cluster.colour)
+                     colour=cluster.colour, shape_mean=mean, shape_var=var)
 
 
 def classifier_likelihood(probs, temperature=0.5, floor: float = 0.02) -> np.ndarray:
@@ -375,6 +425,47 @@ def fuse_category_likelihoods(likelihoods, prior=None) -> np.ndarray:
     return post / post.sum()
 
 
+@lru_cache(maxsize=32)
+def _chi2_quantile(quantile: float, dof: int) -> float:
+    return float(chi2.ppf(quantile, dof))
+
+
+def fuse_shape(mean, precision, obs_mean, obs_var, config: BeliefConfig
+               ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Fuse one view's q(shape) into a diagonal Gaussian shape belief.
+
+    The encoder's posterior q(s | x) = N(obs_mean, obs_var) already contains the prior
+    N(0, 1 / shape_prior_precision), so the view's likelihood q / p has precision
+    ``max(1 / obs_var - prior, 0)`` and information ``obs_mean / obs_var``; it is tempered by
+    ``shape_temperature`` and added to the belief's natural parameters (an empty belief
+    starts from the prior). Beyond ``shape_max_precision`` both natural parameters are scaled
+    down together: the mean is kept, older views fade. A view whose squared innovation
+    ``sum (obs_mean - mean)**2 / (obs_var + 1 / precision)`` exceeds the chi-square
+    ``shape_gate`` quantile restarts the belief from the prior and that view. Returns
+    ``(mean, precision, restarted)``; an empty observation returns the belief unchanged.
+    """
+    mean, precision = _shape_arrays(mean, precision, "shape belief", "precision")
+    obs_mean, obs_var = _shape_arrays(obs_mean, obs_var, "shape observation", "variance")
+    if obs_mean.size == 0:
+        return mean, precision, False
+    prior = config.shape_prior_precision
+    restarted = False
+    if mean.size:
+        if mean.shape != obs_mean.shape:
+            raise ValueError(f"shape observation has {obs_mean.size} dimensions, the belief "
+                             f"{mean.size}")
+        d2 = float(np.sum((obs_mean - mean) ** 2 / (obs_var + 1.0 / precision)))
+        restarted = d2 > _chi2_quantile(config.shape_gate, obs_mean.size)
+    if mean.size == 0 or restarted:
+        mean, precision = np.zeros_like(obs_mean), np.full_like(obs_var, prior)
+    t = config.shape_temperature
+    new_precision = precision + t * np.maximum(1.0 / obs_var - prior, 0.0)
+    info = precision * mean + t * obs_mean / obs_var
+    scale = np.minimum(1.0, config.shape_max_precision / new_precision)
+    new_precision = new_precision * scale
+    return info * scale / new_precision, new_precision, restarted
+
+
 def _fuse_category(p: np.ndarray, lik: np.ndarray, floor: float) -> np.ndarray:
     prior = (1.0 - floor) * p + floor / p.size
     post = prior * lik
@@ -410,6 +501,27 @@ def _blend(old: np.ndarray, new: np.ndarray, rate: float) -> np.ndarray:
     return (1.0 - rate) * old + rate * new
 
 
+def _merge_shapes(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Shape belief of a relocated track: both beliefs' evidence, or the young one's alone.
+
+    Each belief is the prior times its own views' likelihoods, so the merge adds their
+    natural parameters and subtracts the prior once; if the two codes fail the chi-square
+    gate (or only one track has a shape) the current, young track's belief is kept.
+    """
+    if old.shape_mean.size == 0 or young.shape_mean.size != old.shape_mean.size:
+        return young.shape_mean, young.shape_precision
+    d2 = float(np.sum((old.shape_mean - young.shape_mean) ** 2
+                      / (1.0 / old.shape_precision + 1.0 / young.shape_precision)))
+    if d2 > _chi2_quantile(config.shape_gate, old.shape_mean.size):
+        return young.shape_mean, young.shape_precision
+    precision = old.shape_precision + young.shape_precision - config.shape_prior_precision
+    precision = np.maximum(precision, config.shape_prior_precision)
+    info = old.shape_precision * old.shape_mean + young.shape_precision * young.shape_mean
+    mean = info / precision
+    return mean, np.minimum(precision, config.shape_max_precision)
+
+
 def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
     """Merge tracks that went missing in view into younger look-alike tracks (in place).
 
@@ -441,11 +553,13 @@ def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
             continue
         young = objects[best]
         fused = old.category_probs * young.category_probs  # young started from uniform
+        shape_mean, shape_precision = _merge_shapes(old, young, config)
         objects[i] = replace(
             young, id=old.id, category_probs=fused / fused.sum(),
             extent=_blend(old.extent, young.extent, 0.5),
             colour=_blend(old.colour, young.colour, 0.5),
-            n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen)
+            n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen,
+            shape_mean=shape_mean, shape_precision=shape_precision)
         objects[best] = None
         pairs.append((old.id, young.id))
     return pairs
@@ -458,8 +572,9 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     ``t_map_cam`` is the pose of the camera that produced ``detections`` (used to decide which
     tracks were expected in view); ``depth`` (optional, H x W metres) marks occluded tracks.
     Returns the new beliefs and an info dict: ``matched`` [(id, detection index)], ``born``,
-    ``relocated`` [(kept id, merged-in id)], ``removed`` ids, ``missed`` ids and ``cost``
-    (the association cost matrix).
+    ``relocated`` [(kept id, merged-in id)], ``removed`` ids, ``missed`` ids,
+    ``shape_restarted`` ids (matched tracks whose shape belief the view restarted, see
+    ``fuse_shape``) and ``cost`` (the association cost matrix).
     """
     detections = list(detections)
     k = len(scene.category_names)
@@ -505,14 +620,24 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     matched_dets = {j for _, j in matched}
 
     new_objects: list[ObjectBelief | None] = [None] * n
+    shape_restarted = []
     for i, j in matched:
         obj, det = objects[i], detections[j]
         s = covs[i] + det.position_cov
         gain = covs[i] @ np.linalg.inv(s)
         mean = means[i] + gain @ (det.position - means[i])
         cov = (np.eye(3) - gain) @ covs[i]
+        if det.shape_mean.size and obj.shape_mean.size \
+                and det.shape_mean.size != obj.shape_mean.size:
+            raise ValueError(f"detection {j}: shape code of {det.shape_mean.size} dimensions, "
+                             f"object {obj.id} has {obj.shape_mean.size}")
+        shape_mean, shape_precision, restarted = fuse_shape(
+            obj.shape_mean, obj.shape_precision, det.shape_mean, det.shape_var, config)
+        if restarted:
+            shape_restarted.append(obj.id)
         new_objects[i] = replace(
-            obj, mean=mean, cov=0.5 * (cov + cov.T),
+            obj, mean=mean, cov=0.5 * (cov + cov.T), shape_mean=shape_mean,
+            shape_precision=shape_precision,
             category_probs=_fuse_category(obj.category_probs, det.category_likelihood,
                                           config.category_floor),
             extent=_blend(obj.extent, det.extent, config.extent_rate),
@@ -539,12 +664,15 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     for j in free:
         det = detections[j]
         uniform = np.full(k, 1.0 / k)
+        shape_mean, shape_precision, _ = fuse_shape(np.zeros(0), np.zeros(0), det.shape_mean,
+                                                    det.shape_var, config)
         obj = ObjectBelief(
             id=f"obj_{next_id}", category_probs=_fuse_category(uniform, det.category_likelihood,
                                                                0.0),
             mean=det.position.copy(), cov=det.position_cov.copy(), extent=det.extent.copy(),
             colour=det.colour.copy(), existence=config.birth_existence,
-            last_seen=float(stamp), first_seen=float(stamp))
+            last_seen=float(stamp), first_seen=float(stamp), shape_mean=shape_mean,
+            shape_precision=shape_precision)
         next_id += 1
         new_objects.append(obj)
         born.append(obj.id)
@@ -560,6 +688,7 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
         "relocated": relocated,
         "removed": removed,
         "missed": [objects[i].id for i in missed],
+        "shape_restarted": shape_restarted,
         "cost": cost,
     }
     return SceneBeliefs(objects=tuple(kept), category_names=scene.category_names,
@@ -585,7 +714,7 @@ def belief_summary(obj: ObjectBelief, category_names) -> dict:
         "orientation_xyzw": [0.0, 0.0, 0.0, 1.0],
         "covariance": [float(x) for x in pose_covariance_6x6(obj).reshape(-1)],
         "extent": [float(x) for x in obj.extent],
-        "shape_code": [],
+        "shape_code": [float(x) for x in obj.shape_mean],
         "last_seen": float(obj.last_seen),
         "in_view": bool(obj.in_view),
         "existence": float(obj.existence),

@@ -20,20 +20,23 @@ Publishes, stamped with the frame's stamp, in map_frame:
                                 ellipsoid per object; DELETE markers for objects that are gone
   ~/points                      sensor_msgs/PointCloud2 of the object points (x, y, z, rgb)
   /diagnostics                  diagnostic_msgs/DiagnosticArray: latency, objects tracked,
-                                frames processed and skipped, by cause
+                                frames processed and skipped, by cause, tracks born, matched,
+                                removed and whose shape belief a view restarted
 
 A bad frame (missing depth, no valid depth, bad or absent camera_info, an encoding other than
 rgb8 / 32FC1, a frame TF cannot resolve) is skipped with a throttled warning naming the cause;
 the beliefs are kept. A backward jump of the clock (simulation reset) clears the transforms and
 the beliefs.
 
-Categories: each cluster is cropped from the frame (the box of its pixels) and the crops of a
-frame go through the object model's encoder in one batch (models.object_model, weights from
-the ``object_model`` parameter, empty = the shipped models/weights/object_model.pt, loaded
-once); its q(category) becomes a tempered likelihood (scene_beliefs.classifier_likelihood,
+Categories and shapes: each cluster is cropped from the frame (the box of its pixels) and the
+crops of a frame go through the object model's encoder in one batch (models.object_model,
+weights from the ``object_model`` parameter, empty = the shipped models/weights/object_model.pt,
+loaded once); its q(category) becomes a tempered likelihood (scene_beliefs.classifier_likelihood,
 less trusted for clusters of fewer than ``category_full_pixels`` pixels) fused over views in
-the beliefs. A missing or corrupt weights file is logged as an error and
-perception goes on with uniform category likelihoods.
+the beliefs, and its q(shape) is fused over views into each object's shape belief
+(scene_beliefs.fuse_shape), whose mean is the message's ``shape_code``. A missing or corrupt
+weights file is logged as an error and perception goes on with uniform category likelihoods
+and empty shape codes.
 """
 from __future__ import annotations
 
@@ -390,10 +393,11 @@ class Perception(ParamNode):
         try:
             sensor = SensorModel(intrinsics, min_range=config.min_depth,
                                  max_range=config.max_depth)
-            likelihoods = self._category_likelihoods(rgb, depth, intrinsics, t_map_cam,
-                                                     result.clusters)
-            detections = [detection_from_cluster(c, sensor, t_map_cam, lik)
-                          for c, lik in zip(result.clusters, likelihoods)]
+            seen = self._observe_objects(rgb, depth, intrinsics, t_map_cam, result.clusters)
+            detections = [detection_from_cluster(c, sensor, t_map_cam, lik, shape_mean=mean,
+                                                 shape_var=var)
+                          for c, lik, mean, var in zip(result.clusters, seen['likelihoods'],
+                                                       seen['shape_mean'], seen['shape_var'])]
             self._scene, info_update = update(previous, detections, t_map_cam, sensor,
                                               frame.stamp_ns / NS, BeliefConfig(), depth=depth)
         except ValueError as exc:
@@ -413,13 +417,13 @@ class Perception(ParamNode):
             self._stats.age_ms.append(age_ms)
         self._publish_diagnostics(info_update)
 
-    def _category_likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters
-                              ) -> np.ndarray:
-        """Per-cluster category likelihoods (uniform without a classifier)."""
-        k = len(self._names)
+    def _observe_objects(self, rgb, depth, intrinsics, t_map_cam, clusters) -> dict:
+        """Per-cluster category likelihoods and shape codes (uniform, none: no classifier)."""
+        k, n = len(self._names), len(clusters)
         if self._classifier is None or not clusters:
-            return np.full((len(clusters), k), 1.0 / k)
-        return self._classifier.likelihoods(
+            return {'likelihoods': np.full((n, k), 1.0 / k), 'shape_mean': [None] * n,
+                    'shape_var': [None] * n}
+        return self._classifier.observe(
             rgb, depth, intrinsics, t_map_cam, clusters, self.param('category_temperature'),
             self.param('category_full_pixels'), self.param('category_floor'))
 
@@ -523,7 +527,8 @@ class Perception(ParamNode):
         if info_update is not None:
             values.update({'born': len(info_update['born']),
                            'removed': len(info_update['removed']),
-                           'matched': len(info_update['matched'])})
+                           'matched': len(info_update['matched']),
+                           'shape_restarted': len(info_update['shape_restarted'])})
         ok = info_update is not None
         status = DiagnosticStatus(
             level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,

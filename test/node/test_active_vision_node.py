@@ -1,4 +1,4 @@
-"""active_vision in-process: a category goal moves the wrist camera; bad goals are rejected.
+"""active_vision in-process: category and goal-image goals move the wrist camera, bad ones fail.
 
 One context, one MultiThreadedExecutor: sim_bridge on the tabletop scenario (wrist camera
 only), perception on the wrist camera, active_vision, and a probe with a LookFor client.
@@ -10,14 +10,18 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from stack_harness import StackHarness, overrides
 from trajectory_msgs.msg import JointTrajectory
 
+from embodied_aif.models.active_vision import pose_error
+from embodied_aif.models.segmentation import look_at
 from embodied_aif.nodes.active_vision import ARM_JOINTS, ActiveVision
 from embodied_aif.nodes.perception import Perception
 from embodied_aif.nodes.sim_bridge import SimBridge
 from embodied_aif.sim.robot import HOME
+from embodied_aif.sim.sensors import render_camera
 from embodied_aif_msgs.action import LookFor
 
 TOPICS = {
@@ -72,6 +76,33 @@ def harness():
     h.close()
 
 
+def camera_pose(harness):
+    """The wrist camera's true world pose (4, 4), read from the simulation between steps."""
+    bridge = harness.nodes[0]
+    with bridge._lock:
+        pos, quat = bridge.sim.link_poses()['wrist_camera_optical_frame']
+    t = np.eye(4)
+    t[:3, :3] = Rotation.from_quat(quat).as_matrix()
+    t[:3, 3] = pos
+    return t
+
+
+def goal_image_from(harness, t_world_cam):
+    """A LookFor IMAGE goal: the wrist camera's RGB-D and camera_info rendered from a pose."""
+    bridge = harness.nodes[0]
+    with bridge._lock:
+        config = bridge.sim.cameras['wrist_camera']
+        frame = render_camera(config, bridge.sim.client, t_world_cam[:3, 3],
+                              Rotation.from_matrix(t_world_cam[:3, :3]).as_quat())
+    h, w = frame.depth.shape
+    rgb = Image(height=h, width=w, encoding='rgb8', step=3 * w, data=frame.rgb.tobytes())
+    depth = Image(height=h, width=w, encoding='32FC1', step=4 * w,
+                  data=frame.depth.astype('<f4').tobytes())
+    info = CameraInfo(height=h, width=w, k=[float(v) for v in frame.intrinsics.k])
+    return LookFor.Goal(mode=LookFor.Goal.IMAGE, goal_image=rgb, goal_depth=depth,
+                        goal_camera_info=info)
+
+
 def diag_values(status):
     return {kv.key: kv.value for kv in status.values}
 
@@ -124,3 +155,34 @@ def test_category_goal_moves_the_wrist_camera_and_reports_a_result(harness):
     shown = {k: values[k] for k in ('efe', 'pragmatic', 'epistemic', 'info_gain_coverage',
                                     'ik_position_error')}
     print(f"\nlook_for 'mug': {result.reason} after {result.steps} steps; last terms {shown}")
+
+
+def test_goal_image_brings_the_camera_toward_the_goal_viewpoint(harness):
+    # the goal: the mug on the table seen from the front-right, a pose the arm can reach;
+    # bounds in steps (sim time), the wall-clock timeout only catches a hang
+    bridge = harness.nodes[0]
+    with bridge._lock:
+        truth = bridge.sim.ground_truth()
+        base = np.asarray(bridge.sim.base_pose())
+    mug = np.asarray(next(o.position for o in truth.objects if o.category == 'mug'))
+    eye = np.array([base[0] + 0.5, base[1] - 0.15, mug[2] + 0.32])
+    target = look_at(eye, mug + [0.0, 0.0, 0.03])
+    goal = goal_image_from(harness, target)
+    goal.max_steps = 50
+    start = camera_pose(harness)
+    start_distance, _ = pose_error(start, target)
+    accepted, feedback, result = harness.run_goal(goal, timeout=900.0)
+    assert accepted and result is not None
+    assert not result.reason.startswith('rejected'), result.reason
+    assert result.reason in ('found: goal view', 'max_steps'), result.reason
+    assert feedback and all(math.isfinite(fb.feedback.efe) for fb in feedback)
+    harness.wait_sim(1.0)  # let the last commanded move finish
+    final = camera_pose(harness)
+    distance, angle = pose_error(final, target)
+    print(f'\nlook_for image: {result.reason} after {result.steps} steps; camera '
+          f'{start_distance:.3f} m -> {distance:.3f} m (angle {angle:.2f} rad) from the goal')
+    # the goal image was explained by the beliefs (a localised goal gives a pragmatic term)
+    # and the camera, moving at most 5 cm a step, ended well closer to the goal viewpoint
+    # (loaded runs: 0.96 -> 0.56 m in 30 steps, 0.86 -> 0.35 m in 50, 0.96 -> 0.11 m in 60)
+    assert any(fb.feedback.pragmatic != 0.0 for fb in feedback)
+    assert distance < 0.7 * start_distance, (start_distance, distance)

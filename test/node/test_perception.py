@@ -178,6 +178,11 @@ def test_objects_match_ground_truth_in_view(harness):
         assert np.all(np.diag(cov) > 0) and np.allclose(cov, cov.T)
         assert obj.extent.z > 0.0
         assert stamp_s(obj.last_seen) <= stamp
+        # the mean of the object model's q(shape), fused over views: 16 finite numbers
+        assert len(obj.shape_code) == 16 and all(math.isfinite(v) for v in obj.shape_code)
+    # codes differ between objects (the encoder sees different crops)
+    codes = np.array([obj.shape_code for obj in beliefs.objects])
+    assert len(codes) < 2 or np.ptp(codes, axis=0).max() > 1e-3
 
 
 def test_markers_points_and_diagnostics(harness):
@@ -385,7 +390,7 @@ def test_simulation_reset_clears_beliefs(harness):
     assert harness.wait(lambda: len(after_reset('/robot/objects')) >= 5
                         and after_reset('/robot/ground_truth/objects')
                         and after_reset('/robot/ground_truth/robot_pose')
-                        and after_reset('/robot/odom'), 60)
+                        and after_reset('/robot/odom'), 180)  # a bound for loaded machines
     first = after_reset('/robot/objects')[0]
     # no belief of the old episode survives: all were seen after the clock restarted
     for obj in first.objects:

@@ -310,6 +310,17 @@ def test_classifier_crops_clusters_and_maps_category_names():
     x, ls = model.prepare(crop[0][None], crop[1][None], crop[2][None], [crop[3]])
     full = predict_inputs(model, x, ls)[0]
     np.testing.assert_allclose(q[0, [0, 2]], full[[2, 0]], atol=1e-6)
+    # q(shape) of the same crops: the encoder's mean and variance, NaN where no crop was cut
+    latents = clf.encode(rgb, depth, objects, focal=50.0)
+    with torch.no_grad():
+        enc = model.encode(x, ls)
+    dim = model.config.shape_dim
+    assert latents['shape_mean'].shape == latents['shape_var'].shape == (2, dim)
+    np.testing.assert_allclose(latents['shape_mean'][0], enc['shape_mu'][0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(latents['shape_var'][0], enc['shape_logvar'][0].exp().numpy(),
+                               rtol=1e-5)
+    assert np.all(latents['shape_var'][0] > 0.0) and np.all(np.isnan(latents['shape_mean'][1]))
+    np.testing.assert_array_equal(latents['probs'], q)
 
 
 def test_shipped_weights_recognise_unseen_instances(tmp_path):
