@@ -25,7 +25,8 @@ and of turn, seeded); ground truth is used only to score.
 - Decision latency: one planning step of the navigator (EFE plan over the graph + the local
   controller) on synthetic maps of 50 and 200 places.
 
-Run: ``embodied-aif bench navigation [--quick] [--seeds A:B] [--jobs N]``.
+Run: ``embodied-aif bench navigation [--quick] [--seeds A:B] [--jobs N] [--explorers aif,...]
+[--layouts 2x2,...] [--verbose]`` (``--verbose``: one line per goal on stderr).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ from embodied_aif.sim.sensors import CameraConfig
 from embodied_aif.sim.simulation import Rates, Simulation
 
 LAYOUTS = {'2x2': 'default', '3x3': 'grid3x3'}
+EXPLORERS = ('aif', 'frontier', 'random')
 BUDGET = {'2x2': 1500, '3x3': 3000}        # control periods (10 Hz) for exploring
 QUICK_BUDGET = {'2x2': 800, '3x3': 1200}
 GOAL_STEPS = 1500                           # per goal
@@ -101,6 +103,7 @@ class Episode:
         self.code = None
         self.bumps: deque = deque()            # (step, odom-frame points)
         self.stall = 0
+        self.bump_count = 0
         self.commanded_v = 0.0
         self.sense()
 
@@ -162,6 +165,7 @@ class Episode:
             reach = CONTROL.robot_radius + CONTROL.margin
             if occ.clear_ahead(self.ranges, self.angles, reach + 0.15):
                 self.bumps.append((self.steps, occ.stall_points(self.odom, reach + 0.02, 0.2)))
+                self.bump_count += 1
 
     def odom_from_world(self, xy) -> np.ndarray:
         """A world point expressed in the odometry frame (via the current true/odometry pose)."""
@@ -447,10 +451,13 @@ def _goal_runs(ep: Episode, agent: Agent, goals: int, rng: np.random.Generator) 
                 break
         if goal_xy is None:
             continue
+        start_xy = ep.true[:2].copy()
         goal_odom = ep.odom_from_world(goal_xy)
         goal = pp.Goal(pose=tuple(goal_odom))
         agent.state = pp.NavigatorState()
+        agent.statuses = {}
         start_travel, start_steps = ep.travelled, ep.steps
+        start_marks, start_bumps = agent.blocked_marks, ep.bump_count
         status, reason = 'timeout', f'not reached in {GOAL_STEPS} periods'
         gap = float(np.min(np.linalg.norm(agent.cmap.poses[:, :2] - goal_odom, axis=1)))
         if gap > WORLD_MARGIN:
@@ -468,7 +475,12 @@ def _goal_runs(ep: Episode, agent: Agent, goals: int, rng: np.random.Generator) 
         out.append({'success': bool(success), 'spl': round(spl, 4), 'status': status,
                     'reason': reason[:120], 'error_m': round(error, 3),
                     'shortest_m': round(shortest, 2), 'travelled_m': round(travelled, 2),
-                    'periods': ep.steps - start_steps})
+                    'periods': ep.steps - start_steps,
+                    'blocked_marks': agent.blocked_marks - start_marks,
+                    'stalls': ep.bump_count - start_bumps,
+                    'start_xy': [round(float(v), 2) for v in start_xy],
+                    'goal_xy': [round(float(v), 2) for v in goal_xy],
+                    'statuses': dict(sorted(agent.statuses.items()))})
     return out
 
 
@@ -598,15 +610,19 @@ def body(args) -> dict:
     seeds = list(args.seeds)[:1] if args.quick else list(args.seeds)
     budgets = QUICK_BUDGET if args.quick else BUDGET
     goals = 1 if args.quick else 3
+    explorers = _choices(args.explorers, EXPLORERS, '--explorers')
+    layouts = _choices(args.layouts, (*LAYOUTS, 'aliased'), '--layouts')
     tasks = []
     for layout, scenario in LAYOUTS.items():
         for seed in seeds:
-            for explorer in ('aif', 'frontier', 'random'):
-                tasks.append((layout, scenario, explorer, seed, budgets[layout],
-                              goals if explorer == 'aif' else 0))
+            for explorer in explorers:
+                if layout in layouts:
+                    tasks.append((layout, scenario, explorer, seed, budgets[layout],
+                                  goals if explorer == 'aif' else 0))
     aliased_seeds = seeds[:1] if args.quick else seeds[:3]
-    for seed in aliased_seeds:
-        tasks.append(('aliased', 'aliased', 'aif', seed, budgets['2x2'], 0))
+    if 'aif' in explorers and 'aliased' in layouts:
+        for seed in aliased_seeds:
+            tasks.append(('aliased', 'aliased', 'aif', seed, budgets['2x2'], 0))
     tasks.sort(key=lambda t: (t[3], -t[4]))  # seed by seed (partial runs stay balanced)
     jobs = max(1, min(args.jobs, len(tasks)))
     results = []
@@ -614,13 +630,13 @@ def body(args) -> dict:
     if jobs == 1:
         for t in tasks:
             results.append(run_one(t))
-            _report(results[-1])
+            _report(results[-1], args.verbose)
     else:
         ctx = multiprocessing.get_context('spawn')
         with ctx.Pool(jobs) as pool:
             for r in pool.imap_unordered(run_one, tasks):
                 results.append(r)
-                _report(r)
+                _report(r, args.verbose)
     out = summarise(results)
     repeats = 20 if args.quick else 100
     out['decision_ms_50'] = round(decision_latency(50, repeats), 3)
@@ -633,7 +649,17 @@ def body(args) -> dict:
     return out
 
 
-def _report(r: dict) -> None:
+def _choices(text: str, allowed: tuple, option: str) -> list[str]:
+    """Parse a comma-separated subset of ``allowed``; raise ValueError naming the bad entry."""
+    picked = [t.strip() for t in text.split(',') if t.strip()]
+    bad = [t for t in picked if t not in allowed]
+    if bad or not picked:
+        raise ValueError(f'{option} takes a comma-separated subset of {", ".join(allowed)}, '
+                         f'got {text!r}')
+    return picked
+
+
+def _report(r: dict, verbose: bool = False) -> None:
     extra = ''
     if 'goals' in r:
         extra = ' goals ' + ''.join('+' if g['success'] else '-' for g in r['goals'])
@@ -642,6 +668,13 @@ def _report(r: dict) -> None:
     progress(f"  {r['layout']} {r['explorer']} seed {r['seed']}: coverage {r['coverage']:.3f} "
              f"({r['ended']} after {r['steps']}){extra} [{r['wall_s']} s]")
     progress('  run ' + json.dumps(r, sort_keys=True))
+    if verbose:
+        for k, g in enumerate(r.get('goals', [])):
+            progress(f"    goal {k}: {'ok ' if g['success'] else 'FAIL'} {g['status']} "
+                     f"({g['reason']}) spl {g['spl']:.2f} shortest {g['shortest_m']} m "
+                     f"travelled {g['travelled_m']} m periods {g['periods']} blocked "
+                     f"{g['blocked_marks']} stalls {g['stalls']} from {g['start_xy']} to "
+                     f"{g['goal_xy']} statuses {g['statuses']}")
 
 
 def main(argv=None) -> int:
@@ -649,6 +682,14 @@ def main(argv=None) -> int:
     parser = make_parser('navigation', __doc__.splitlines()[0], default_seeds='0:20')
     parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
                         help='worker processes (default: 2 or the CPU count if smaller)')
+    parser.add_argument('--explorers', default=','.join(EXPLORERS),
+                        help='comma-separated explorers to run (default: all; goals and map '
+                             'quality come from aif)')
+    parser.add_argument('--layouts', default='2x2,3x3,aliased',
+                        help='comma-separated layouts to run (default: 2x2,3x3,aliased)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='print one line per goal (status, reason, SPL, blocked marks, '
+                             'stalls, navigator statuses) on stderr')
     return run_benchmark(body, parser, argv)
 
 

@@ -6,8 +6,13 @@ which covers the braking distance, so stopping is always possible. Among admissi
 one that best reduces the distance to the goal (with clearance and speed as tie-breakers) is
 chosen; when no admissible forward arc makes progress the robot turns in place (a circular
 robot turning in place cannot hit anything): towards the goal, or, already facing it, away from
-the nearest obstacle so that an arc around it opens (no dead-lock against a corner). NaN ranges
-are treated as obstacles at the minimum range (unknown means unsafe), +inf as "no return".
+the nearest obstacle so that an arc around it opens (no dead-lock against a corner) - unless
+that obstacle is on the side the goal lies well towards, where turning away and back would
+alternate for ever (e.g. in a narrow corridor with the goal behind): then on towards the
+goal. NaN ranges are treated as obstacles at the minimum range (unknown means unsafe), +inf as
+"no return".
+:func:`segment_clear` tells whether a straight drive to a point is clear for the footprint and
+seen free in the scan (the navigator's shortcuts along its route).
 """
 from __future__ import annotations
 
@@ -93,6 +98,71 @@ def scan_to_base(ranges: np.ndarray, angles: np.ndarray, laser_pose, range_min: 
     return out_r, out_a
 
 
+def nearest_beam(bearing: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Return the index of the beam whose angle is nearest each bearing (wrapping at +-pi)."""
+    a = np.asarray(angles, dtype=float).ravel()
+    if not a.size:
+        raise ValueError('nearest_beam needs at least one beam angle')
+    order = np.argsort(a)
+    sorted_a = a[order]
+    n = len(sorted_a)
+    k = np.searchsorted(sorted_a, bearing)
+    k0, k1 = (k - 1) % n, k % n
+    d0 = np.abs(np.mod(bearing - sorted_a[k0] + math.pi, 2 * math.pi) - math.pi)
+    d1 = np.abs(np.mod(bearing - sorted_a[k1] + math.pi, 2 * math.pi) - math.pi)
+    return order[np.where(d0 <= d1, k0, k1)]
+
+
+def segment_clear(ranges: np.ndarray, angles: np.ndarray, end_xy, range_min: float,
+                  range_max: float, clearance: float, step: float = 0.1,
+                  start_xy=(0.0, 0.0)) -> bool:
+    """Return True when the scan shows the straight drive from ``start_xy`` to ``end_xy`` clear.
+
+    Clear means: every scan return is farther than ``clearance`` from the segment (the robot's
+    footprint fits along all of it), and every point of the segment is *seen* free: it lies
+    inside the laser's reach and no nearer than the return of the beam along its bearing (a
+    NaN beam is unknown, an obstacle at ``range_min``; a beam with no return is free up to
+    ``range_max``). Points behind a return, occluded or out of range are not known free, so a
+    segment through them is not clear. Both ends are in the robot frame (laser at the origin;
+    the segment starts there by default).
+    """
+    end = np.asarray(end_xy, dtype=float).ravel()
+    start = np.asarray(start_xy, dtype=float).ravel()
+    if end.shape != (2,) or not np.all(np.isfinite(end)) or start.shape != (2,) or \
+            not np.all(np.isfinite(start)):
+        raise ValueError(f'end_xy and start_xy must be finite (x, y) in the robot frame, got '
+                         f'{end_xy!r}, {start_xy!r}')
+    if not (math.isfinite(clearance) and clearance >= 0):
+        raise ValueError(f'clearance must be finite and >= 0, got {clearance}')
+    delta = end - start
+    length = float(np.linalg.norm(delta))
+    if max(float(np.linalg.norm(end)), float(np.linalg.norm(start))) >= range_max:
+        return False
+    points = scan_points(ranges, angles, range_min, range_max)
+    if points.size:
+        rel = points - start[None, :]
+        if length > 0:
+            u = delta / length
+            t = np.clip(rel @ u, 0.0, length)
+            gap = np.linalg.norm(rel - t[:, None] * u[None, :], axis=1)
+        else:
+            gap = np.linalg.norm(rel, axis=1)
+        if float(gap.min()) <= clearance:
+            return False
+    r = np.asarray(ranges, dtype=float).ravel()
+    a = np.asarray(angles, dtype=float).ravel()
+    r = np.where(np.isnan(r), range_min, r)
+    r = np.where(r >= range_max, np.inf, np.maximum(r, range_min))
+    samples = np.linspace(0.0, 1.0, max(2, int(math.ceil(length / step)) + 1))
+    pts = start[None, :] + samples[:, None] * delta[None, :]
+    dist = np.linalg.norm(pts, axis=1)
+    pts, dist = pts[dist > 1e-9], dist[dist > 1e-9]
+    if not len(pts):
+        return True
+    beam = nearest_beam(np.arctan2(pts[:, 1], pts[:, 0]), a)
+    return bool(np.all(dist <= r[beam]))
+
+
 def arc_positions(v: np.ndarray, w: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Return (K, T, 2) positions along constant-velocity arcs from the origin, heading +x."""
     v = v[:, None]
@@ -117,7 +187,13 @@ def _escape_turn(near: np.ndarray, bearing: float, turn: float,
         return turn if abs(turn) > 1e-3 else config.max_w
     nearest = near[int(np.argmin(np.linalg.norm(near, axis=1)))]
     side = math.atan2(nearest[1], nearest[0])
-    return -math.copysign(config.escape_w, side if abs(side) > 1e-6 else -bearing)
+    away = -math.copysign(config.escape_w, side if abs(side) > 1e-6 else -bearing)
+    if abs(bearing) > config.escape_angle / 2 and away * bearing < 0:
+        # the goal well to one side, the obstacle on that side: turning away would take the
+        # goal behind, then turning back would face the obstacle again (a dead-lock between
+        # the two turns); keep turning to the goal (turning in place is always safe)
+        return turn if abs(turn) > 1e-3 else math.copysign(config.max_w, bearing)
+    return away
 
 
 def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: float,
@@ -169,4 +245,5 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
     return float(v[best] * scale), float(w[best] * scale)
 
 
-__all__ = ['ControllerConfig', 'arc_positions', 'local_command', 'scan_points', 'scan_to_base']
+__all__ = ['ControllerConfig', 'arc_positions', 'local_command', 'nearest_beam', 'scan_points',
+           'scan_to_base', 'segment_clear']

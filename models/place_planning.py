@@ -20,9 +20,12 @@ place is softmax(-gamma * Q) over {stop, move to neighbour j} with Q(i, j) = edg
 A blocked edge raises its cost, so re-planning after :func:`mark_blocked` yields a detour.
 
 :func:`navigation_step` is the whole navigator loop as one pure function: plan, follow the
-edge's stored path with the local controller (:mod:`embodied_aif.models.local_control`),
-declare an edge blocked when no progress is made (then re-plan), approach the goal point from
-its place, and drive epistemic re-localisation moves while the map is lost.
+stored paths of the plan's edges with the local controller
+(:mod:`embodied_aif.models.local_control`), cutting straight to the farthest point of the
+route the scan shows clear for the footprint (and to a pose goal itself), declare an edge
+blocked when no progress is made (then re-plan), approach the goal point from its place (from
+another place satisfying the goal if that fails), and drive epistemic re-localisation moves
+(preferring ones the scan shows drivable) while the map is lost.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from embodied_aif.models.cognitive_map import (
     nearest_place,
     predicted_positions,
 )
-from embodied_aif.models.local_control import ControllerConfig, local_command
+from embodied_aif.models.local_control import ControllerConfig, local_command, segment_clear
 
 
 @dataclass(frozen=True)
@@ -217,14 +220,23 @@ def propagate_values(cmap: CognitiveMap, terminal: np.ndarray,
 def plan(cmap: CognitiveMap, goal: Goal | None = None,
          config: PlanConfig = PlanConfig(),  # noqa: B008
          map_config: MapConfig = MapConfig(),  # noqa: B008
-         start: int | None = None) -> PlacePlan:
-    """Return the EFE decision at ``start`` (default: the current place) for ``goal``/exploring."""
+         start: int | None = None, exclude=()) -> PlacePlan:
+    """Return the EFE decision at ``start`` (default: the current place) for ``goal``/exploring.
+
+    ``exclude``: places that do not count as satisfying the goal (e.g. the goal point turned
+    out unreachable from them: across a wall within their radius); they keep their other
+    terms but lose the goal's preference.
+    """
     start = cmap.current if start is None else int(start)
     if cmap.num_places == 0 or start < 0:
         return PlacePlan('lost', -1, -1, [], reason='not localised on a place')
     if start >= cmap.num_places:
         raise ValueError(f'start place {start} is not a place id < {cmap.num_places}')
+    exclude = {int(k) for k in exclude if 0 <= int(k) < cmap.num_places}
     terminal = terminal_values(cmap, goal, config, map_config)
+    if goal is not None and exclude:
+        terminal = terminal.copy()
+        terminal[sorted(exclude)] += config.goal_precision
     costs = edge_costs(cmap, config)
     value, successor = propagate_values(cmap, terminal, costs)
     actions = [-1] + cmap.neighbours(start)
@@ -242,9 +254,9 @@ def plan(cmap: CognitiveMap, goal: Goal | None = None,
         status = 'exploring' if cmap.visits[end] == 0 else 'explored'
         reason = (f'{int(np.sum(cmap.visits == 0))} hypothesised places; heading to {end}'
                   if status == 'exploring' else 'no place is worth visiting')
-    elif goal_reached_at(cmap, start, goal, map_config):
+    elif start not in exclude and goal_reached_at(cmap, start, goal, map_config):
         status, reason = 'goal_reached', f'place {start} satisfies the goal'
-    elif goal_reached_at(cmap, end, goal, map_config):
+    elif end not in exclude and goal_reached_at(cmap, end, goal, map_config):
         status, reason = 'to_goal', f'{len(path) - 1} moves to place {end}'
     elif cmap.visits[end] == 0:
         status, reason = 'exploring_to_goal', f'the goal is not mapped; exploring place {end}'
@@ -288,14 +300,26 @@ def _observation_classes(codes: np.ndarray, valid: np.ndarray, threshold: float)
 
 
 def relocalisation_move(cmap: CognitiveMap, raw_pose, config: PlanConfig = PlanConfig(),  # noqa: B008
-                        map_config: MapConfig = MapConfig()  # noqa: B008
-                        ) -> RelocalisationMove:
+                        map_config: MapConfig = MapConfig(),  # noqa: B008
+                        drivable=None) -> RelocalisationMove:
     """Return the move that best tells the lost hypotheses apart (max info gain - travel cost).
 
     Candidates are the displacements that take the most probable hypothesis to one of the
     places. Under each hypothesis the observation after the move is the code of the place it
     then lies in; the expected information gain is the entropy of that predicted observation.
+    ``drivable`` (optional): a predicate on a displacement (odometry frame); candidates it
+    rejects (e.g. through a wall the scan shows) are skipped, unless it rejects all of them.
     """
+    if drivable is not None:
+        picked = _best_move(cmap, raw_pose, config, map_config, drivable)
+        if picked.info_gain > 0:
+            return picked
+    return _best_move(cmap, raw_pose, config, map_config, None)
+
+
+def _best_move(cmap: CognitiveMap, raw_pose, config: PlanConfig, map_config: MapConfig,
+               drivable) -> RelocalisationMove:
+    """The best relocalisation move among the candidates ``drivable`` accepts (all if None)."""
     if not cmap.lost or cmap.hypotheses is None:
         raise ValueError('relocalisation_move: the map is not lost')
     hyp = cmap.hypotheses
@@ -313,14 +337,19 @@ def relocalisation_move(cmap: CognitiveMap, raw_pose, config: PlanConfig = PlanC
         probs = probs[probs > 0]
         gain = float(-np.sum(probs * np.log(probs)))
         efe = config.cost_per_metre * float(np.linalg.norm(delta)) - gain
-        if efe < best.efe - 1e-12:
+        if efe < best.efe - 1e-12 and (drivable is None or drivable(delta)):
             best = RelocalisationMove(delta, gain, efe)
     return best
 
 
 @dataclass(frozen=True)
 class NavigatorConfig:
-    """Settings of the place-to-place navigation loop (steps are control periods)."""
+    """Settings of the place-to-place navigation loop (steps are control periods).
+
+    ``shortcut`` (m): the farthest point of the planned route within this distance that the
+    scan shows straight-line clear for the footprint is driven to directly (0: follow the
+    stored paths point by point).
+    """
 
     plan: PlanConfig = field(default_factory=PlanConfig)
     map: MapConfig = field(default_factory=MapConfig)
@@ -331,11 +360,15 @@ class NavigatorConfig:
     waypoint_reach: float = 0.5
     goal_tolerance: float = 0.3
     max_blocked: int = 20
+    shortcut: float = 4.0
 
     def __post_init__(self):
         if self.stuck_steps < 1 or not self.progress > 0 or self.max_blocked < 1:
             raise ValueError(f'need stuck_steps >= 1, progress > 0 and max_blocked >= 1, got '
                              f'{self.stuck_steps}, {self.progress}, {self.max_blocked}')
+        if not (math.isfinite(self.shortcut) and self.shortcut >= 0):
+            raise ValueError(f'NavigatorConfig.shortcut must be finite and >= 0 (0: follow the '
+                             f'stored paths only), got {self.shortcut}')
 
 
 @dataclass(frozen=True)
@@ -352,6 +385,7 @@ class NavigatorState:
     route_index: int = 0
     approaching: bool = False
     origin: int = -1
+    approach_failed: tuple = ()
 
 
 TERMINAL_STATUSES = ('goal_reached', 'explored', 'goal_unreachable')
@@ -361,6 +395,49 @@ def _to_robot_frame(pose: np.ndarray, xy: np.ndarray) -> np.ndarray:
     c, s = math.cos(pose[2]), math.sin(pose[2])
     dx, dy = xy[0] - pose[0], xy[1] - pose[1]
     return np.array([c * dx + s * dy, -s * dx + c * dy])
+
+
+def plan_route(cmap: CognitiveMap, path: list[int], goal: Goal | None = None,
+               goal_radius: float | None = None) -> np.ndarray:
+    """Return the points (k, 2) to drive along a places path: each edge's route, in order.
+
+    Travelled edges give the path stored on them, imagined ones a straight line. A pose goal
+    within ``goal_radius`` of the last place (default: that place's radius) is appended, so the
+    drive can head for the goal itself rather than the place centre first.
+    """
+    if len(path) < 2:
+        raise ValueError(f'a route needs a path of at least two places, got {path!r}')
+    pieces = [edge_route(cmap, int(a), int(b)) for a, b in zip(path[:-1], path[1:])]
+    route = np.vstack(pieces)
+    if goal is not None and goal.pose is not None:
+        end = int(path[-1])
+        radius = cmap.radius[end] if goal_radius is None else goal_radius
+        point = np.asarray(goal.pose, dtype=float)
+        if np.linalg.norm(cmap.poses[end, :2] - point) <= radius:
+            route = np.vstack([route, point[None]])
+    return route
+
+
+def shortcut_index(route: np.ndarray, index: int, pose: np.ndarray, ranges: np.ndarray,
+                   angles: np.ndarray, range_min: float, range_max: float,
+                   config: NavigatorConfig) -> int:
+    """Return the farthest route index >= ``index`` that can be driven to in a straight line.
+
+    Candidates lie within ``config.shortcut`` of the robot; the straight segment must be clear
+    for the footprint (radius + margin) in the scan (:func:`segment_clear`). Without such a
+    point (or with ``shortcut`` 0) ``index`` itself is returned.
+    """
+    if config.shortcut <= 0 or index >= len(route) - 1:
+        return index
+    clearance = config.control.robot_radius + config.control.margin
+    reach = min(config.shortcut, range_max)
+    for j in range(len(route) - 1, index, -1):
+        if np.linalg.norm(route[j] - pose[:2]) > reach:
+            continue
+        local = _to_robot_frame(pose, route[j])
+        if segment_clear(ranges, angles, local, range_min, range_max, clearance):
+            return j
+    return index
 
 
 def _goal_point(cmap: CognitiveMap, goal: Goal, place: int) -> np.ndarray:
@@ -385,8 +462,16 @@ def _final_approach(cmap, state, pose, ranges, angles, range_min, range_max, goa
     else:
         state = dataclasses.replace(state, since_progress=state.since_progress + 1)
     if state.since_progress > config.stuck_steps:
-        state = dataclasses.replace(state, target=-1, approaching=False)
         reason = f'the goal point is not reachable from place {p.start} ({dist:.2f} m left)'
+        state = dataclasses.replace(state, target=-1, approaching=False)
+        if goal.pose is not None and state.blocked_marks + 1 < config.max_blocked:
+            # e.g. the goal lies across a wall within the place's radius: try from another
+            # place that satisfies the goal (counts as a blocked attempt)
+            state = dataclasses.replace(
+                state, approach_failed=(*state.approach_failed, p.start),
+                blocked_marks=state.blocked_marks + 1)
+            return cmap, state, (0.0, 0.0), {'status': 'blocked', 'target': -1,
+                                             'reason': reason, 'plan': p}
         return cmap, state, (0.0, 0.0), {'status': 'goal_unreachable', 'target': -1,
                                          'reason': reason, 'plan': p}
     v, w = local_command(ranges, angles, _to_robot_frame(pose, point), range_min, range_max,
@@ -404,9 +489,12 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
     """One control period: (map, state, (v, w), info) from the map, odometry pose and scan.
 
     Plans over the places graph when a target is needed (none yet, or the current place is the
-    target), drives towards the target place with the local controller along the path stored on
-    the edge (the way it was travelled; straight for imagined edges), and marks the edge
-    blocked (then re-plans: a detour) after ``stuck_steps`` periods without progress. While the
+    target or a later place of the plan), drives with the local controller along the paths
+    stored on the plan's edges (the way they were travelled; straight for imagined edges),
+    heading straight for the farthest route point within ``shortcut`` that the scan shows
+    clear, and marks the edge blocked (then re-plans: a detour) after ``stuck_steps`` periods
+    without progress. A pose goal is reached as soon as the robot is within
+    ``goal_tolerance`` of it, whichever place it is on. While the
     map is lost it drives the most informative re-localisation move. ``info['status']`` is a
     :class:`PlacePlan` status or 'relocalising' / 'blocked' / 'approaching_goal' (the last
     metres from the goal's place to the goal point) / 'invalid_input' (non-finite odometry:
@@ -427,19 +515,43 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
             'reason': f'gave up after {state.blocked_marks} blocked attempts'}
     if cmap.lost:
         if state.relocalise_to is None:
-            move = relocalisation_move(cmap, raw, config.plan, config.map)
+            # moves the scan shows drivable in a straight line first (not into a wall)
+            def drivable(delta):
+                local = _to_robot_frame(raw, raw[:2] + delta)
+                return segment_clear(ranges, angles, local, range_min, range_max,
+                                     config.control.robot_radius)
+            move = relocalisation_move(cmap, raw, config.plan, config.map, drivable)
             state = dataclasses.replace(state, relocalise_to=tuple(raw[:2] + move.displacement),
-                                        target=-1)
-        local = _to_robot_frame(raw, np.asarray(state.relocalise_to))
-        v, w = local_command(ranges, angles, local, range_min, range_max, config.control)
-        if v == 0.0 and w == 0.0:  # arrived and still lost: pick the next move
+                                        target=-1, best_distance=math.inf, since_progress=0)
+        goal_xy = np.asarray(state.relocalise_to)
+        dist = float(np.linalg.norm(goal_xy - raw[:2]))
+        if dist < state.best_distance - config.progress:
+            state = dataclasses.replace(state, best_distance=dist, since_progress=0)
+        else:
+            state = dataclasses.replace(state, since_progress=state.since_progress + 1)
+        v, w = local_command(ranges, angles, _to_robot_frame(raw, goal_xy), range_min,
+                             range_max, config.control)
+        if (v == 0.0 and w == 0.0) or state.since_progress > config.stuck_steps // 2:
+            # arrived and still lost, or the move is not getting anywhere: pick the next one
             state = dataclasses.replace(state, relocalise_to=None)
         return cmap, state, (v, w), {'status': 'relocalising', 'target': -1}
     if state.relocalise_to is not None:
         state = dataclasses.replace(state, relocalise_to=None, target=-1)
     pose = map_pose(cmap, raw)
-    if state.target < 0 or cmap.current == state.target or state.target >= cmap.num_places:
-        p = plan(cmap, goal, config.plan, config.map)
+    if goal is not None and goal.pose is not None and \
+            np.linalg.norm(pose[:2] - goal.pose) <= config.goal_tolerance:
+        # the goal point itself is reached (e.g. by a shortcut), whichever place we are on
+        state = dataclasses.replace(state, target=-1, approaching=False)
+        reason = f'{np.linalg.norm(pose[:2] - goal.pose):.2f} m from the goal'
+        here = cmap.current
+        p = PlacePlan('goal_reached', here, -1, [here] if here >= 0 else [], reason=reason)
+        return cmap, state, (0.0, 0.0), {'status': 'goal_reached', 'target': -1, 'plan': p,
+                                         'reason': reason}
+    ahead_on_plan = state.last_plan is not None and cmap.current != state.origin and \
+        cmap.current in state.last_plan.path[1:]
+    if state.target < 0 or cmap.current == state.target or state.target >= cmap.num_places \
+            or ahead_on_plan:
+        p = plan(cmap, goal, config.plan, config.map, exclude=state.approach_failed)
         if p.status != 'goal_reached' and state.approaching:
             state = dataclasses.replace(state, approaching=False)
         if p.status != 'goal_reached' or goal is None:
@@ -453,16 +565,22 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
         if p.status in TERMINAL_STATUSES or p.next_place < 0:
             return cmap, dataclasses.replace(state, target=-1), (0.0, 0.0), \
                 {'status': p.status, 'target': -1, 'reason': p.reason, 'plan': p}
-        # follow the path that made the edge (if travelled), from its point nearest to us
-        route = edge_route(cmap, cmap.current, p.next_place)
-        start = int(np.argmin(np.linalg.norm(route - pose[:2], axis=1)))
+        # follow the paths that made the edges (if travelled) along the whole plan, from the
+        # point of the first edge nearest to us
+        first = len(edge_route(cmap, cmap.current, p.next_place))
+        route = plan_route(cmap, p.path, goal if p.status == 'to_goal' else None)
+        start = int(np.argmin(np.linalg.norm(route[:first] - pose[:2], axis=1)))
         state = dataclasses.replace(state, route=tuple(map(tuple, route)), route_index=start)
     route = np.asarray(state.route, dtype=float).reshape(-1, 2)
     if len(route) == 0:
         route = cmap.poses[state.target:state.target + 1, :2]
     idx = min(state.route_index, len(route) - 1)
-    ahead = np.linalg.norm(route[idx:] - pose[:2], axis=1)
-    idx += int(np.argmin(ahead))
+    # where we are along the route: the nearest point within a short stretch ahead (the route
+    # may come back near us on the far side of a wall; skipping further needs a clear view)
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route[idx:], axis=0),
+                                                            axis=1))])
+    window = route[idx:][along <= 3.0 * config.waypoint_reach]
+    idx += int(np.argmin(np.linalg.norm(window - pose[:2], axis=1)))
     while idx < len(route) - 1 and \
             np.linalg.norm(route[idx] - pose[:2]) < config.waypoint_reach:
         idx += 1
@@ -471,6 +589,8 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
     if idx < len(route) - 1 and state.since_progress > config.stuck_steps // 4 and \
             np.linalg.norm(route[idx] - pose[:2]) < 2.0 * config.waypoint_reach:
         idx += 1
+    # a later point of the route in clear straight view: drive there directly
+    idx = shortcut_index(route, idx, pose, ranges, angles, range_min, range_max, config)
     state = dataclasses.replace(state, route_index=idx)
     target_xy = route[idx]
     # progress = length of the route still to drive
@@ -499,5 +619,5 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
 
 __all__ = ['TERMINAL_STATUSES', 'Goal', 'NavigatorConfig', 'NavigatorState', 'PlacePlan',
            'PlanConfig', 'RelocalisationMove', 'edge_costs', 'edge_novelty', 'goal_reached_at',
-           'log_preferences', 'navigation_step', 'plan', 'propagate_values',
-           'relocalisation_move', 'terminal_values']
+           'log_preferences', 'navigation_step', 'plan', 'plan_route', 'propagate_values',
+           'relocalisation_move', 'shortcut_index', 'terminal_values']

@@ -14,6 +14,7 @@ from embodied_aif.models.cognitive_map import (
     add_hypothesised_place,
     add_imagined_edge,
     clear_blocked,
+    edge_route,
     image_code,
     link_visible_places,
     mark_blocked,
@@ -399,3 +400,82 @@ def test_a_resumed_map_trusts_continuous_odometry_instead_of_getting_lost():
     with pytest.raises(ValueError, match='pose must be'):
         resume(cmap, (1.0, 2.0, 3.0, 4.0))
     assert resume(cmap, (np.nan, 0.0))[1].kind == 'invalid'
+
+
+def test_lost_robot_standing_still_does_not_relocalise_on_repeated_noisy_looks():
+    codes = room_codes(2, seed=7)
+    rng = np.random.default_rng(3)
+
+    def code_at(p):  # two look-alike rooms side by side: only the room's code, plus noise
+        return codes[0] + 0.05 * rng.normal(size=codes.shape[1])
+
+    cmap, _ = walk(CognitiveMap(), line(0.0, 8.0), code_at)
+    cmap, ev = update(cmap, (40.0, 0.0), code_at(None), CFG)
+    assert ev.kind == 'jump' and cmap.lost
+    # the robot stands still for a long time: the same view again and again is no evidence
+    for _ in range(300):
+        cmap, ev = update(cmap, (40.0, 0.0), code_at(None), CFG)
+    assert cmap.lost and ev.kind == 'lost'
+    assert cmap.hypotheses.max() < CFG.lost_threshold
+
+
+def test_a_hypothesis_off_the_map_is_neither_favoured_nor_penalised():
+    codes = room_codes(2, seed=9)
+
+    def code_at(p):  # everything looks alike up to x = 6; the map ends at x = 6
+        return codes[0]
+
+    cmap, _ = walk(CognitiveMap(), line(0.0, 6.0), code_at)
+    cmap, ev = update(cmap, (50.0, 0.0), code_at(None), CFG)
+    assert cmap.lost
+    before = cmap.hypotheses.copy()
+    # drive +2 m: hypotheses from the last places end up beyond the map (no place there)
+    for d in np.arange(0.25, 2.01, 0.25):
+        cmap, ev = update(cmap, (50.0 + d, 0.0), code_at(None), CFG)
+    assert cmap.lost
+    pred = cmap.poses[:, :2] + [2.0, 0.0]
+    gap = np.linalg.norm(pred[:, None] - cmap.poses[None, :, :2], axis=2).min(axis=1)
+    off_map = np.flatnonzero(gap > CFG.radius)
+    on_map = np.flatnonzero(gap <= CFG.radius)
+    assert off_map.size and on_map.size
+    # the code matched wherever a place was: the ratio off/on the map is what it was
+    ratio_before = before[off_map].sum() / before[on_map].sum()
+    ratio_after = cmap.hypotheses[off_map].sum() / cmap.hypotheses[on_map].sum()
+    assert ratio_after == pytest.approx(ratio_before, rel=0.05)
+
+
+def wall_ranges(segments, angles, rmax=8.0):
+    """Ranges from the origin to wall segments ((x0, y0), (x1, y1)) along ``angles``."""
+    segs = np.asarray(segments, dtype=float)
+    d = np.column_stack([np.cos(angles), np.sin(angles)])
+    a, e = segs[:, 0], segs[:, 1] - segs[:, 0]
+    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (a[None, :, 0] * e[None, :, 1] - a[None, :, 1] * e[None, :, 0]) / den
+        s = (a[None, :, 0] * d[:, None, 1] - a[None, :, 1] * d[:, None, 0]) / den
+    r = np.where((np.abs(den) > 1e-12) & (t > 0) & (s >= 0) & (s <= 1), t, np.inf).min(axis=1)
+    return np.where(r < rmax, r, np.inf)
+
+
+def test_a_place_seen_at_an_angle_through_a_doorway_gets_a_link_through_it():
+    code = room_codes(1)[0]
+    cmap, _ = update(CognitiveMap(), (0.0, 0.0, 0.0), code, CFG)
+    cmap, far = add_hypothesised_place(cmap, (2.0, 2.0), -1, CFG)
+    angles = np.linspace(-np.pi, np.pi, 720, endpoint=False)
+    door = [((-3.0, 1.0), (0.0, 1.0)), ((1.2, 1.0), (4.0, 1.0))]  # a 1.2 m door at y = 1
+    ranges = wall_ranges(door, angles)
+    # the straight line grazes the door jamb at (1.2, 1): no straight link (nor by default)
+    straight = link_visible_places(cmap, (0.0, 0.0, 0.0), ranges, angles, 0.05, 8.0, CFG,
+                                   clearance=0.4)
+    assert straight.edge(0, far) is None
+    # through a point in the doorway both legs are clear: an imagined link with that route
+    linked = link_visible_places(cmap, (0.0, 0.0, 0.0), ranges, angles, 0.05, 8.0, CFG,
+                                 clearance=0.4, via=True)
+    edge = linked.edge(0, far)
+    assert edge is not None and edge.kind == IMAGINED
+    route = edge_route(linked, 0, far)
+    assert len(route) == 3 and 0.0 < route[1][0] < 1.2 and route[1][1] > 0.6
+    # a wall with no door: nothing
+    wall = wall_ranges([((-3.0, 1.0), (4.0, 1.0))], angles)
+    assert link_visible_places(cmap, (0.0, 0.0, 0.0), wall, angles, 0.05, 8.0, CFG,
+                               clearance=0.4, via=True).edge(0, far) is None

@@ -1,5 +1,6 @@
 """EFE planning over the places graph and the local controller."""
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -17,7 +18,12 @@ from embodied_aif.models.cognitive_map import (
     observe,
     update,
 )
-from embodied_aif.models.local_control import ControllerConfig, local_command, scan_to_base
+from embodied_aif.models.local_control import (
+    ControllerConfig,
+    local_command,
+    scan_to_base,
+    segment_clear,
+)
 from embodied_aif.models.place_planning import (
     TERMINAL_STATUSES,
     Goal,
@@ -27,7 +33,9 @@ from embodied_aif.models.place_planning import (
     edge_novelty,
     navigation_step,
     plan,
+    plan_route,
     relocalisation_move,
+    shortcut_index,
 )
 
 CFG = MapConfig(radius=0.9)
@@ -462,3 +470,166 @@ def test_scan_to_base_moves_the_origin_to_the_base():
     # a laser turned by 90 degrees: its forward beam points along the base's +y
     r, a = scan_to_base(np.array([1.0]), np.array([0.0]), (0.0, 0.0, math.pi / 2), 0.05, 8.0)
     assert r[0] == pytest.approx(1.0) and a[0] == pytest.approx(math.pi / 2)
+
+
+# ---- straight-line shortcuts along the planned route --------------------------------------
+
+DOOR_WALL = [((2.0, -3.0), (2.0, -0.6)), ((2.0, 0.6), (2.0, 3.0))]  # a 1.2 m door at x = 2
+
+
+def test_segment_clear_needs_footprint_room_and_a_seen_free_line():
+    ranges = segment_scan(DOOR_WALL, 0.0, 0.0, 0.0)
+    # straight through the middle of the door: 0.6 m each side, room for 0.45
+    assert segment_clear(ranges, ANGLES, (3.5, 0.0), 0.05, 8.0, 0.45)
+    # too close to the door jamb, or through the wall itself
+    assert not segment_clear(ranges, ANGLES, (3.5, 0.8), 0.05, 8.0, 0.45)
+    assert not segment_clear(ranges, ANGLES, (3.5, -2.0), 0.05, 8.0, 0.1)
+    # nothing in the way but the end lies beyond the laser's reach: not known free
+    assert not segment_clear(np.full(360, np.inf), ANGLES, (9.0, 0.0), 0.05, 8.0, 0.45)
+    # NaN beams along the line are unknown (unsafe)
+    blind = np.full(360, np.inf)
+    blind[np.abs(ANGLES) < 0.2] = np.nan
+    assert not segment_clear(blind, ANGLES, (2.0, 0.0), 0.05, 8.0, 0.0)
+    with pytest.raises(ValueError, match='end_xy'):
+        segment_clear(ranges, ANGLES, (np.nan, 0.0), 0.05, 8.0, 0.45)
+
+
+def zigzag_map():
+    """Three places in a row, the edges' stored paths wiggling sideways (as driven)."""
+    cmap = make_map([(0.0, 0.0), (2.0, 0.0), (4.0, 0.0)], [])
+    cmap = mark_traversed(cmap, 0, 1, CFG, waypoints=((0.5, 0.6), (1.0, -0.6), (1.5, 0.6)))
+    return mark_traversed(cmap, 1, 2, CFG, waypoints=((2.5, -0.6), (3.0, 0.6), (3.5, -0.6)))
+
+
+def test_plan_route_chains_the_stored_paths_and_ends_at_a_nearby_goal():
+    cmap = zigzag_map()
+    route = plan_route(cmap, [0, 1, 2])
+    assert route.shape == (8, 2)
+    np.testing.assert_allclose(route[3], [2.0, 0.0])
+    np.testing.assert_allclose(route[-1], [4.0, 0.0])
+    # backwards the stored paths are reversed
+    np.testing.assert_allclose(plan_route(cmap, [2, 1])[0], [3.5, -0.6])
+    with_goal = plan_route(cmap, [0, 1, 2], Goal(pose=(4.5, 0.3)))
+    np.testing.assert_allclose(with_goal[-1], [4.5, 0.3])
+    assert len(plan_route(cmap, [0, 1, 2], Goal(pose=(9.0, 0.0)))) == 8  # too far: not added
+    with pytest.raises(ValueError):
+        plan_route(cmap, [0])
+
+
+def test_shortcut_takes_the_farthest_route_point_in_clear_view():
+    cmap = zigzag_map()
+    route = plan_route(cmap, [0, 1, 2])
+    cfg = NavigatorConfig(map=CFG, control=CTRL, shortcut=4.0)
+    pose = np.array([0.0, 0.0, 0.0])
+    free = np.full(360, np.inf)
+    # open floor: straight to the last point within 4 m (the place at x = 4)
+    assert shortcut_index(route, 0, pose, free, ANGLES, 0.05, 8.0, cfg) == 7
+    # a wall across at x = 2.5: the place at x = 2 (0.5 m short of it) is the farthest
+    ranges = segment_scan([((2.5, -3.0), (2.5, 3.0))], 0.0, 0.0, 0.0)
+    assert shortcut_index(route, 0, pose, ranges, ANGLES, 0.05, 8.0, cfg) == 3
+    # disabled, or nothing clear: stays where it was
+    off = NavigatorConfig(map=CFG, control=CTRL, shortcut=0.0)
+    assert shortcut_index(route, 2, pose, free, ANGLES, 0.05, 8.0, off) == 2
+    boxed = np.full(360, 0.3)
+    assert shortcut_index(route, 2, pose, boxed, ANGLES, 0.05, 8.0, cfg) == 2
+    with pytest.raises(ValueError, match='shortcut'):
+        NavigatorConfig(shortcut=-1.0)
+
+
+def test_navigation_step_cuts_across_the_wiggles_and_stops_at_the_goal_point():
+    cmap = zigzag_map()
+    cfg = NavigatorConfig(map=CFG, control=CTRL)
+    free = np.full(360, np.inf)
+    goal = Goal(pose=(3.8, 0.2))
+    cmap, state, (v, w), info = navigation_step(cmap, NavigatorState(), (0.0, 0.0, 0.0), free,
+                                                ANGLES, 0.05, 8.0, goal, cfg)
+    assert info['status'] == 'to_goal' and state.target == 1
+    # aims at the goal straight ahead, not at the first wiggle at (0.5, 0.6)
+    np.testing.assert_allclose(np.asarray(state.route)[state.route_index], [3.8, 0.2])
+    assert v > 0.3 and abs(w) < 0.3
+    # within goal_tolerance of the goal point: reached, even though the map's current place
+    # (0, far behind) is not the goal's place
+    _, state, cmd, info = navigation_step(cmap, state, (3.6, 0.1, 0.0), free, ANGLES, 0.05,
+                                          8.0, goal, cfg)
+    assert info['status'] == 'goal_reached' and cmd == (0.0, 0.0)
+    assert info['plan'].status == 'goal_reached'
+
+
+def test_progress_along_the_route_does_not_jump_through_a_wall():
+    # the route goes out of the room through a far door and comes back to just behind the
+    # wall beside the robot: the nearest route point is behind the wall, not the way to go
+    cmap = make_map([(0.0, 0.0), (1.0, -3.0)], [])
+    back = ((0.0, 3.0), (3.0, 3.0), (3.0, -3.0), (1.0, -3.0), (0.6, -0.8))
+    cmap = mark_traversed(cmap, 0, 1, CFG, waypoints=back[:-1])
+    wall = [((-3.0, -0.5), (2.0, -0.5))]
+    ranges = segment_scan(wall, 0.0, 0.0, 0.0)
+    cfg = NavigatorConfig(map=CFG, control=CTRL)
+    state = NavigatorState(target=1, route=(*back, (1.0, -3.0)), route_index=0, origin=0,
+                           last_plan=plan(cmap, Goal(place=1), map_config=CFG))
+    _, state, (v, w), _ = navigation_step(cmap, state, (0.0, 0.0, 0.0), ranges, ANGLES, 0.05,
+                                          8.0, Goal(place=1), cfg)
+    assert state.route_index <= 1  # still heading out through the door at y = 3
+    assert w >= 0.0  # turning left (towards +y), not right into the wall
+
+
+def test_relocalisation_moves_prefer_ones_the_scan_shows_drivable():
+    codes = np.eye(6)[[0, 0, 1, 0, 0, 2]]
+    cmap = make_map([(0.0, 0.0), (2.0, 0.0), (4.0, 0.0), (0.0, 2.0), (2.0, 2.0), (4.0, 2.0)],
+                    [], codes=codes)
+    cmap = dataclasses.replace(cmap, current=-1, hypotheses=np.array([0.5, 0.5, 0, 0, 0, 0]),
+                               lost_anchor=np.zeros(3))
+    free = relocalisation_move(cmap, (0.0, 0.0, 0.0), map_config=CFG)
+    assert free.info_gain > 0
+    # whatever the best move was, a predicate that refuses it yields another informative one
+    refused = tuple(np.round(free.displacement, 6))
+    other = relocalisation_move(cmap, (0.0, 0.0, 0.0), map_config=CFG,
+                                drivable=lambda d: tuple(np.round(d, 6)) != refused)
+    assert other.info_gain > 0 and not np.allclose(other.displacement, free.displacement)
+    # refusing every move falls back to the best one
+    fallback = relocalisation_move(cmap, (0.0, 0.0, 0.0), map_config=CFG,
+                                   drivable=lambda d: False)
+    np.testing.assert_allclose(fallback.displacement, free.displacement)
+
+
+def test_a_goal_point_unreachable_from_its_place_is_tried_from_another_one():
+    # the goal lies within the radius of both places; from place 0 it cannot be reached (the
+    # robot makes no progress, e.g. a wall in between): the next try is from place 1
+    cmap = make_map([(0.0, 0.0), (1.6, 0.0)], [(0, 1)])
+    cfg = NavigatorConfig(map=CFG, control=CTRL, stuck_steps=5)
+    goal = Goal(pose=(0.8, 0.4))
+    free = np.full(360, np.inf)
+    state, statuses = NavigatorState(), []
+    for _ in range(12):
+        cmap, state, _, info = navigation_step(cmap, state, (0.0, 0.0, 0.0), free, ANGLES,
+                                               0.05, 8.0, goal, cfg)
+        statuses.append(info['status'])
+        if info['status'] == 'blocked':
+            break
+    assert statuses[0] == 'approaching_goal' and statuses[-1] == 'blocked'
+    assert state.approach_failed == (0,) and state.blocked_marks == 1
+    cmap, state, _, info = navigation_step(cmap, state, (0.0, 0.0, 0.0), free, ANGLES, 0.05,
+                                           8.0, goal, cfg)
+    assert info['status'] == 'to_goal' and state.target == 1
+    # the plan itself: place 0 excluded no longer satisfies the goal
+    assert plan(cmap, goal, map_config=CFG, exclude=(0,)).path == [0, 1]
+    assert plan(cmap, goal, map_config=CFG).status == 'goal_reached'
+
+
+def test_goal_behind_a_side_wall_in_a_corridor_turns_round_instead_of_dead_locking():
+    # a 0.9 m corridor along x, the goal behind the robot: facing a side wall half-way round,
+    # turning away from the nearest obstacle would undo every turn towards the goal; turning
+    # in place all the way round, then driving, must reach it
+    ctrl = ControllerConfig(robot_radius=0.36, margin=0.05)
+    walls = [((-6.0, -0.45), (6.0, -0.45)), ((-6.0, 0.45), (6.0, 0.45))]
+    x, y, yaw = 0.0, -0.03, 0.0
+    goal = np.array([-2.0, 0.0])
+    for _ in range(300):
+        ranges = segment_scan(walls, x, y, yaw)
+        c, s = math.cos(yaw), math.sin(yaw)
+        local = ((goal[0] - x) * c + (goal[1] - y) * s, -(goal[0] - x) * s + (goal[1] - y) * c)
+        v, w = local_command(ranges, ANGLES, local, 0.05, 8.0, ctrl)
+        if (v, w) == (0.0, 0.0):
+            break
+        x, y, yaw = x + v * math.cos(yaw) * 0.1, y + v * math.sin(yaw) * 0.1, yaw + w * 0.1
+    assert math.hypot(goal[0] - x, goal[1] - y) <= ctrl.goal_tolerance + 1e-9
+    assert abs(y) < 0.45 - 0.36
