@@ -245,5 +245,25 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
     return float(v[best] * scale), float(w[best] * scale)
 
 
+def turn_to_heading(yaw: float, heading: float, max_angular: float, tolerance: float,
+                    gain: float = 1.5, min_angular: float = 0.15) -> tuple[float, bool]:
+    """Turn-in-place rate toward ``heading`` from ``yaw`` (rad); (rate, aligned).
+
+    A proportional turn along the shorter way, limited to ``max_angular`` and at least
+    ``min_angular`` (so friction does not stall it short); ``aligned`` (and rate 0) once the
+    error is within ``tolerance``.
+    """
+    if not (math.isfinite(yaw) and math.isfinite(heading)):
+        raise ValueError(f'yaw {yaw} and heading {heading} must be finite')
+    if not 0 < min_angular <= max_angular or tolerance <= 0 or gain <= 0:
+        raise ValueError(f'need 0 < min_angular <= max_angular and tolerance, gain > 0, got '
+                         f'{min_angular}, {max_angular}, {tolerance}, {gain}')
+    error = math.atan2(math.sin(heading - yaw), math.cos(heading - yaw))
+    if abs(error) <= tolerance:
+        return 0.0, True
+    rate = min(max_angular, max(min_angular, gain * abs(error)))
+    return math.copysign(rate, error), False
+
+
 __all__ = ['ControllerConfig', 'arc_positions', 'local_command', 'nearest_beam', 'scan_points',
-           'scan_to_base', 'segment_clear']
+           'scan_to_base', 'segment_clear', 'turn_to_heading']

@@ -34,6 +34,16 @@ def yaw_quaternion(yaw: float) -> np.ndarray:
     return np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])
 
 
+def quaternion_yaw(q) -> float:
+    """Yaw (rad) of a quaternion (xyzw), normalised first; ValueError if not finite or zero."""
+    q = np.asarray(q, dtype=float).reshape(-1)
+    norm = float(np.linalg.norm(q)) if q.shape == (4,) else 0.0
+    if not (math.isfinite(norm) and norm > 1e-9):
+        raise ValueError(f'orientation {q.tolist()} is not a finite non-zero quaternion (xyzw)')
+    x, y, z, w = q / norm
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
 def relative_pose(parent: tuple, child: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Pose of child in parent's frame, both given in a common frame."""
     pp, pq = np.asarray(parent[0], float), np.asarray(parent[1], float)

@@ -1,6 +1,8 @@
 """navigator: Navigate action server, place-level EFE planning and safe local control.
 
-Action server: navigate (embodied_aif_msgs/Navigate): a goal pose (in the odometry frame), a
+Action server: navigate (embodied_aif_msgs/Navigate): a goal pose (in the odometry frame; with
+``align_heading`` the base turns in place to the pose's heading on arrival, as it always does
+for goal_pose, whose heading is the one dragged in RViz), a
 place id of the cognitive map, a goal image or EXPLORE. A new goal (action or topic) pre-empts
 the running one, which is aborted with the reason "preempted by a new goal".
 Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), goal_image
@@ -50,12 +52,13 @@ from sensor_msgs.msg import Image, LaserScan
 
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models import place_planning as pp
-from embodied_aif.models.local_control import ControllerConfig
+from embodied_aif.models.local_control import ControllerConfig, turn_to_heading
 from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for tests
     clear_ahead,
     fuse_points,
     stall_points,
 )
+from embodied_aif.models.transforms import quaternion_yaw
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -103,6 +106,7 @@ class Job:
     lost_ns: int | None = None
     waiting_ns: int | None = None
     status: str = 'starting'
+    heading: float | None = None   # turn to this yaw (odom frame) on arrival, if set
 
 
 class Navigator(ParamNode):
@@ -114,6 +118,8 @@ class Navigator(ParamNode):
         Param('explore_when_idle', True, 'explore the building while no goal is active'),
         Param('goal_tolerance', 0.3, 'distance to a goal point that counts as reached, m '
               '(when the goal does not say)', low=0.05, high=5.0),
+        Param('heading_tolerance', 0.1, 'a goal heading counts as reached within this, rad',
+              low=0.01, high=1.0),
         Param('world_margin', 3.0, 'a goal pose farther than this from every known or '
               'hypothesised place is outside the known world, m', low=0.1, high=100.0),
         Param('goal_timeout', 300.0, 'abort a goal not reached after this long, s (sim)',
@@ -326,7 +332,8 @@ class Navigator(ParamNode):
         self.paths_msg = msg
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:
-        job, why = self._goal_job_from_pose(msg, 0.0, 'goal_pose topic')
+        # RViz's "2D Goal Pose" carries the heading the user dragged: the base turns to it
+        job, why = self._goal_job_from_pose(msg, 0.0, 'goal_pose topic', align=True)
         if job is None:
             self.counts['rejected_goal_poses'] += 1
             self.get_logger().error(f'goal_pose rejected: {why}')
@@ -335,7 +342,8 @@ class Navigator(ParamNode):
         self._start(job)
 
     # -------------------------------------------------------------- goals
-    def _goal_job_from_pose(self, pose: PoseStamped, tolerance: float, label: str):
+    def _goal_job_from_pose(self, pose: PoseStamped, tolerance: float, label: str,
+                            align: bool = False):
         frame = pose.header.frame_id.lstrip('/')
         if frame not in ('', self.param('odom_frame')):
             return None, (f"goal frame '{frame}' is not the odometry frame "
@@ -343,8 +351,17 @@ class Navigator(ParamNode):
         xy = np.array([pose.pose.position.x, pose.pose.position.y], dtype=float)
         if not np.all(np.isfinite(xy)):
             return None, f'goal position {xy.tolist()} is not finite'
+        heading = None
+        if align:
+            o = pose.pose.orientation
+            try:
+                heading = quaternion_yaw([o.x, o.y, o.z, o.w])
+            except ValueError as exc:
+                return None, f'goal heading: {exc}'
+        text = f'{label}: pose ({xy[0]:.2f}, {xy[1]:.2f}' + \
+            (f', heading {math.degrees(heading):.0f} deg)' if heading is not None else ')')
         return Job('goal', pp.Goal(pose=tuple(xy)), xy, self._tolerance(tolerance),
-                   self._now(), f'{label}: pose ({xy[0]:.2f}, {xy[1]:.2f})'), ''
+                   self._now(), text, heading=heading), ''
 
     def _tolerance(self, requested: float) -> float:
         ok = math.isfinite(requested) and requested > 0
@@ -356,7 +373,8 @@ class Navigator(ParamNode):
     def _job_from_action(self, request: Navigate.Goal) -> tuple[Job | None, str]:
         now = self._now()
         if request.mode == Navigate.Goal.GOAL_POSE:
-            return self._goal_job_from_pose(request.pose, request.tolerance, 'navigate')
+            return self._goal_job_from_pose(request.pose, request.tolerance, 'navigate',
+                                            align=request.align_heading)
         if request.mode == Navigate.Goal.EXPLORE:
             return Job('explore', None, None, 0.0, now, 'navigate: explore'), ''
         if request.mode == Navigate.Goal.GOAL_IMAGE and self.param('world_model') != 'none':
@@ -554,7 +572,17 @@ class Navigator(ParamNode):
             self._report_blocked(job, cmap, cmap2, reason)
         self.status = (f'{job.label}: {status} {reason}'.strip(), DiagnosticStatus.OK)
         self._feedback(job, cmap, pose, info)
-        if status == 'goal_reached':
+        if status == 'goal_reached' and job.heading is not None:
+            w, aligned = turn_to_heading(float(pose[2]), job.heading,
+                                         self.param('max_angular_speed'),
+                                         self.param('heading_tolerance'))
+            if aligned:
+                self._finish(job, 'succeeded', f'goal reached at heading '
+                             f'{math.degrees(float(pose[2])):.0f} deg')
+            else:
+                job.status = 'turning to the goal heading'
+                self._drive(0.0, w)
+        elif status == 'goal_reached':
             self._finish(job, 'succeeded', reason or 'goal reached')
         elif status == 'goal_unreachable':
             self._finish(job, 'aborted', f'unreachable: {reason}')

@@ -280,6 +280,34 @@ def test_goal_to_a_known_place_is_reached(harness):
         'succeeded: goal_pose topic'), 60), diag(h, '/robot/navigator')
 
 
+def test_a_goal_pose_with_align_heading_ends_turned_to_its_heading(harness):
+    h = harness
+
+    def true_yaw():
+        q = h.latest('/robot/ground_truth/robot_pose').pose.orientation
+        return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+
+    cmap = h.latest('/robot/cognitive_map')
+    here = next(p for p in cmap.places if p.id == cmap.current_place).pose.position
+    # about a half-turn from where the base faces now (odom yaw ~ true yaw - start yaw)
+    heading = math.remainder(true_yaw() - h.start_pose[2] + 2.5, 2 * math.pi)
+    goal = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE, tolerance=0.5, align_heading=True)
+    goal.pose.header.frame_id = 'odom'
+    goal.pose.pose.position.x, goal.pose.pose.position.y = here.x, here.y
+    goal.pose.pose.orientation.z, goal.pose.pose.orientation.w = (math.sin(heading / 2),
+                                                                  math.cos(heading / 2))
+    result = h.send(h.navigate, goal, timeout=100.0)
+    assert result.success and 'at heading' in result.reason, result.reason
+    # the navigator's own (odometry) heading, and the simulator's, allowing for yaw drift
+    said = math.radians(float(result.reason.split('at heading ')[1].split()[0]))
+    assert abs(math.remainder(said - heading, 2 * math.pi)) < math.radians(8)
+    assert abs(math.remainder(true_yaw() - h.start_pose[2] - heading, 2 * math.pi)) < 0.35
+    # a heading that is not a rotation is refused with the reason
+    goal.pose.pose.orientation.z = goal.pose.pose.orientation.w = 0.0
+    result = h.send(h.navigate, goal, timeout=30.0)
+    assert not result.success and 'goal heading' in result.reason, result.reason
+
+
 def test_goal_outside_the_known_world_is_aborted_with_a_reason(harness):
     h = harness
     goal = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE)

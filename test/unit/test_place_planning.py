@@ -23,6 +23,7 @@ from embodied_aif.models.local_control import (
     local_command,
     scan_to_base,
     segment_clear,
+    turn_to_heading,
 )
 from embodied_aif.models.place_planning import (
     TERMINAL_STATUSES,
@@ -633,3 +634,19 @@ def test_goal_behind_a_side_wall_in_a_corridor_turns_round_instead_of_dead_locki
         x, y, yaw = x + v * math.cos(yaw) * 0.1, y + v * math.sin(yaw) * 0.1, yaw + w * 0.1
     assert math.hypot(goal[0] - x, goal[1] - y) <= ctrl.goal_tolerance + 1e-9
     assert abs(y) < 0.45 - 0.36
+
+
+def test_turn_to_heading_turns_the_short_way_and_stops_within_the_tolerance():
+    w, aligned = turn_to_heading(0.0, 0.5, max_angular=1.2, tolerance=0.1)
+    assert w > 0 and not aligned
+    w, aligned = turn_to_heading(3.0, -3.0, max_angular=1.2, tolerance=0.1)  # across +-pi
+    assert w > 0 and not aligned
+    w, aligned = turn_to_heading(0.0, -2.5, max_angular=1.2, tolerance=0.1)
+    assert w == -1.2 and not aligned  # limited
+    w, aligned = turn_to_heading(0.0, 0.12, max_angular=1.2, tolerance=0.1)
+    assert 0.15 <= w < 0.2  # never so slow that it stalls short
+    assert turn_to_heading(1.0, 1.05, max_angular=1.2, tolerance=0.1) == (0.0, True)
+    with pytest.raises(ValueError, match='finite'):
+        turn_to_heading(math.nan, 0.0, 1.2, 0.1)
+    with pytest.raises(ValueError, match='min_angular'):
+        turn_to_heading(0.0, 1.0, 0.1, 0.1)

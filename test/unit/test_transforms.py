@@ -1,11 +1,13 @@
 import math
 
 import numpy as np
+import pytest
 
 from embodied_aif.models.transforms import (
     compose,
     matrix,
     quat_rotate,
+    quaternion_yaw,
     relative_pose,
     yaw_quaternion,
 )
@@ -97,3 +99,14 @@ def test_covariance_ellipsoid_axes():
     import pytest
     with pytest.raises(ValueError, match='3x3'):
         covariance_ellipsoid(np.eye(2))
+
+
+def test_quaternion_yaw_reads_the_heading_and_rejects_non_rotations():
+    for yaw in (-3.0, -1.2, 0.0, 0.7, 2.9):
+        assert quaternion_yaw(yaw_quaternion(yaw)) == pytest.approx(yaw)
+        assert quaternion_yaw(3.0 * yaw_quaternion(yaw)) == pytest.approx(yaw)  # normalised
+    assert quaternion_yaw([0.0, 0.0, 0.0, 1.0]) == 0.0
+    assert quaternion_yaw([0.0, 0.0, 1.0, 0.0]) == pytest.approx(math.pi)
+    for bad in ([0.0, 0.0, 0.0, 0.0], [math.nan, 0.0, 0.0, 1.0], [1.0, 0.0]):
+        with pytest.raises(ValueError, match='quaternion'):
+            quaternion_yaw(bad)
