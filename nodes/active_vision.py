@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg
@@ -157,7 +158,9 @@ class ActiveVision(ParamNode):
         self._joints: dict[str, float] = {}
         self._urdf: str | None = None
         self._info: CameraInfo | None = None
-        self._frames: dict[str, Image] = {}
+        # recent wrist frames: the newest whose camera pose TF can give is fused (under load
+        # TF lags the images, and the newest frame alone would never resolve)
+        self._frames: dict[str, deque] = {'depth': deque(maxlen=12), 'color': deque(maxlen=12)}
         self._ik: ArmIk | None = None
         self._rng = np.random.default_rng(self.param('seed'))
         self._busy = False
@@ -196,7 +199,7 @@ class ActiveVision(ParamNode):
                 elif key == 'info':
                     self._info = msg
                 else:
-                    self._frames[key] = msg
+                    self._frames[key].append(msg)
         return callback
 
     def _on_joints(self, msg: JointState) -> None:
@@ -286,22 +289,35 @@ class ActiveVision(ParamNode):
 
     def _fuse_frame(self, state: dict) -> None:
         """Add the newest depth + colour pair to the surface map and coverage."""
+        def key(msg) -> tuple[int, int]:
+            return msg.header.stamp.sec, msg.header.stamp.nanosec
+
         with self._lock:
-            depth_msg, color_msg = self._frames.get('depth'), self._frames.get('color')
-        if depth_msg is None or color_msg is None or depth_msg.header.stamp != \
-                color_msg.header.stamp or depth_msg.header.stamp == state.get('fused'):
+            colors = {key(m): m for m in self._frames['color']}
+            pairs = [(d, colors[key(d)]) for d in reversed(self._frames['depth'])
+                     if key(d) in colors]
+        fused = state.get('fused', (-1, -1))
+        problem = None
+        for depth_msg, color_msg in pairs:  # newest first
+            if key(depth_msg) <= fused:
+                break
+            try:
+                depth = _image(depth_msg, '32FC1', 'f4', 1)
+                rgb = _image(color_msg, 'rgb8', 'u1', 3)
+                stamp = depth_msg.header.stamp.sec + depth_msg.header.stamp.nanosec / NS
+                t_map_cam = self.tf.lookup(self.param('map_frame'), depth_msg.header.frame_id,
+                                           stamp, tolerance_s=0.1)
+                break
+            except (GoalError, TransformError) as exc:
+                problem = problem or exc  # the newest frame's reason
+        else:
+            if problem is not None:
+                self.get_logger().warning(f'camera frame not fused: {problem}',
+                                          throttle_duration_sec=5.0)
             return
-        try:
-            depth = _image(depth_msg, '32FC1', 'f4', 1)
-            rgb = _image(color_msg, 'rgb8', 'u1', 3)
-            stamp = depth_msg.header.stamp.sec + depth_msg.header.stamp.nanosec / NS
-            t_map_cam = self.tf.lookup(self.param('map_frame'), depth_msg.header.frame_id,
-                                       stamp, tolerance_s=0.1)
-        except (GoalError, TransformError) as exc:
-            self.get_logger().warning(f'camera frame not fused: {exc}',
-                                      throttle_duration_sec=5.0)
+        if key(depth_msg) <= fused:
             return
-        state['fused'] = depth_msg.header.stamp
+        state['fused'] = key(depth_msg)
         state['frame'] = (depth, rgb, t_map_cam)
         pts, pix = backproject(depth, state['sensor'].intrinsics, t_map_cam, 0.05, 2.0)
         state['smap'].add(pts, rgb.reshape(-1, 3)[pix] / 255.0, eye=t_map_cam[:3, 3])
