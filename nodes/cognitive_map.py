@@ -331,6 +331,28 @@ def grid_to_msg(logodds: np.ndarray, config: GridConfig, frame: str, stamp=None
 
 
 
+def filter_latest_image(node, latest) -> np.ndarray | None:
+    """Filter the latest camera message (``(Image, receive ns)``) into ``node.world_state``.
+
+    Shared by cognitive_map and navigator: each message is filtered once (``node.world_seen``),
+    fitted to the world model's image size, with the odometry twist as the action. Returns the
+    fitted image, or None when there is nothing new or the frame is bad (logged).
+    """
+    from embodied_aif.models import imagination as im
+
+    if latest is None or latest[0] is node.world_seen:
+        return None
+    node.world_seen = latest[0]
+    try:
+        small = im.fit_image(image_array(latest[0]), node.world.config.image_size)
+    except ValueError as exc:
+        node.get_logger().warning(f'world model: camera image ignored: {exc}',
+                                  throttle_duration_sec=5.0)
+        return None
+    node.world_state = im.filter_step(node.world, node.world_state, node.twist, small)
+    return small
+
+
 def load_world_model(node, objective: str, path: str):
     """Load the world model for a node: (model, '') or (None, why not), the error logged.
 
@@ -620,18 +642,10 @@ class CognitiveMapNode(ParamNode):
     # -------------------------------------------------------------- world model
     def _observe_world(self) -> None:
         """Filter the latest camera image; keep the view nearest each place's centre."""
-        from embodied_aif.models import imagination as im
-        image, odom, cmap = self.image, self.odom, self.cmap
-        if image is None or odom is None or image[0] is self.world_seen:
+        odom, cmap = self.odom, self.cmap
+        small = filter_latest_image(self, self.image) if odom is not None else None
+        if small is None:
             return
-        self.world_seen = image[0]
-        try:
-            small = im.fit_image(image_array(image[0]), self.world.config.image_size)
-        except ValueError as exc:
-            self.get_logger().warning(f'world model: camera image ignored: {exc}',
-                                      throttle_duration_sec=5.0)
-            return
-        self.world_state = im.filter_step(self.world, self.world_state, self.twist, small)
         k = cmap.current
         if cmap.lost or not 0 <= k < cmap.num_places:
             return

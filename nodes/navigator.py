@@ -70,6 +70,7 @@ from embodied_aif.nodes._common import (
 from embodied_aif.nodes.cognitive_map import (
     WORLD_MODELS,
     LaserMount,
+    filter_latest_image,
     finite_odom_pose,
     image_array,
     load_world_model,
@@ -265,17 +266,10 @@ class Navigator(ParamNode):
     def _observe(self) -> None:
         """Filter the latest head-camera image into the world model state; remember the view."""
         from embodied_aif.models import imagination as im
-        camera, odom = self.camera, self.odom
-        if camera is None or odom is None or camera[0] is self.world_seen:
+        odom = self.odom
+        image = filter_latest_image(self, self.camera) if odom is not None else None
+        if image is None:
             return
-        self.world_seen = camera[0]
-        try:
-            image = im.fit_image(image_array(camera[0]), self.world.config.image_size)
-        except ValueError as exc:
-            self.get_logger().error(f'head camera image ignored: {exc}',
-                                    throttle_duration_sec=5.0)
-            return
-        self.world_state = im.filter_step(self.world, self.world_state, self.twist, image)
         views = self.views if self.views is not None else im.empty_views(self.world)
         self.views = im.remember_view(views, self.world_state.features[0], image, odom[0],
                                       spacing=self.param('view_spacing'), angle=VIEW_ANGLE,
