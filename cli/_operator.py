@@ -143,6 +143,14 @@ class Operator:
             time.sleep(0.05)
         return True
 
+    def wait_reply(self, future, wall_seconds: float = 60.0) -> bool:
+        """Wait for a service or action reply on the wall clock.
+
+        A reply's delay is the other process's load, not simulated time (a headless
+        simulation runs faster than real time).
+        """
+        return self.wait_sim(future.done, float('inf'), wall_limit=wall_seconds)
+
     def set_parameter(self, node_name: str, name: str, value) -> str:
         """Set a parameter of a node of the stack; return '' or why it failed."""
         from rclpy.parameter import Parameter
@@ -151,11 +159,14 @@ class Operator:
         if node_name not in self.param_clients:
             self.param_clients[node_name] = AsyncParameterClient(self.node, node_name)
         client = self.param_clients[node_name]
-        if not client.wait_for_services(timeout_sec=10.0):
+        if not client.wait_for_services(timeout_sec=30.0):
             return f'{node_name} offers no parameter services'
-        future = client.set_parameters([Parameter(name, value=value)])
-        if not self.wait_sim(future.done, 10.0, wall_limit=30.0):
-            return f'{node_name} did not answer'
+        for _attempt in range(3):  # setting is idempotent: ask again if a reply got lost
+            future = client.set_parameters([Parameter(name, value=value)])
+            if self.wait_reply(future, 20.0):
+                break
+        else:
+            return f'{node_name} did not answer (3 tries, 20 s each)'
         result = future.result().results[0]
         return '' if result.successful else result.reason
 
@@ -164,7 +175,7 @@ class Operator:
         goal = Navigate.Goal(mode=Navigate.Goal.GOAL_PLACE, place_id=int(place_id))
         t0, d0, r0 = self.clock, self.distance, self.proximity
         future = self.navigate.send_goal_async(goal)
-        if not self.wait_sim(future.done, 10.0) or not future.result().accepted:
+        if not self.wait_reply(future) or not future.result().accepted:
             return False, 'goal not accepted', None
         result_future = future.result().get_result_async()
         if not self.wait_sim(result_future.done, sim_timeout):
@@ -183,12 +194,12 @@ class Operator:
             return Execute.Result(reason='no executive (execute action server)'), []
         future = self.executive.send_goal_async(Execute.Goal(plan_id=plan_id,
                                                              max_replans=max_replans))
-        if not self.wait_sim(future.done, 10.0) or not future.result().accepted:
+        if not self.wait_reply(future) or not future.result().accepted:
             return Execute.Result(reason='the executive did not accept the goal'), []
         result_future = future.result().get_result_async()
         if not self.wait_sim(result_future.done, sim_timeout):
             future.result().cancel_goal_async()
-            self.wait_sim(result_future.done, 10.0)
+            self.wait_reply(result_future, 30.0)
         result = (result_future.result().result if result_future.done()
                   else Execute.Result(reason=f'timed out after {sim_timeout:.0f} s sim'))
         with self.lock:

@@ -115,7 +115,7 @@ def mark_hazard(args, op, summary: dict) -> None:
     room, building = summary.pop('_hazard')
     if room is None:
         return
-    if not op.wait_sim(lambda: op.world_from_odom() is not None, 10.0, wall_limit=60):
+    if not op.wait_sim(lambda: op.world_from_odom() is not None, float('inf'), wall_limit=60):
         raise RuntimeError('no odometry and ground-truth pose to place the hazard room')
     region = hazard_region(building, room, op.world_from_odom())
     why = op.set_parameter('task_planner', 'regions', [region])
@@ -171,7 +171,7 @@ def play(args, op, names: set, summary: dict) -> None:
         else DEFAULT_PREFERENCE
     op.pub_pref.publish(preference_msg(preference))
     op.pub_task.publish(TaskSpec(id='demo', formula=formula))
-    if not op.wait_sim(lambda: op.selected is not None, 30.0, wall_limit=120):
+    if not op.wait_sim(lambda: op.selected is not None, float('inf'), wall_limit=180):
         why = op.plans.reason if op.plans else 'no plans'
         stages['task'] = f'task {formula!r}: no plan selected ({why})'
         return

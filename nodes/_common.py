@@ -14,6 +14,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
@@ -140,6 +141,23 @@ class ParamNode(Node):
         return SetParametersResult(successful=not problems, reason='; '.join(problems))
 
 
+def spin_through_transport_errors(executor, node: Node) -> None:
+    """Spin until shutdown, logging middleware errors raised out of callbacks.
+
+    A service reply whose client went away (or is not yet discovered) raises out of the
+    executor; one lost reply must not take the node, and what it has learned, down.
+    """
+    while rclpy.ok(context=executor.context):
+        try:
+            executor.spin()
+            return
+        except RCLError as exc:
+            if not rclpy.ok(context=executor.context):
+                return
+            node.get_logger().error(f'a callback failed in the middleware, node keeps running: '
+                                    f'{exc}', throttle_duration_sec=5.0)
+
+
 def spin_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
               threads: int = 2) -> int:
     """Create a node and spin it on a MultiThreadedExecutor until Ctrl-C or shutdown."""
@@ -149,7 +167,7 @@ def spin_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
         node = factory()
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
-        executor.spin()
+        spin_through_transport_errors(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -480,9 +480,9 @@ class Navigator(ParamNode):
         return self.cmap
 
     def _stop_base(self) -> None:
-        if self.moving:
+        if self.moving and self.context.ok():  # at shutdown the context may be gone already
             self.pub_cmd.publish(Twist())
-            self.moving = False
+        self.moving = False
         self.commanded_v = 0.0
         self.forward_ns = None
 

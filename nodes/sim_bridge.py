@@ -270,6 +270,8 @@ class SimBridge(ParamNode):
                     self._integrate_odometry()
                     self._publish_due(info)
                 except Exception as exc:  # noqa: BLE001 - keep simulating, report the fault
+                    if not self.context.ok():  # shutting down: nothing left to publish to
+                        return
                     self.get_logger().error(f'simulation step failed: {type(exc).__name__}: '
                                             f'{exc}', throttle_duration_sec=5.0)
                     info = self.sim.step(1) if self.sim.client is not None else None

@@ -18,7 +18,7 @@ def test_short_demo_explores_plans_executes_and_records(tmp_path):
         [sys.executable, '-m', 'embodied_aif.cli.main', 'demo', '--explore-s', '25',
          '--episodes', '1', '--step-timeout-s', '120', '--out', str(out)],
         capture_output=True, text=True, timeout=900, cwd=REPO, env=dict(os.environ))
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary == json.loads((out / 'summary.json').read_text())
     assert {'sim_bridge', 'cognitive_map', 'navigator', 'task_planner',
@@ -105,7 +105,7 @@ def test_killed_nodes_respawn_and_resume_their_map_and_costs(tmp_path):
         if demo.poll() is None:
             demo.kill()
             demo.communicate()
-    assert demo.returncode == 0, stderr[-3000:]
+    assert demo.returncode == 0, stdout[-2000:] + stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary['mode'] == 'processes' and summary['restarts']['cognitive_map'] >= 1
     assert 'places from' in stderr  # the respawned node said what it resumed
