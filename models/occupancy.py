@@ -7,6 +7,8 @@
   what a scan observed (for coverage measures).
 - :func:`stall_points`, :func:`fuse_points`, :func:`clear_ahead`: obstacles the laser does not
   see (a table top above the scan plane) kept as virtual returns in the scan.
+- :class:`OccupancyView`: a published grid (0..100, -1 unknown, any origin) read back to ask
+  whether a round footprint fits at a point (where the base may stand).
 """
 from __future__ import annotations
 
@@ -190,6 +192,51 @@ def clear_ahead(ranges: np.ndarray, angles: np.ndarray, distance: float,
     return not bool(np.any(near))
 
 
-__all__ = ['GridConfig', 'beam_cells', 'cell_to_world', 'clear_ahead', 'compose_planar',
-           'empty_grid', 'fuse_points', 'integrate_scan', 'scan_in_base', 'seen_cells',
-           'stall_points', 'world_to_cell']
+@dataclass(frozen=True)
+class OccupancyView:
+    """A read-only occupancy grid as published.
+
+    ``data``: rows = y, cols = x; 0..100, -1 unknown; ``resolution``: cell size, m;
+    ``origin``: x, y, yaw of cell (0, 0)'s corner.
+    """
+
+    data: np.ndarray
+    resolution: float
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if np.ndim(self.data) != 2 or not self.resolution > 0 or \
+                not np.all(np.isfinite(self.origin)):
+            raise ValueError(f'an occupancy grid needs 2-D data, resolution > 0 and a finite '
+                             f'origin; got shape {np.shape(self.data)}, resolution '
+                             f'{self.resolution}, origin {self.origin}')
+
+    def footprint_free(self, x: float, y: float, radius: float, occupied: int = 50,
+                       unknown_is_free: bool = False) -> bool:
+        """Whether every cell within ``radius`` of (x, y) is known and below ``occupied``.
+
+        Unknown cells count as free only with ``unknown_is_free``; off the grid is unknown.
+        """
+        ox, oy, yaw = (float(v) for v in self.origin)
+        c, s = math.cos(yaw), math.sin(yaw)
+        dx, dy = x - ox, y - oy
+        lx, ly = c * dx + s * dy, -s * dx + c * dy  # the point in the grid's own axes
+        res = float(self.resolution)
+        reach = int(math.ceil(radius / res))
+        col0, row0 = int(math.floor(lx / res)), int(math.floor(ly / res))
+        rows, cols = np.mgrid[row0 - reach:row0 + reach + 1, col0 - reach:col0 + reach + 1]
+        inside = np.hypot((cols + 0.5) * res - lx, (rows + 0.5) * res - ly) <= radius + res / 2
+        rows, cols = rows[inside], cols[inside]
+        n_rows, n_cols = self.data.shape
+        on = (rows >= 0) & (rows < n_rows) & (cols >= 0) & (cols < n_cols)
+        if not np.all(on) and not unknown_is_free:
+            return False
+        values = self.data[rows[on], cols[on]]
+        if np.any(values >= occupied):
+            return False
+        return unknown_is_free or not np.any(values < 0)
+
+
+__all__ = ['GridConfig', 'OccupancyView', 'beam_cells', 'cell_to_world', 'clear_ahead',
+           'compose_planar', 'empty_grid', 'fuse_points', 'integrate_scan', 'scan_in_base',
+           'seen_cells', 'stall_points', 'world_to_cell']

@@ -3,9 +3,14 @@
 Action servers (relative names, in the node's namespace):
   pick  (embodied_aif_msgs/Pick):  grasp an object known to perception and lift it
   place (embodied_aif_msgs/Place): put the held object down at a target pose on a surface
+Service:
+  plan_approach (embodied_aif_msgs/PlanApproach): where the base should stand, facing the
+  object, for a pick to be possible from there (the arm's reachability, the object's belief,
+  and a round footprint free on the occupancy grid); the caller drives there, then picks.
 Subscribes: objects (embodied_aif_msgs/ObjectBeliefArray: the perception node's beliefs),
 joint_states (sensor_msgs/JointState), /tf and /tf_static (the beliefs' frame into
-``base_frame``, and the arm's mount ``base_frame`` -> ``arm_base_frame``).
+``base_frame``, and the arm's mount ``base_frame`` -> ``arm_base_frame``), ``occupancy_topic``
+(nav_msgs/OccupancyGrid: the cognitive map's grid, for plan_approach only).
 Publishes: arm_controller/joint_trajectory (trajectory_msgs/JointTrajectory, positions and
 velocities, time-parameterised), gripper/command (std_msgs/Float64: opening width, m),
 /diagnostics.
@@ -33,6 +38,8 @@ import time
 import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -41,17 +48,20 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from embodied_aif.models import manipulation as mp
-from embodied_aif.models.transforms import matrix
-from embodied_aif.nodes._common import COMMAND_QOS, Param, ParamNode, node_main
+from embodied_aif.models.occupancy import OccupancyView
+from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternion
+from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, Param, ParamNode, node_main
 from embodied_aif.nodes._tf import TfBuffer, TfListener, TransformError
 from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBeliefArray
+from embodied_aif_msgs.srv import PlanApproach
 
 REASONS = ('unknown_object', 'unreachable', 'collision', 'grasp_failed', 'grasp_lost',
            'nothing_held', 'timeout', 'no_input', 'busy', 'bad_goal', 'canceled', 'error')
 DEFAULT_BOXES = [-0.28, -0.21, 0.0, 0.28, 0.21, 0.30,    # the base (the arm's link1 ignores it)
                  -0.25, -0.03, 0.30, -0.19, 0.03, 1.27]  # the mast of the head camera
 NS = 1_000_000_000
+LIST_PARAMETERS = ('base_boxes', 'carry_position', 'approach_standoffs')
 
 
 class GoalError(Exception):
@@ -142,13 +152,23 @@ class Manipulator(ParamNode):
         Param('verify_tolerance', 0.06, 'perception within this of the expected object '
               'position counts as confirmed, m', low=0.005, high=0.5),
         Param('seed', 0, 'seed of the IK restarts', low=0, high=2**31 - 1),
+        Param('occupancy_topic', 'cognitive_map/occupancy', 'occupancy grid the base must fit '
+              'on (plan_approach)', read_only=True),
+        Param('footprint_radius', 0.38, "radius of the base's footprint: every grid cell within "
+              'it must be known and free where the base is to stand, m', low=0.05, high=2.0),
+        Param('occupied_threshold', 50, 'grid values from this up are obstacles', low=1,
+              high=100),
+        Param('approach_headings', 16, 'directions around the object tried by plan_approach',
+              low=1, high=72),
+        Param('approach_standoffs', [0.45, 0.55, 0.65, 0.75], 'distances from the base origin '
+              'to the object tried by plan_approach, m'),
     )
 
     def __init__(self, **kwargs):
         super().__init__('manipulator', **kwargs)
         self.closing = threading.Event()  # set by destroy_node: running goals end
-        self._check_lists({'base_boxes': self.param('base_boxes'),
-                           'carry_position': self.param('carry_position')}, raise_error=True)
+        self._check_lists({name: self.param(name) for name in LIST_PARAMETERS},
+                          raise_error=True)
         self.lock = threading.Lock()
         self.busy = threading.Lock()
         self.joint_event = threading.Event()
@@ -168,6 +188,9 @@ class Manipulator(ParamNode):
                                  callback_group=inputs)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10,
                                  callback_group=inputs)
+        self.grid: tuple[OccupancyView, str] | None = None  # the grid and its frame
+        self.create_subscription(OccupancyGrid, self.param('occupancy_topic'), self._on_grid,
+                                 LATCHED_QOS, callback_group=inputs)
         self.pub_traj = self.create_publisher(JointTrajectory, self.param('trajectory_topic'),
                                               COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, self.param('gripper_topic'),
@@ -182,6 +205,9 @@ class Manipulator(ParamNode):
             self, Place, 'place', execute_callback=self._execute_place,
             goal_callback=lambda _: GoalResponse.ACCEPT,
             cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=goals)
+        self.approach_service = self.create_service(
+            PlanApproach, 'plan_approach', self._serve_approach,
+            callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(1.0, self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -194,6 +220,10 @@ class Manipulator(ParamNode):
                 boxes_from_list(values['base_boxes'])
             except (TypeError, ValueError) as exc:
                 problems.append(f'base_boxes: {exc}')
+        if 'approach_standoffs' in values:
+            r = values['approach_standoffs']
+            if not r or not all(isinstance(v, (int, float)) and 0.0 < v < 3.0 for v in r):
+                problems.append(f'approach_standoffs: expected distances in (0, 3) m, got {r!r}')
         if 'carry_position' in values:
             q = values['carry_position']
             if len(q) != 7 or not all(isinstance(v, (int, float)) and math.isfinite(v)
@@ -206,7 +236,7 @@ class Manipulator(ParamNode):
     def _check_parameter_change(self, params) -> SetParametersResult:
         result = super()._check_parameter_change(params)
         problems = self._check_lists({p.name: p.value for p in params
-                                      if p.name in ('base_boxes', 'carry_position')})
+                                      if p.name in LIST_PARAMETERS})
         if problems:
             reason = '; '.join(filter(None, [result.reason, *problems]))
             return SetParametersResult(successful=False, reason=reason)
@@ -224,6 +254,23 @@ class Manipulator(ParamNode):
 
     def _on_objects(self, msg: ObjectBeliefArray) -> None:
         self.objects = msg
+
+    def _on_grid(self, msg: OccupancyGrid) -> None:
+        info = msg.info
+        try:
+            if len(msg.data) != info.width * info.height:
+                raise ValueError(f'{len(msg.data)} cells for {info.width} x {info.height}')
+            o = info.origin
+            view = OccupancyView(
+                np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width),
+                info.resolution,
+                (o.position.x, o.position.y, quaternion_yaw(
+                    [o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w])))
+        except ValueError as exc:
+            self.get_logger().warning(f'occupancy grid ignored, the last good one kept: {exc}',
+                                      throttle_duration_sec=10.0)
+            return
+        self.grid = (view, msg.header.frame_id.lstrip('/'))
 
     # -------------------------------------------------------------- helpers
     def _arm(self) -> mp.ArmModel:
@@ -578,6 +625,70 @@ class Manipulator(ParamNode):
             self._carry(handle, arm, self._arm_state()[0], support)
         self._feedback(handle, Place, 'verify', 1.0)
         return f'placed {held_id} ({evidence})'
+
+    # -------------------------------------------------------------- approach
+    def _serve_approach(self, request, response):
+        try:
+            pose, standoff = self._approach(request)
+        except GoalError as exc:
+            response.success, response.reason = False, str(exc)
+            self.get_logger().info(f'plan_approach for {request.object_id!r}: {exc}')
+            return response
+        except Exception as exc:  # noqa: BLE001 - answer with the reason, keep running
+            response.success, response.reason = False, f'error: {type(exc).__name__}: {exc}'
+            return response
+        response.success, response.base_pose, response.standoff = True, pose, float(standoff)
+        p = pose.pose.position
+        response.reason = (f'stand at ({p.x:.2f}, {p.y:.2f}) in {pose.header.frame_id}, '
+                           f'{standoff:.2f} m from {request.object_id}')
+        return response
+
+    def _approach(self, request) -> tuple[PoseStamped, float]:
+        """The base pose to pick ``request.object_id`` from (beliefs' frame) and its standoff."""
+        object_id = request.object_id.strip()
+        if not object_id:
+            raise GoalError('bad_goal', 'empty object_id')
+        exclude = [(p.x, p.y) for p in request.exclude]
+        radius = float(request.exclude_radius) or 0.3
+        if not (all(math.isfinite(v) for xy in exclude for v in xy) and
+                math.isfinite(radius) and radius >= 0):
+            raise GoalError('bad_goal', 'exclude points and exclude_radius must be finite')
+        if self.grid is None:
+            raise GoalError('no_input', "no occupancy grid received on "
+                            f"'{self.param('occupancy_topic')}': free space unknown")
+        grid, grid_frame = self.grid
+        belief, frame, _ = self._belief(object_id)
+        t_grid = np.eye(4) if grid_frame in ('', frame) else self._lookup(grid_frame, frame)
+        robot = self._lookup(frame, self.param('base_frame'))[:2, 3]
+        obj = belief_box(belief, np.eye(4), self.param('default_extent'))
+        arm = self._arm()
+        q0, _ = self._arm_state()
+        foot, occupied = self.param('footprint_radius'), self.param('occupied_threshold')
+
+        def free(x: float, y: float) -> bool:
+            if any(math.hypot(x - ex, y - ey) < radius for ex, ey in exclude):
+                return False
+            gx, gy = (t_grid @ [x, y, 0.0, 1.0])[:2]
+            return grid.footprint_free(gx, gy, foot, occupied)
+
+        found = mp.plan_approach(arm, q0, obj, boxes_from_list(self.param('base_boxes')), free,
+                                 start_xy=robot, headings=self.param('approach_headings'),
+                                 standoffs=tuple(self.param('approach_standoffs')),
+                                 support_near_x=self.param('support_near_x'),
+                                 config=self._grasp_config(), ik=self._ik_config(),
+                                 margin=self.param('collision_margin'), rng=self.rng)
+        if isinstance(found, mp.PlanFailure):
+            raise GoalError(found.reason, f'{object_id} at ({obj.center[0]:.2f}, '
+                            f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {frame}: '
+                            f'{found.message}')
+        pose = PoseStamped()
+        pose.header.frame_id = frame
+        pose.header.stamp = self.get_clock().now().to_msg()
+        pose.pose.position.x, pose.pose.position.y = float(found.x), float(found.y)
+        q = yaw_quaternion(found.heading)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in q)
+        return pose, found.standoff
 
     # -------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
-from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Odometry
+from geometry_msgs.msg import Point, PoseStamped
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -27,6 +27,7 @@ from embodied_aif.nodes.manipulator import Manipulator
 from embodied_aif.nodes.sim_bridge import SimBridge
 from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
+from embodied_aif_msgs.srv import PlanApproach
 
 SCENARIO = str(Path(__file__).resolve().parent.parent / 'fixtures' / 'tabletop_reach.yaml')
 TARGET = 'bottle_0'
@@ -75,6 +76,7 @@ class Harness(StackHarness):
         self.pub_objects = self.probe.create_publisher(ObjectBeliefArray, 'objects', 10)
         self.pick = ActionClient(self.probe, Pick, 'pick')
         self.place = ActionClient(self.probe, Place, 'place')
+        self.approach = self.probe.create_client(PlanApproach, 'plan_approach')
         self.feedback = []
         self.probe.create_timer(0.25, self.publish_beliefs)
 
@@ -177,6 +179,61 @@ def test_bad_goals_are_aborted_with_reasons(harness):
                                               Parameter('velocity_scale', value=3.0)])
     assert not any(r.successful for r in bad)
     assert 'base_boxes' in bad[0].reason and 'velocity_scale' in bad[1].reason
+
+
+def grid_msg(value: int) -> OccupancyGrid:
+    """A 10 m x 10 m grid around the odom origin, every cell ``value`` (0 free, 100 occupied)."""
+    msg = OccupancyGrid()
+    msg.header.frame_id = 'odom'
+    msg.info.resolution, msg.info.width, msg.info.height = 0.1, 100, 100
+    msg.info.origin.position.x = msg.info.origin.position.y = -5.0
+    msg.info.origin.orientation.w = 1.0
+    msg.data = [value] * 10000
+    return msg
+
+
+def ask_approach(harness, object_id, exclude=(), radius=0.0):
+    """Call plan_approach; return the response."""
+    request = PlanApproach.Request(object_id=object_id, exclude_radius=float(radius),
+                                   exclude=[Point(x=float(x), y=float(y)) for x, y in exclude])
+    assert harness.approach.wait_for_service(timeout_sec=30.0), 'no plan_approach service'
+    future = harness.approach.call_async(request)
+    assert harness.wait(future.done, GOAL_TIMEOUT), 'plan_approach did not answer'
+    return future.result()
+
+
+def test_plan_approach_stands_the_base_where_the_arm_reaches_the_object(harness):
+    answer = ask_approach(harness, TARGET)
+    assert not answer.success and answer.reason.startswith('no_input:'), answer.reason
+    assert 'occupancy' in answer.reason
+    grids = harness.probe.create_publisher(OccupancyGrid, '/robot/cognitive_map/occupancy',
+                                           LATCHED_QOS)
+    grids.publish(grid_msg(0))
+    assert harness.wait(lambda: harness.manipulator.grid is not None, 30.0), 'grid not received'
+    belief = next(b for b in harness.manipulator.objects.objects if b.id == TARGET)
+    obj = np.array([belief.pose.pose.position.x, belief.pose.pose.position.y])
+    answer = ask_approach(harness, TARGET)
+    assert answer.success, answer.reason
+    assert answer.base_pose.header.frame_id == 'odom'
+    p, q = answer.base_pose.pose.position, answer.base_pose.pose.orientation
+    stand = np.array([p.x, p.y])
+    assert 0.44 < np.linalg.norm(obj - stand) < 0.76
+    assert abs(np.linalg.norm(obj - stand) - answer.standoff) < 1e-3
+    heading = matrix([0, 0, 0], [q.x, q.y, q.z, q.w])[:2, 0]
+    assert heading @ (obj - stand) / np.linalg.norm(obj - stand) > 0.99  # facing the object
+    # a stand-in the base could not reach is left out on request
+    other = ask_approach(harness, TARGET, exclude=[stand], radius=0.3)
+    assert other.success, other.reason
+    p2 = other.base_pose.pose.position
+    assert math.hypot(p2.x - stand[0], p2.y - stand[1]) >= 0.3
+    answer = ask_approach(harness, 'no_such_object')
+    assert not answer.success and answer.reason.startswith('unknown_object:'), answer.reason
+    grids.publish(grid_msg(100))  # nowhere to stand
+    assert harness.wait(lambda: harness.manipulator.grid[0].data[0, 0] == 100, 30.0)
+    answer = ask_approach(harness, TARGET)
+    assert not answer.success and answer.reason.startswith('unreachable:'), answer.reason
+    assert 'no free base pose' in answer.reason
+    assert harness.truth().attached is None  # planning moved nothing
 
 
 def test_pick_of_an_object_that_is_not_there_fails(harness):

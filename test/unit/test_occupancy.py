@@ -6,6 +6,7 @@ import pytest
 
 from embodied_aif.models.occupancy import (
     GridConfig,
+    OccupancyView,
     beam_cells,
     cell_to_world,
     clear_ahead,
@@ -97,3 +98,29 @@ def test_virtual_obstacles_enter_the_scan_ahead():
     blind = ranges.copy()
     blind[180] = np.nan
     assert not clear_ahead(blind, ANGLES, 0.5)
+
+
+def test_a_footprint_fits_only_where_every_cell_is_known_and_free():
+    data = np.zeros((40, 60), dtype=np.int8)  # 4 m x 6 m at 0.1 m, origin at (-1, -2)
+    data[20, 30] = 100                         # an obstacle cell at x 2.0..2.1, y 0.0..0.1
+    data[0:5, :] = -1                          # an unknown strip along y -2.0..-1.5
+    view = OccupancyView(data, 0.1, (-1.0, -2.0, 0.0))
+    assert view.footprint_free(0.5, 0.5, 0.3)
+    assert not view.footprint_free(2.05, 0.05, 0.3)       # on the obstacle
+    assert not view.footprint_free(2.35, 0.05, 0.3)       # 0.3 m from it: within reach
+    assert view.footprint_free(2.55, 0.05, 0.3)           # 0.5 m from it
+    assert not view.footprint_free(0.5, -1.6, 0.3)        # touches the unknown strip
+    assert view.footprint_free(0.5, -1.6, 0.3, unknown_is_free=True)
+    assert not view.footprint_free(4.9, 0.0, 0.3)         # partly off the grid
+    assert not view.footprint_free(0.5, 0.5, 0.3, occupied=0)
+
+
+def test_a_rotated_grid_is_read_in_its_own_axes():
+    data = np.zeros((20, 20), dtype=np.int8)
+    data[10, 2] = 100  # cell centre in grid axes (0.25, 1.05)
+    view = OccupancyView(data, 0.1, (1.0, 0.0, math.pi / 2))  # grid x along frame y
+    # grid (0.25, 1.05) -> frame (1.0 - 1.05, 0.25)
+    assert not view.footprint_free(-0.05, 0.25, 0.1)
+    assert view.footprint_free(0.5, 0.25, 0.1)
+    with pytest.raises(ValueError, match='origin'):
+        OccupancyView(data, 0.1, (float('nan'), 0.0, 0.0))
