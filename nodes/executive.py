@@ -4,7 +4,12 @@ Action server: execute (embodied_aif_msgs/Execute). Subscribes: task (TaskSpec),
 (Preference), selected_plan (ParetoPlan), cognitive_map (CognitiveMap: where the robot is, the
 poses of places), odom, scan, joint_states (realised cost). Publishes: plan_outcome (PlanOutcome
 per step and per plan: realised time, energy, risk, so the planner and selector learn),
-/diagnostics. Action clients: navigate, pick, place.
+/diagnostics. Action clients: navigate, pick, place; service client: plan_approach.
+
+A pick step first asks the manipulator's plan_approach where the base should stand to pick
+the object and drives there (Navigate to the pose, turning to face the object); a stand-point
+the base cannot reach is left out of the next answer (approach_attempts). The approach and
+the pick are one step: one realised cost.
 
 Before acting, every plan is checked against the task's automaton from the trace executed so
 far: a step after which the task could no longer hold is never taken (the plan is refused with
@@ -54,6 +59,7 @@ from embodied_aif_msgs.msg import (
     Preference,
     TaskSpec,
 )
+from embodied_aif_msgs.srv import PlanApproach
 
 
 class PreemptedError(Exception):
@@ -76,6 +82,12 @@ class Executive(ParamNode):
         Param('arm_energy_per_rad', 0.2, 'energy per radian of arm joint travel', low=0.0,
               high=100.0),
         Param('arm_joint_prefix', 'panda_joint', 'joint_states names counted as arm joints'),
+        Param('approach_before_pick', True, "before a pick, ask the manipulator's plan_approach "
+              'where to stand and drive there (off: pick from where the move step ended)'),
+        Param('approach_attempts', 3, 'stand-points tried before a pick fails (one the base '
+              'could not reach is left out of the next answer)', low=1, high=20),
+        Param('approach_exclude_radius', 0.3, 'around a stand-point the base failed to reach, '
+              'others are left out too, m', low=0.0, high=5.0),
     )
 
     def __init__(self, **kwargs):
@@ -113,6 +125,8 @@ class Executive(ParamNode):
             'move': ActionClient(self, Navigate, 'navigate', callback_group=clients),
             'pick': ActionClient(self, Pick, 'pick', callback_group=clients),
             'place': ActionClient(self, Place, 'place', callback_group=clients)}
+        self.approach_client = self.create_client(PlanApproach, 'plan_approach',
+                                                  callback_group=clients)
         self.server = ActionServer(self, Execute, 'execute', execute_callback=self._execute,
                                    goal_callback=lambda _: GoalResponse.ACCEPT,
                                    cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -328,13 +342,48 @@ class Executive(ParamNode):
         goal, why = self._goal_for(step)
         if goal is None:
             return False, why
-        client = self.clients_by_action[step.action]
+        if step.action == 'pick' and self.param('approach_before_pick'):
+            ok, why = self._approach(handle, run, goal.object_id, events)
+            if not ok:
+                return False, why
+        return self._run_action(step.action, goal, handle, run, events)
+
+    def _approach(self, handle, run, object_id: str, events) -> tuple[bool, str]:
+        """Drive to a stand-point the manipulator can pick ``object_id`` from (facing it)."""
+        client = self.approach_client
+        if not client.wait_for_service(timeout_sec=self.param('server_timeout')):
+            return False, "approach: no 'plan_approach' service is running (the manipulator)"
+        exclude, why = [], ''
+        for _attempt in range(self.param('approach_attempts')):
+            future = client.call_async(PlanApproach.Request(
+                object_id=object_id, exclude=exclude,
+                exclude_radius=float(self.param('approach_exclude_radius'))))
+            future.add_done_callback(lambda _: self.wake.set())
+            if not self._wait(future.done, 60.0, handle, run):
+                return False, 'approach: plan_approach did not answer'
+            answer = future.result()
+            if not answer.success:
+                return False, f'approach: {answer.reason}'
+            goal = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE, pose=answer.base_pose,
+                                 align_heading=True)
+            ok, why = self._run_action('move', goal, handle, run, events)
+            if ok or why == 'task':
+                return ok, why
+            exclude.append(answer.base_pose.pose.position)
+            self.get_logger().warning(f'approach to {object_id}: stand-point not reached '
+                                      f'({why}); asking for another')
+        return False, (f"approach: no stand-point for {object_id} reached in "
+                       f"{self.param('approach_attempts')} tries (last: {why})")
+
+    def _run_action(self, action: str, goal, handle, run, events) -> tuple[bool, str]:
+        """Send one action goal and follow it to its result; return (success, reason)."""
+        client = self.clients_by_action[action]
         if not client.wait_for_server(timeout_sec=self.param('server_timeout')):
-            return False, f"no '{self.action_names[step.action]}' action server is running"
+            return False, f"no '{self.action_names[action]}' action server is running"
         future = client.send_goal_async(goal)
         future.add_done_callback(lambda _: self.wake.set())
         if not self._wait(future.done, 10.0, handle, run) or not future.result().accepted:
-            return False, f"the '{self.action_names[step.action]}' server did not accept the goal"
+            return False, f"the '{self.action_names[action]}' server did not accept the goal"
         child = future.result()
         result_future = child.get_result_async()
         result_future.add_done_callback(lambda _: self.wake.set())

@@ -25,6 +25,7 @@ from embodied_aif_msgs.msg import (
 from embodied_aif_msgs.msg import (
     Place as PlaceMsg,
 )
+from embodied_aif_msgs.srv import PlanApproach
 
 
 class Fakes:
@@ -37,7 +38,7 @@ class Fakes:
         self.canceled = []
         group = ReentrantCallbackGroup()
         self.servers = [
-            ActionServer(node, Navigate, 'navigate', self._serve('move', lambda g: g.place_id),
+            ActionServer(node, Navigate, 'navigate', self._serve('move', navigate_key),
                          cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group),
             ActionServer(node, Place, 'place', self._serve('place', lambda g: g.object_id),
                          cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)]
@@ -57,6 +58,13 @@ class Fakes:
             (handle.succeed if ok else handle.abort)()
             return _result(action, ok, reason)
         return execute
+
+
+def navigate_key(goal):
+    """A place id, or 'pose_<x>' for a pose goal (x to 0.1 m)."""
+    if goal.mode == Navigate.Goal.GOAL_PLACE:
+        return goal.place_id
+    return f'pose_{goal.pose.pose.position.x:.1f}' + ('_aligned' if goal.align_heading else '')
 
 
 def _result(action, ok, reason):
@@ -194,7 +202,7 @@ def test_missing_servers_and_bad_steps_fail_with_a_reason(harness):
     pick = PlanStep(action='pick', target='mug', labels=['at_place_0', 'holding_mug'])
     h.pub_plan.publish(plan_msg('d/0', [], extra=[pick]))
     result = h.result(h.execute(Execute.Goal(max_replans=0)))
-    assert not result.success and "no 'pick' action server" in result.reason, result.reason
+    assert not result.success and "no 'plan_approach' service" in result.reason, result.reason
     new_task(h, 'e', 'F mug_on_place_9')
     bad = PlanStep(action='place', target='mug@place_9', labels=['mug_on_place_9'])
     h.pub_plan.publish(plan_msg('e/0', [], extra=[bad]))
@@ -244,3 +252,46 @@ def test_cancel_stops_the_child_action(harness):
     # the interrupted step is reported, as a failure, with what it cost so far
     step = [m for m in outcomes_of(h, 'j/') if m.step_index == 0]
     assert len(step) == 1 and not step[0].success and 'interrupted' in step[0].reason
+
+
+def test_a_pick_first_drives_to_a_stand_point_and_asks_again_when_one_is_unreachable(harness):
+    h = harness
+    asked = []
+
+    def approach(request, response):
+        asked.append((request.object_id, [(p.x, p.y) for p in request.exclude]))
+        if request.object_id == 'far_mug':
+            response.success, response.reason = False, 'unreachable: no free base pose'
+            return response
+        response.success = True
+        response.base_pose.header.frame_id = 'odom'
+        response.base_pose.pose.position.x = float(len(asked))  # stand-point k at x = k
+        response.base_pose.pose.orientation.w = 1.0
+        return response
+
+    group = ReentrantCallbackGroup()
+    node = h.fakes.node
+    h.fakes.servers += [
+        node.create_service(PlanApproach, 'plan_approach', approach, callback_group=group),
+        ActionServer(node, Pick, 'pick', h.fakes._serve('pick', lambda g: g.object_id),
+                     cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group)]
+    h.fakes.script[('move', 'pose_1.0_aligned')] = (0.2, False, 'stalled: table top ahead')
+    new_task(h, 'k', 'F holding_mug')
+    pick = PlanStep(action='pick', target='mug', labels=['at_place_0', 'holding_mug'])
+    h.pub_plan.publish(plan_msg('k/0', [], extra=[pick]))
+    first = len(h.fakes.calls)
+    result = h.result(h.execute(Execute.Goal(max_replans=0)))
+    assert result.success, result.reason
+    assert h.fakes.calls[first:] == [('move', 'pose_1.0_aligned'), ('move', 'pose_2.0_aligned'),
+                                     ('pick', 'mug')]
+    assert asked == [('mug', []), ('mug', [(1.0, 0.0)])]  # the failed stand-point left out
+    step = [m for m in outcomes_of(h, 'k/') if m.step_index == 0]
+    assert len(step) == 1 and step[0].success  # approach and pick are one step's cost
+    # no stand-point at all: the step fails with the manipulator's reason, nothing is driven
+    new_task(h, 'l', 'F holding_far_mug')
+    pick = PlanStep(action='pick', target='far_mug', labels=['at_place_0', 'holding_far_mug'])
+    h.pub_plan.publish(plan_msg('l/0', [], extra=[pick]))
+    first = len(h.fakes.calls)
+    result = h.result(h.execute(Execute.Goal(max_replans=0)))
+    assert not result.success and 'approach: unreachable' in result.reason, result.reason
+    assert h.fakes.calls[first:] == []
