@@ -26,6 +26,9 @@ Keys: regret_<method> and bias_<method> (all instances, moderate width), the sam
 _k10, _k32, _k72, _grid (per front size / grids) and with _narrow, _wide (other widths);
 methods aif (--epistemic-weight, default 1), aif_w<W> (other weights), uniform, topsis,
 weights (the baselines ignore the width, so they repeat under every width); lowest_regret[_w].
+With --ablations also aif_gauss (the user's Gaussian preference not restricted to the front),
+aif_params (information gain about each plan's own mean cost instead of about the choice) and
+aif_plain (both, i.e. the selector before those two changes), at --epistemic-weight.
 pref_regret_<method>[_<group>] and lowest_pref_regret: preference regret at the moderate width.
 """
 from __future__ import annotations
@@ -82,22 +85,36 @@ def wasserstein2(a, b) -> float:
 
 
 def user_preference(true_front: np.ndarray, rng: np.random.Generator, width: float,
-                    weight: float, anchor: str = 'front') -> Preference:
+                    weight: float, anchor: str = 'front',
+                    restrict_to_front: bool = True) -> Preference:
     """The user's fixed preference N(point, (width * extent)^2 I).
 
     point is a true-front point drawn at random (anchor 'front') or the true front's ideal
     point, its per-objective minimum (anchor 'ideal'); extent is the front's range.
+    restrict_to_front is passed on to the selector's Preference.
     """
     point = true_front[int(rng.integers(len(true_front)))]
     if anchor == 'ideal':
         point = true_front.min(axis=0)
     extent = np.maximum(true_front.max(axis=0) - true_front.min(axis=0), 1e-3)
     return Preference(OBJECTIVES, point, np.diag((width * extent) ** 2),
-                      epistemic_weight=weight)
+                      epistemic_weight=weight, restrict_to_front=restrict_to_front)
 
 
 def _method(name: str) -> str:
     return 'aif' if name.startswith('aif') else name
+
+
+# Ablations of the AIF selector (--ablations): name -> (preference restricted to the front,
+# epistemic term). 'aif_plain' is the selector before both changes: the user's Gaussian as it
+# is and the information gain about each plan's own mean cost.
+ABLATIONS = {'aif_plain': (False, 'parameters'), 'aif_gauss': (False, 'decision'),
+             'aif_params': (True, 'parameters')}
+
+
+def _variant(name: str) -> tuple[bool, str]:
+    """(restrict_to_front, info) of an AIF variant's name; the defaults for the others."""
+    return ABLATIONS.get(name, (True, 'decision'))
 
 
 # ------------------------------------------------------------------------ synthetic fronts
@@ -111,7 +128,8 @@ def _front_instance(rng: np.random.Generator, k: int):
     return mu, std
 
 
-def _run_front(mu, std, method, rounds, pref, noise_seed, select_seed, n_samples, optimism):
+def _run_front(mu, std, method, rounds, pref, noise_seed, select_seed, n_samples, optimism,
+               info='decision'):
     k = mu.shape[0]
     noise = np.random.default_rng(noise_seed)
     pick_rng = np.random.default_rng(select_seed)
@@ -137,7 +155,7 @@ def _run_front(mu, std, method, rounds, pref, noise_seed, select_seed, n_samples
                               count=beliefs.count[i:i + 1])
             cands.append(Candidate(mean=beliefs.mu[i], cov=cov, beliefs=sub,
                                    multiplicity=np.array([1])))
-        choice = select(cands, pref, method, pick_rng, n_samples=n_samples)
+        choice = select(cands, pref, method, pick_rng, n_samples=n_samples, info=info)
         i = int(offered[choice.index])
         regret += pareto_regret(mu[i], true_front)
         pref_regret += surprise[i] - surprise.min()
@@ -169,7 +187,7 @@ def _surprise(law, pref: Preference) -> float:
 
 
 def _run_grid(ts, true_mu, std, true_front, laws, method, rounds, pref, noise_seed,
-              select_seed, n_samples, optimism):
+              select_seed, n_samples, optimism, info='decision'):
     noise = np.random.default_rng(noise_seed)
     pick_rng = np.random.default_rng(select_seed)
     first = np.maximum(true_mu + std * noise.standard_normal(true_mu.shape), 0.0)
@@ -183,7 +201,7 @@ def _run_grid(ts, true_mu, std, true_front, laws, method, rounds, pref, noise_se
     for _ in range(rounds):
         result = plan(model, TASK, optimism=optimism)
         cands = candidates_from_result(result, model.beliefs)
-        choice = select(cands, pref, method, pick_rng, n_samples=n_samples)
+        choice = select(cands, pref, method, pick_rng, n_samples=n_samples, info=info)
         chosen = result.plans[choice.index]
         regret += pareto_regret(true_mu[list(chosen.transitions)].sum(axis=0), true_front)
         pref_regret += max(0.0, _surprise(_plan_law(true_mu, std, chosen.transitions), pref)
@@ -262,15 +280,16 @@ def _instance_runs(spec) -> list[tuple[str, str | None, float, float, float]]:
     runs += [(name, None, 0.0, WIDTHS['moderate']) for name in cfg['baselines']]
     rows = []
     for name, w_name, w, s in runs:
+        restrict, info = _variant(name)
         pref = user_preference(true_front, np.random.default_rng(point_seed), s, w,
-                               cfg['anchor'])
+                               cfg['anchor'], restrict)
         if k is not None:
             r, b, e = _run_front(mu, std, _method(name), cfg['rounds'], pref, seed + 1,
-                                 seed + 2, cfg['n_samples'], cfg['front_optimism'])
+                                 seed + 2, cfg['n_samples'], cfg['front_optimism'], info)
         else:
             r, b, e = _run_grid(ts, true_mu, std, true_front, laws, _method(name),
                                 cfg['grid_rounds'], pref, seed + 1, seed + 2, cfg['n_samples'],
-                                cfg['grid_optimism'])
+                                cfg['grid_optimism'], info)
         rows.append((name, w_name, r, b, e))
     return rows
 
@@ -289,6 +308,8 @@ def _body(args) -> dict:
     extra = args.extra_weights if args.extra_weights is not None else (
         (0.0,) if quick else (0.0, 0.3, 1.0))
     aif_variants = [('aif', weight)] + [(f'aif_w{w:g}', w) for w in extra if w != weight]
+    if args.ablations:
+        aif_variants += [(name, weight) for name in ABLATIONS]
     baselines = [m for m in METHODS if m != 'aif']
     timings = _time_decisions(seeds[0], 72, 20 if quick else 200, n_samples)
     # regret[width][name][group] and bias likewise; baselines ignore the preference's
@@ -411,6 +432,11 @@ def main(argv=None) -> int:
                         help='alpha of the lower confidence bounds on fronts (default 0.5)')
     parser.add_argument('--grid-optimism', type=float, default=0.05,
                         help='alpha of the lower confidence bounds per grid step (default 0.05)')
+    parser.add_argument('--ablations', action='store_true',
+                        help='also run the AIF selector without the restriction of the '
+                             'preference to the front (aif_gauss), with the information gain '
+                             'about each plan\'s own cost (aif_params), and without both '
+                             '(aif_plain), at --epistemic-weight')
     parser.add_argument('--jobs', type=int, default=1,
                         help='worker processes over instances (default 1; results do not '
                              'depend on it)')

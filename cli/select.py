@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f'method {selection.method}: plan [{selection.index}] '
               f'cost {chosen.get("expected_cost", chosen.get("cost"))}')
-        print('  index       efe      risk  info_gain')
+        print('  index       efe      risk  dominance  info_gain')
         for t in out['terms']:
             mark = '*' if t['index'] == selection.index else ' '
             print(f'{mark} {t["index"]:5d} {t["efe"]:9.4f} {t["risk"]:9.4f} '
-                  f'{t["info_gain"]:10.4f}')
+                  f'{t["dominance"]:10.4f} {t["info_gain"]:10.4f}')
     return 0
 
 
@@ -80,7 +80,9 @@ def register(subparsers) -> None:
         'select', help='choose one plan of a Pareto set (expected free energy or a baseline)',
         description='Choose one plan of PLANS.json (e.g. the output of `embodied-aif plan '
                     '--json`) for the preference in PREFERENCE.json; print the choice and '
-                    'every plan\'s EFE terms (efe = risk - epistemic_weight * info_gain). '
+                    'every plan\'s EFE terms (efe = risk - epistemic_weight * info_gain; '
+                    'risk includes the dominance term of a preference restricted to the '
+                    'front). '
                     'Formats: docs/task_planning.md.')
     parser.add_argument('--plans', required=True, metavar='PLANS.json')
     parser.add_argument('--preference', required=True, metavar='PREF.json')
@@ -89,7 +91,8 @@ def register(subparsers) -> None:
     parser.add_argument('--epistemic-weight', type=float, default=None, metavar='W',
                         help='override the preference\'s epistemic_weight')
     parser.add_argument('--samples', type=int, default=128,
-                        help='Monte Carlo samples for the information gain (default 128)')
+                        help='Monte Carlo samples for the information gain about the choice '
+                             '(default 128)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     parser.add_argument('--json', action='store_true', help='print the result as JSON')
     parser.set_defaults(func=run)

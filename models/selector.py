@@ -4,24 +4,32 @@ For plan pi with predicted total cost q = N(m_pi, S_pi) and the user's preferenc
 p = N(m_pref, S_pref) over total costs,
 
     efe(pi) = risk(pi) - epistemic_weight * info_gain(pi)
-    risk(pi) = H[q, p] = 0.5 * (d log 2 pi + log|S_pref| + tr(S_pref^-1 S_pi)
-                                + (m_pi - m_pref)^T S_pref^-1 (m_pi - m_pref))
-    info_gain(pi) = H[M_pi] - E_x H[M_pi | x]   (nats, one value per plan),
+    risk(pi) = H[q, p~] = H[q, p] + dominance(pi)   (up to a constant shared by all plans)
+    H[q, p] = 0.5 * (d log 2 pi + log|S_pref| + tr(S_pref^-1 S_pi)
+                     + (m_pi - m_pref)^T S_pref^-1 (m_pi - m_pref))
+    info_gain(pi) = I(a*; x_pi)   (nats, one value per plan).
 
-the expected drop in the entropy of the belief about the plan's mean total cost
+p~ is the preference restricted to the front: the outcomes of a plan are weighted by
+A_pi = P(no other plan's mean total cost is at most pi's on every objective). Costs are
+costs; a Gaussian centred on an achievable cost is flat there and cannot tell a front plan
+from a slightly dominated one. `dominance_risk` gives -log A_pi from the NIW beliefs (steps
+two plans share cancel in their comparison); Preference.restrict_to_front = False drops it.
+a* is the plan the restricted preference would choose if the costs were known (the
+Pareto-optimal plan of least H[., p]); it is a function of the cost parameters, and
+`decision_info_gain` estimates the mutual information between it and the total cost x_pi of
+one execution of pi by Monte Carlo, vectorised over plans and samples: information about the
+parameters counted only as far as it can change the decision (0 once the choice is certain,
+about 0 for plans that cannot become the choice). `plan_info_gain` (info='parameters') is the
+alternative: the mutual information between the plan's own mean total cost
 M_pi = sum_u m_u mu_u (its distinct steps u, each executed m_u times, with Normal-Inverse-Wishart
-beliefs over (mu_u, Sigma_u)) once the step costs x of one execution are seen, i.e. the mutual
-information between M_pi and x. The belief about M_pi is the Student-t of the NIW marginals
-(exact for one distinct step; for several, the Student-t with their summed covariance and
-Satterthwaite's degrees of freedom); the expectation over x is by Monte Carlo, vectorised over
-plans, steps and samples. It is one number per plan, whatever its length, on the same nats
-scale as the risk (a plan of 30 unknown steps does not gain 30 times more than a plan of one
-step). `info_gain` gives the exact per-transition mutual information between (mu, Sigma) and
-the costs (Monte Carlo with the sequential Student-t predictive). The predicted total cost
-N(m_pi, S_pi) is the posterior predictive (candidates_from_result: parameter uncertainty
-included); a cross-entropy to a Gaussian depends only on the first two moments, so the
-moment-matched predictive gives the cross-entropy of the Student-t predictive exactly. Lower
-efe is better.
+beliefs over (mu_u, Sigma_u)) and the step costs of one execution, with the Student-t belief
+of the NIW marginals (exact for one distinct step; for several, the Student-t with their
+summed covariance and Satterthwaite's degrees of freedom). `info_gain` gives the exact
+per-transition mutual information between (mu, Sigma) and the costs (Monte Carlo with the
+sequential Student-t predictive). The predicted total cost N(m_pi, S_pi) is the posterior
+predictive (candidates_from_result: parameter uncertainty included); a cross-entropy to a
+Gaussian depends only on the first two moments, so the moment-matched predictive gives the
+cross-entropy of the Student-t predictive exactly. Lower efe is better.
 
 Baselines: 'uniform' (any plan at random), 'topsis' (closeness to the ideal point with equal or
 given weights), 'weights' (fixed linear weights on min-max normalised costs).
@@ -33,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, log_ndtr
 
 from embodied_aif.models.transition_system import (
     DEFAULT_REL_STD,
@@ -42,11 +50,18 @@ from embodied_aif.models.transition_system import (
     path_cost_distribution,
 )
 
-__all__ = ['METHODS', 'Candidate', 'Preference', 'SelectionError', 'Selection',
-           'candidates_from_dicts', 'candidates_from_result', 'cross_entropy', 'efe_terms',
-           'info_gain', 'plan_info_gain', 'preference_from_dict', 'select']
+__all__ = ['INFO_TERMS', 'METHODS', 'Candidate', 'Preference', 'SelectionError', 'Selection',
+           'candidates_from_dicts', 'candidates_from_result', 'cross_entropy',
+           'decision_info_gain', 'dominance_risk', 'efe_terms', 'info_gain', 'plan_info_gain',
+           'preference_from_dict', 'select']
 
 METHODS = ('aif', 'uniform', 'topsis', 'weights')
+# What the epistemic term is information about: 'decision' (which plan the preference would
+# pick if the costs were known) or 'parameters' (each plan's own mean total cost).
+INFO_TERMS = ('decision', 'parameters')
+# Smallest probability of not being dominated that the dominance risk uses (about 27.6 nats
+# per dominating plan): keeps a plan that is certainly dominated finite.
+_NOT_DOMINATED_FLOOR = 1e-12
 
 
 class SelectionError(ValueError):
@@ -67,7 +82,9 @@ class Preference:
     """The user's preferred distribution N(mean, covariance) over total plan costs.
 
     epistemic_weight scales the information-gain term (0: purely pragmatic); weights (d,)
-    are used by the 'topsis' and 'weights' baselines (default equal).
+    are used by the 'topsis' and 'weights' baselines (default equal). restrict_to_front
+    (default True) restricts the preference to outcomes no other plan is expected to beat on
+    every objective, which adds the dominance risk (`dominance_risk`) to the risk.
     """
 
     objectives: tuple[str, ...]
@@ -75,6 +92,7 @@ class Preference:
     covariance: np.ndarray
     epistemic_weight: float = 1.0
     weights: np.ndarray | None = None
+    restrict_to_front: bool = True
 
     def __post_init__(self):
         d = len(self.objectives)
@@ -97,6 +115,7 @@ class Preference:
         object.__setattr__(self, 'covariance', cov)
         object.__setattr__(self, 'epistemic_weight', w)
         object.__setattr__(self, 'weights', weights / weights.sum())
+        object.__setattr__(self, 'restrict_to_front', bool(self.restrict_to_front))
 
 
 @dataclass(frozen=True)
@@ -104,13 +123,16 @@ class Candidate:
     """A plan as the selector sees it.
 
     mean (d,), cov (d, d): predicted total cost; beliefs: NIW beliefs of the plan's distinct
-    steps (transitions), each executed multiplicity[i] times.
+    steps (transitions), each executed multiplicity[i] times. steps (optional): one hashable
+    id per distinct step; plans whose steps share an id share that transition (one belief, one
+    unknown cost law), so their costs are correlated. Without ids a plan's steps are its own.
     """
 
     mean: np.ndarray
     cov: np.ndarray
     beliefs: CostBeliefs
     multiplicity: np.ndarray
+    steps: tuple | None = None
 
     def __post_init__(self):
         mean = np.asarray(self.mean, dtype=float).reshape(-1)
@@ -123,6 +145,17 @@ class Candidate:
             raise ValueError(f'beliefs have {self.beliefs.mu.shape[1]} objectives, plan has {d}')
         if mult.shape != (self.beliefs.mu.shape[0],) or (mult < 1).any():
             raise ValueError('multiplicity needs one positive count per step belief')
+        if self.steps is not None:
+            steps = tuple(self.steps)
+            if len(steps) != mult.shape[0]:
+                raise ValueError(f'steps needs one id per step belief ({mult.shape[0]}), '
+                                 f'got {len(steps)}')
+            try:
+                if len(set(steps)) != len(steps):
+                    raise ValueError(f'step ids must be distinct, got {steps!r}')
+            except TypeError:
+                raise ValueError(f'step ids must be hashable, got {steps!r}') from None
+            object.__setattr__(self, 'steps', steps)
         object.__setattr__(self, 'mean', mean)
         object.__setattr__(self, 'cov', cov)
         object.__setattr__(self, 'multiplicity', mult)
@@ -130,7 +163,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Selection:
-    """The chosen plan and every plan's terms (efe = risk - epistemic_weight * info_gain)."""
+    """The chosen plan and every plan's terms (efe = risk - epistemic_weight * info_gain).
+
+    dominance is the part of the risk due to restricting the preference to the front (zero
+    when the preference is not restricted).
+    """
 
     index: int
     method: str
@@ -140,15 +177,18 @@ class Selection:
     scores: np.ndarray
     epistemic_weight: float = 1.0
     extra: dict = field(default_factory=dict)
+    dominance: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form of ``embodied-aif select --json`` (without the plan itself)."""
+        dominance = np.zeros(len(self.efe)) if self.dominance is None else self.dominance
         return {
             'method': self.method,
             'chosen': int(self.index),
             'epistemic_weight': self.epistemic_weight,
             'terms': [{'index': i, 'efe': float(self.efe[i]), 'risk': float(self.risk[i]),
-                       'info_gain': float(self.info_gain[i]), 'score': float(self.scores[i])}
+                       'dominance': float(dominance[i]), 'info_gain': float(self.info_gain[i]),
+                       'score': float(self.scores[i])}
                       for i in range(len(self.efe))],
         }
 
@@ -163,8 +203,13 @@ def candidates_from_result(result, beliefs: CostBeliefs) -> list[Candidate]:
         mean, cov = path_cost_distribution(beliefs, p.transitions)
         sub = CostBeliefs(mu=beliefs.mu[ids], kappa=beliefs.kappa[ids], nu=beliefs.nu[ids],
                           psi=beliefs.psi[ids], count=beliefs.count[ids])
-        out.append(Candidate(mean=mean, cov=cov, beliefs=sub, multiplicity=counts))
+        out.append(Candidate(mean=mean, cov=cov, beliefs=sub, multiplicity=counts,
+                             steps=tuple(int(i) for i in ids)))
     return out
+
+
+# Marks the id of a step that belongs to one plan only (no user id can equal it).
+_OWN_STEP = object()
 
 
 def _fail(source: str, key: str, message: str):
@@ -243,7 +288,7 @@ def candidates_from_dicts(data, source: str = '<plans>') -> tuple[tuple[str, ...
                     _fail(source, f'{skey}.count', f'expected a positive number, got {n!r}')
                 ident = st.get('transition')
                 if ident is None:
-                    ident = ('step', k)
+                    ident = (_OWN_STEP, i, k)  # this plan's own step, shared with no other
                 elif isinstance(ident, list):
                     ident = tuple(ident)
                 if not isinstance(ident, str | int | tuple) or isinstance(ident, bool):
@@ -257,13 +302,15 @@ def candidates_from_dicts(data, source: str = '<plans>') -> tuple[tuple[str, ...
                                              np.stack([v[1] for v in vals]),
                                              np.array([v[2] for v in vals]))
             mult = np.array([v[3] for v in vals])
+            ids = tuple(groups)
         else:
             n = p.get('count', 1)
             if isinstance(n, bool) or not isinstance(n, int | float) or not n > 0:
                 _fail(source, f'{key}.count', f'expected a positive number, got {n!r}')
             beliefs = CostBeliefs.from_costs(mean[None], cov[None], np.array([float(n)]))
             mult = np.array([1])
-        out.append(Candidate(mean=mean, cov=cov, beliefs=beliefs, multiplicity=mult))
+            ids = None
+        out.append(Candidate(mean=mean, cov=cov, beliefs=beliefs, multiplicity=mult, steps=ids))
     return tuple(objectives), out
 
 
@@ -290,6 +337,9 @@ def preference_from_dict(data, source: str = '<preference>',
         weights = _vector(weights, d, source, 'weights')
         if (weights < 0).any() or weights.sum() <= 0:
             _fail(source, 'weights', 'expected non-negative numbers, not all 0')
+    restrict = data.get('restrict_to_front', True)
+    if not isinstance(restrict, bool):
+        _fail(source, 'restrict_to_front', f'expected true or false, got {restrict!r}')
     if objectives is not None and list(objectives) != names:
         if sorted(objectives) != sorted(names):
             _fail(source, 'objectives', f'{names} do not match the plans\' objectives '
@@ -299,7 +349,7 @@ def preference_from_dict(data, source: str = '<preference>',
         weights = None if weights is None else weights[order]
         names = list(objectives)
     return Preference(objectives=tuple(names), mean=mean, covariance=cov,
-                      epistemic_weight=float(w), weights=weights)
+                      epistemic_weight=float(w), weights=weights, restrict_to_front=restrict)
 
 
 # ------------------------------------------------------------------------------------ terms
@@ -354,6 +404,16 @@ def _sample_niw(beliefs: CostBeliefs, rng: np.random.Generator, s: int):
     mu = beliefs.mu[:, None, :] + (chol_sigma @ rng.standard_normal((n_units, s, d, 1)))[
         ..., 0] / np.sqrt(beliefs.kappa)[:, None, None]
     return mu, chol_sigma
+
+
+def _sample_means(beliefs: CostBeliefs, rng: np.random.Generator, s: int) -> np.ndarray:
+    """Draw s samples of each belief's mean mu, (U, s, d): Student-t, nu - d + 1 dof."""
+    n_units, d = beliefs.mu.shape
+    df = beliefs.nu - d + 1
+    chol = np.linalg.cholesky(beliefs.psi / (beliefs.kappa * df)[:, None, None])
+    z = rng.standard_normal((n_units, s, d)) @ np.swapaxes(chol, 1, 2)
+    scale = np.sqrt(rng.chisquare(np.broadcast_to(df[:, None], (n_units, s))) / df[:, None])
+    return beliefs.mu[:, None, :] + z / scale[..., None]
 
 
 def info_gain(beliefs: CostBeliefs, multiplicity, rng: np.random.Generator,
@@ -479,11 +539,178 @@ def plan_info_gain(candidates: Sequence[Candidate], rng: np.random.Generator,
     return gain
 
 
+def _shared_units(candidates: Sequence[Candidate]) -> tuple[CostBeliefs, np.ndarray]:
+    """The distinct steps of all candidates, shared by id: (beliefs of U steps, (n, U) counts).
+
+    counts[i, u] is how often plan i executes step u. A step id seen in several plans is one
+    step (its first plan's belief is used); a plan without ids has steps of its own.
+    """
+    key_index: dict = {}
+    rows: list[tuple[int, int]] = []
+    entries: list[tuple[int, int, int]] = []
+    for i, c in enumerate(candidates):
+        keys = c.steps if c.steps is not None else [(_OWN_STEP, i, r) for r in range(
+            c.multiplicity.shape[0])]
+        for r, key in enumerate(keys):
+            u = key_index.setdefault(key, len(rows))
+            if u == len(rows):
+                rows.append((i, r))
+            entries.append((i, u, int(c.multiplicity[r])))
+    counts = np.zeros((len(candidates), len(rows)))
+    for i, u, m in entries:
+        counts[i, u] += m
+    d = candidates[0].mean.shape[0]
+    if not rows:
+        empty = CostBeliefs.from_costs(np.zeros((0, d)))
+        return empty, counts
+    parts = [candidates[i].beliefs for i, _ in rows]
+    pick = [r for _, r in rows]
+    beliefs = CostBeliefs(mu=np.stack([b.mu[r] for b, r in zip(parts, pick, strict=True)]),
+                          kappa=np.array([b.kappa[r] for b, r in zip(parts, pick, strict=True)]),
+                          nu=np.array([b.nu[r] for b, r in zip(parts, pick, strict=True)]),
+                          psi=np.stack([b.psi[r] for b, r in zip(parts, pick, strict=True)]),
+                          count=np.array([b.count[r] for b, r in zip(parts, pick, strict=True)]))
+    return beliefs, counts
+
+
+def dominance_risk(candidates: Sequence[Candidate]) -> np.ndarray:
+    """Surprise of each plan under the preference restricted to the front, in nats, (n,) >= 0.
+
+    Costs are costs: an outcome that another plan is expected to beat on every objective is
+    one no user prefers, whatever N(m_pref, S_pref) says (a Gaussian centred on an achievable
+    cost is flat there and would not tell a plan from a slightly dominated one). Restricting
+    the preference to what is not dominated multiplies it by A_i = P(no other plan j has
+    M_j <= M_i), M the plans' mean total costs under the current beliefs, so the cross-entropy
+    gains -log A_i (up to a constant shared by all plans). With the plans treated as
+    independent and the objectives of a difference M_j - M_i as independent Gaussians
+    (variances from the NIW beliefs; steps that two plans share cancel in their difference),
+    -log A_i = -sum_j log(1 - prod_k Phi((m_ik - m_jk) / sd_ijk)). It tends to 0 for plans
+    surely on the front and grows without bound (floored at 1e-12 per pair) for plans surely
+    dominated.
+    """
+    n = len(candidates)
+    if n < 2:
+        return np.zeros(n)
+    mean = np.stack([c.mean for c in candidates])
+    d = mean.shape[1]
+    beliefs, counts = _shared_units(candidates)
+    if counts.shape[1]:
+        var_mu = np.diagonal(beliefs.psi, axis1=1, axis2=2) / (
+            beliefs.kappa * (beliefs.nu - d - 1))[:, None]
+        own = (counts ** 2) @ var_mu
+        cross = np.stack([(counts * var_mu[:, k]) @ counts.T for k in range(d)], axis=-1)
+        var = np.maximum(own[:, None, :] + own[None, :, :] - 2 * cross, 0.0)
+    else:
+        var = np.zeros((n, n, d))
+    diff = mean[:, None, :] - mean[None, :, :]  # [i, j]: m_i - m_j, > 0 where j is cheaper
+    sd = np.sqrt(var)
+    z = np.where(sd > 0, diff / np.where(sd > 0, sd, 1.0),
+                 np.where(diff > 0, np.inf, np.where(diff < 0, -np.inf, 0.0)))
+    beaten = np.exp(log_ndtr(z).sum(axis=-1))  # P(M_j <= M_i) on every objective
+    beaten[np.arange(n), np.arange(n)] = 0.0
+    return -np.log(np.maximum(1.0 - beaten, _NOT_DOMINATED_FLOOR)).sum(axis=1)
+
+
+def _nondominated(costs: np.ndarray) -> np.ndarray:
+    """(S, n) mask of the points of each of S sets of n cost vectors (S, n, d) on their front."""
+    if costs.shape[2] == 2:
+        # Sorted by the first objective (then the second), a point is dominated when an
+        # earlier one is cheaper on the second. (Exact unless two points tie on exactly one
+        # objective, which continuous draws do not.)
+        order = np.lexsort((costs[..., 1], costs[..., 0]), axis=-1)
+        second = np.take_along_axis(costs[..., 1], order, axis=-1)
+        before = np.minimum.accumulate(second, axis=-1)
+        before = np.concatenate([np.full((costs.shape[0], 1), np.inf), before[:, :-1]], axis=1)
+        mask = np.empty(costs.shape[:2], dtype=bool)
+        np.put_along_axis(mask, order, ~(before < second), axis=-1)
+        return mask
+    no_worse = np.ones((costs.shape[0], costs.shape[1], costs.shape[1]), dtype=bool)
+    equal = no_worse.copy()
+    for k in range(costs.shape[2]):
+        c = costs[:, :, k]
+        no_worse &= c[:, None, :] <= c[:, :, None]  # [s, i, j]: j no worse than i on k
+        equal &= c[:, None, :] == c[:, :, None]
+    return ~(no_worse & ~equal).any(axis=2)
+
+
+def decision_info_gain(candidates: Sequence[Candidate], preference: Preference,
+                       rng: np.random.Generator, n_samples: int = 128) -> np.ndarray:
+    """Expected information gain (nats) about which plan the user should get, per plan.
+
+    Not every parameter is worth learning: knowing a plan's cost better only matters if it can
+    change the choice. Let a* be the plan the restricted preference would pick if the costs
+    were known: the Pareto-optimal plan (on mean total costs M) of least cross-entropy to the
+    preference. a* is a function of the cost parameters; the gain of plan pi is the mutual
+    information I(a*; x_pi) between a* and the total cost x_pi of one execution of pi,
+    H[a*] - E_x H[a* | x]. Monte Carlo, vectorised over plans and samples: S joint draws of
+    every step's mean from the NIW beliefs (steps shared by plans are drawn once) give S draws
+    of M and of a*; x is drawn for each plan and each draw (noise covariance
+    sum_u m_u E[Sigma_u]), and p(a* | x) is the draws' a* reweighted by the likelihood of x.
+    It is 0 when the choice is already certain (e.g. well-known costs) and for plans whose cost
+    cannot change it; at most log(number of plans). (n,) array, >= 0.
+    """
+    if n_samples < 2:
+        raise ValueError(f'n_samples must be >= 2, got {n_samples}')
+    n = len(candidates)
+    gain = np.zeros(n)
+    if n < 2:
+        return gain
+    beliefs, counts = _shared_units(candidates)
+    if counts.shape[1] == 0:
+        return gain
+    d = beliefs.mu.shape[1]
+    s = n_samples
+    mu = _sample_means(beliefs, rng, s)  # (U, S, d)
+    own = np.tensordot(counts, mu, axes=(1, 0))  # (n, S, d) mean total costs
+    noise = np.tensordot(counts, beliefs.expected_cov(), axes=(1, 0))  # (n, d, d)
+    inv = np.linalg.inv(preference.covariance)
+    diff = own - preference.mean
+    surprise = 0.5 * (((diff @ inv) * diff).sum(axis=-1)
+                      + np.einsum('ij,nji->n', inv, noise)[:, None])  # (n, S)
+    front = _nondominated(np.swapaxes(own, 0, 1)).T
+    best = np.where(front, surprise, np.inf).argmin(axis=0)
+    _, label = np.unique(best, return_inverse=True)
+    onehot = (label[:, None] == np.arange(label.max() + 1)[None, :]).astype(float)
+    if onehot.shape[1] == 1:
+        return gain
+    prior = onehot.mean(axis=0)
+    h_prior = -(prior * np.log(prior)).sum()
+    busy = np.flatnonzero(counts.sum(axis=1) > 0)
+    chol = np.linalg.cholesky(noise[busy])
+    inv_chol_t = np.swapaxes(np.linalg.inv(chol), 1, 2)
+    own = own[busy]  # (b, S, d)
+    x = own + rng.standard_normal((s, d)) @ np.swapaxes(chol, 1, 2)
+    # Whitened, -0.5 |L^-1 (x_s - M_t)|^2 = wx_s . wm_t - 0.5 |wm_t|^2 + (terms of s only).
+    # Single precision for the (plans, S, S) block: it only sets the weights of the draws.
+    wx = (x @ inv_chol_t).astype(np.float32)
+    wm = (own @ inv_chol_t).astype(np.float32)
+    loglik = np.broadcast_to(-0.5 * (wm ** 2).sum(axis=-1)[:, None, :], (busy.size, s, s)).copy()
+    for k in range(d):  # (b, S draws of x, S draws of the costs); d is small
+        loglik += wx[:, :, k, None] * wm[:, None, :, k]
+    loglik -= loglik.max(axis=-1, keepdims=True)
+    weight = np.exp(loglik, out=loglik)
+    weight /= weight.sum(axis=-1, keepdims=True)
+    post = (weight @ onehot.astype(np.float32)).astype(float)
+    h_post = -(post * np.log(np.where(post > 0, post, 1.0))).sum(axis=-1)
+    gain[busy] = np.maximum(h_prior - h_post.mean(axis=1), 0.0)
+    return gain
+
+
 def efe_terms(candidates: Sequence[Candidate], preference: Preference,
-              rng: np.random.Generator, n_samples: int = 128) -> dict[str, np.ndarray]:
-    """Return {'risk', 'info_gain', 'efe'} arrays over the candidates (efe lower is better)."""
+              rng: np.random.Generator, n_samples: int = 128,
+              info: str = 'decision') -> dict[str, np.ndarray]:
+    """Return {'risk', 'dominance', 'info_gain', 'efe'} arrays over the candidates.
+
+    risk is the cross-entropy of each plan's predicted cost to the preference, restricted to
+    the front when preference.restrict_to_front (then risk includes `dominance_risk`, also
+    returned alone; else dominance is 0). info_gain is `decision_info_gain` (info='decision')
+    or `plan_info_gain` (info='parameters'). efe = risk - epistemic_weight * info_gain, lower
+    is better.
+    """
     if not candidates:
         raise ValueError('no candidate plans to select from')
+    if info not in INFO_TERMS:
+        raise ValueError(f'unknown info term {info!r}; choose one of {", ".join(INFO_TERMS)}')
     d = len(preference.objectives)
     for i, c in enumerate(candidates):
         if c.mean.shape != (d,):
@@ -491,11 +718,17 @@ def efe_terms(candidates: Sequence[Candidate], preference: Preference,
     mean = np.stack([c.mean for c in candidates])
     cov = np.stack([c.cov for c in candidates])
     risk = cross_entropy(mean, cov, preference.mean, preference.covariance)
-    if preference.epistemic_weight > 0:
-        gain = plan_info_gain(candidates, rng, n_samples)
-    else:
+    dominance = (dominance_risk(candidates) if preference.restrict_to_front
+                 else np.zeros(len(candidates)))
+    risk = risk + dominance
+    if preference.epistemic_weight == 0:
         gain = np.zeros(len(candidates))
-    return {'risk': risk, 'info_gain': gain, 'efe': risk - preference.epistemic_weight * gain}
+    elif info == 'decision':
+        gain = decision_info_gain(candidates, preference, rng, n_samples)
+    else:
+        gain = plan_info_gain(candidates, rng, n_samples)
+    return {'risk': risk, 'dominance': dominance, 'info_gain': gain,
+            'efe': risk - preference.epistemic_weight * gain}
 
 
 def _topsis(costs: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -515,11 +748,13 @@ def _linear(costs: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def select(candidates: Sequence[Candidate], preference: Preference, method: str = 'aif',
-           rng: np.random.Generator | None = None, n_samples: int = 128) -> Selection:
+           rng: np.random.Generator | None = None, n_samples: int = 128,
+           info: str = 'decision') -> Selection:
     """Choose one candidate by `method` ('aif', 'uniform', 'topsis' or 'weights').
 
     EFE terms are computed for every method so they can be logged; scores are the quantity
     each method optimises (aif: -efe, topsis: closeness, weights: -weighted cost, uniform: 0).
+    info chooses the epistemic term (`efe_terms`).
     """
     if method not in METHODS:
         raise ValueError(f'unknown method {method!r}; choose one of {", ".join(METHODS)}')
@@ -529,7 +764,7 @@ def select(candidates: Sequence[Candidate], preference: Preference, method: str 
     # The uniform draw comes first so that the baseline's choices do not depend on the
     # Monte Carlo draws of the (logged) EFE terms.
     uniform_index = int(rng.integers(len(candidates))) if method == 'uniform' else -1
-    terms = efe_terms(candidates, preference, rng, n_samples)
+    terms = efe_terms(candidates, preference, rng, n_samples, info)
     costs = np.stack([c.mean for c in candidates])
     if method == 'aif':
         scores = -terms['efe']
@@ -545,4 +780,5 @@ def select(candidates: Sequence[Candidate], preference: Preference, method: str 
         index = int(np.argmax(scores))
     return Selection(index=index, method=method, efe=terms['efe'], risk=terms['risk'],
                      info_gain=terms['info_gain'], scores=scores,
-                     epistemic_weight=preference.epistemic_weight)
+                     epistemic_weight=preference.epistemic_weight,
+                     dominance=terms['dominance'])

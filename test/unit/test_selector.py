@@ -11,6 +11,8 @@ from embodied_aif.models.selector import (
     candidates_from_dicts,
     candidates_from_result,
     cross_entropy,
+    decision_info_gain,
+    dominance_risk,
     efe_terms,
     info_gain,
     plan_info_gain,
@@ -117,15 +119,21 @@ def test_plan_info_gain_is_per_plan_not_per_step():
 def test_efe_terms_add_up_and_pragmatic_choice():
     cands = _candidates([[5, 8], [8, 6], [11, 5]], counts=[1, 5, 20])
     pref = Preference(('time', 'energy'), [8.0, 6.0], np.eye(2), epistemic_weight=0.5)
-    terms = efe_terms(cands, pref, np.random.default_rng(0))
+    terms = efe_terms(cands, pref, np.random.default_rng(0), info='parameters')
     np.testing.assert_allclose(terms['efe'], terms['risk'] - 0.5 * terms['info_gain'])
     assert terms['info_gain'][0] > terms['info_gain'][2]
+    # About the decision there is nothing to learn: (8, 6) is the preference's mean, well
+    # known, and no other plan could be closer to it.
+    decision = efe_terms(cands, pref, np.random.default_rng(0))
+    np.testing.assert_allclose(decision['efe'], decision['risk'] - 0.5 * decision['info_gain'])
+    np.testing.assert_allclose(decision['risk'], terms['risk'])
+    assert (decision['info_gain'] == 0).all()
     pragmatic = Preference(('time', 'energy'), [8.0, 6.0], np.eye(2), epistemic_weight=0.0)
     sel = select(cands, pragmatic, 'aif', np.random.default_rng(0))
     assert sel.index == 1 and (sel.info_gain == 0).all()
-    # A strong epistemic drive picks the least-known plan instead.
+    # A strong drive to learn the costs themselves picks the least-known plan instead.
     curious = Preference(('time', 'energy'), [8.0, 6.0], 100 * np.eye(2), epistemic_weight=5.0)
-    assert select(cands, curious, 'aif', np.random.default_rng(0)).index == 0
+    assert select(cands, curious, 'aif', np.random.default_rng(0), info='parameters').index == 0
 
 
 def test_baselines_by_hand():
@@ -287,3 +295,163 @@ def test_benchmark_preference_regret_bookkeeping():
     picks_of_other = pref_regret / excess
     assert regret == 0.0 and 1 <= picks_of_other <= 19
     assert picks_of_other == pytest.approx(round(picks_of_other))
+
+
+def _known(means, var=1e-2):
+    """Candidates whose mean costs are known (huge pseudo-counts), execution variance var."""
+    return _candidates(means, covs=[var * np.eye(len(means[0]))] * len(means),
+                       counts=[1e8] * len(means))
+
+
+def test_dominance_risk_by_hand_and_against_sampling():
+    floor = -np.log(1e-12)
+    # Known costs: plans on the front cost nothing, a plan beaten by three others costs the
+    # floor three times over.
+    risk = dominance_risk(_known([[1.0, 3.0], [3.0, 1.0], [2.0, 2.0], [3.5, 3.5]]))
+    np.testing.assert_allclose(risk[:3], 0.0, atol=1e-9)
+    np.testing.assert_allclose(risk[3], 3 * floor, rtol=1e-9)
+    # Uncertain means, nearly Gaussian beliefs (large nu): -log(1 - P(M_2 <= M_1)), the
+    # probability estimated by sampling the two means independently.
+    d, nu = 2, 1e7
+    cov = [np.array([[0.5, 0.0], [0.0, 0.2]]), np.array([[0.3, 0.0], [0.0, 0.6]])]
+    kappa = [2.0, 3.0]
+    means = [np.array([2.0, 3.0]), np.array([1.5, 3.2])]
+    cands = [Candidate(mean=m, cov=c, multiplicity=np.array([1]),
+                       beliefs=CostBeliefs(mu=m[None], kappa=[k], nu=[nu],
+                                           psi=(c * (nu - d - 1))[None], count=[k]))
+             for m, c, k in zip(means, cov, kappa, strict=True)]
+    rng = np.random.default_rng(0)
+    draws = [rng.multivariate_normal(m, c / k, size=400_000)
+             for m, c, k in zip(means, cov, kappa, strict=True)]
+    p21 = ((draws[1] <= draws[0]).all(axis=1)).mean()
+    p12 = ((draws[0] <= draws[1]).all(axis=1)).mean()
+    np.testing.assert_allclose(dominance_risk(cands), [-np.log(1 - p21), -np.log(1 - p12)],
+                               rtol=0.02)
+
+
+def test_dominance_risk_uses_shared_steps():
+    # Two plans share an uncertain step and differ by a known one: the second is surely
+    # dominated although each plan's own total is uncertain. Without step ids the shared step
+    # is not recognised and the comparison looks uncertain.
+    shared = CostBeliefs.from_costs(np.array([[5.0, 5.0]]), np.eye(2)[None], np.array([1.0]))
+    cheap = CostBeliefs.from_costs(np.array([[1.0, 1.0]]), 1e-4 * np.eye(2)[None],
+                                   np.array([1e8]))
+    dear = CostBeliefs.from_costs(np.array([[1.5, 1.5]]), 1e-4 * np.eye(2)[None],
+                                  np.array([1e8]))
+
+    def two(ids):
+        out = []
+        for k, own in enumerate((cheap, dear)):
+            beliefs = CostBeliefs(*(np.concatenate([getattr(shared, f), getattr(own, f)])
+                                    for f in ('mu', 'kappa', 'nu', 'psi', 'count')))
+            out.append(Candidate(mean=beliefs.mu.sum(axis=0), cov=np.eye(2), beliefs=beliefs,
+                                 multiplicity=np.array([1, 1]),
+                                 steps=None if ids is None else ('shared', f'own{k}')))
+        return out
+
+    with_ids = dominance_risk(two('ids'))
+    without = dominance_risk(two(None))
+    assert with_ids[0] < 1e-6 and with_ids[1] > 20
+    assert 0.01 < without[1] < 2  # the same plans, compared as if unrelated
+    with pytest.raises(ValueError, match='one id per step'):
+        Candidate(mean=[1.0, 1.0], cov=np.eye(2), beliefs=cheap, multiplicity=np.array([1]),
+                  steps=('a', 'b'))
+
+
+def test_restricted_preference_rejects_a_slightly_dominated_plan():
+    # The preference's mean is on the front; (4.05, 4.15) is nearer to it than (3.6, 4.1) but
+    # is beaten by it on both costs. The Gaussian alone prefers the dominated plan.
+    cands = _known([[3.6, 4.1], [4.05, 4.15], [6.0, 2.0]])
+    for restrict, expected in ((False, 1), (True, 0)):
+        pref = Preference(('time', 'energy'), [4.0, 4.0], np.eye(2), epistemic_weight=0.0,
+                          restrict_to_front=restrict)
+        sel = select(cands, pref, 'aif', np.random.default_rng(0))
+        assert sel.index == expected
+        plain = cross_entropy(np.stack([c.mean for c in cands]),
+                              np.stack([c.cov for c in cands]), pref.mean, pref.covariance)
+        np.testing.assert_allclose(sel.risk, plain + sel.dominance)
+        assert (sel.dominance > 0).any() == restrict
+    terms = sel.to_dict()['terms']
+    assert terms[1]['dominance'] > 20 and terms[0]['dominance'] < 1e-6
+    loaded = preference_from_dict({'objectives': ['t'], 'mean': [1.0], 'covariance': [[1.0]],
+                                   'restrict_to_front': False}, 'pref.json')
+    assert loaded.restrict_to_front is False
+    with pytest.raises(SelectionError, match='pref.json: restrict_to_front'):
+        preference_from_dict({'objectives': ['t'], 'mean': [1.0], 'covariance': [[1.0]],
+                              'restrict_to_front': 'no'}, 'pref.json')
+
+
+def test_decision_info_gain_against_quadrature_in_one_dimension():
+    # One objective: the front is the cheapest plan. A known plan costs v, the other's mean
+    # is believed N(m, s2) (Gaussian: nu large) and one execution adds noise of variance n2.
+    # a* = [M < v]; given x, M is N(pm, ps2) and P(a* | x) = Phi((v - pm) / ps), so
+    # I(a*; x) = h(P(M < v)) - E_x h(Phi((v - pm(x)) / ps)) by quadrature over x.
+    v, m, k, n2, nu = 2.0, 2.3, 2.0, 0.5, 1e7
+    s2 = n2 / k
+    unknown = Candidate(mean=[m], cov=[[n2 + s2]], multiplicity=np.array([1]),
+                        beliefs=CostBeliefs(mu=[[m]], kappa=[k], nu=[nu],
+                                            psi=[[[n2 * (nu - 3)]]], count=[k]))
+    known = _known([[v]])[0]
+
+    def h(p):
+        p = np.clip(p, 1e-300, 1 - 1e-16)
+        return -(p * np.log(p) + (1 - p) * np.log1p(-p))
+
+    ps2 = 1 / (1 / s2 + 1 / n2)
+
+    def integrand(x):
+        pm = ps2 * (m / s2 + x / n2)
+        return stats.norm.pdf(x, m, np.sqrt(s2 + n2)) * h(stats.norm.cdf((v - pm) / np.sqrt(ps2)))
+
+    expected_after, _ = integrate.quad(integrand, m - 12, m + 12)
+    exact = h(stats.norm.cdf((v - m) / np.sqrt(s2))) - expected_after
+    pref = Preference(('t',), [0.0], [[1.0]])
+    gain = decision_info_gain([known, unknown], pref, np.random.default_rng(3), n_samples=3000)
+    assert gain[0] == 0.0  # a known plan has nothing to reveal
+    np.testing.assert_allclose(gain[1], exact, rtol=0.1)
+    assert 0.05 < exact < np.log(2)
+
+
+def test_decision_info_gain_counts_only_what_can_change_the_choice():
+    # A known plan and an equally near, unknown one compete for the preference; a third plan,
+    # as unknown as the second, is far off and dominated whatever its cost turns out to be.
+    cands = _candidates([[3.0, 5.0], [5.0, 3.0], [20.0, 20.0]], covs=[np.eye(2)] * 3,
+                        counts=[1e8, 1, 1])
+    pref = Preference(('time', 'energy'), [4.0, 4.0], 4 * np.eye(2))
+    rng = np.random.default_rng(0)
+    decision = decision_info_gain(cands, pref, rng, n_samples=512)
+    params = plan_info_gain(cands, rng, n_samples=512)
+    assert decision[1] > 0.05 and decision[2] < 0.25 * decision[1] and decision[0] < 1e-6
+    assert decision.max() <= np.log(3)
+    # About the parameters themselves, the two unknown plans have as much to teach.
+    np.testing.assert_allclose(params[1], params[2], rtol=0.05)
+    # Known costs everywhere: the choice is certain, nothing is worth learning.
+    assert (decision_info_gain(_known([[3.0, 5.0], [6.0, 3.0]]), pref, rng) == 0).all()
+    with pytest.raises(ValueError, match='unknown info term'):
+        efe_terms(cands, pref, rng, info='everything')
+
+
+def test_switches_give_back_the_plain_terms_and_the_benchmark_runs_them(capsys):
+    import json
+
+    from embodied_aif.bench.selection import main
+
+    cands = _candidates([[5, 8], [8, 6], [9, 7]], counts=[1, 5, 2])
+    plain = Preference(('time', 'energy'), [8.0, 6.0], 4 * np.eye(2), restrict_to_front=False)
+    terms = efe_terms(cands, plain, np.random.default_rng(7), n_samples=64, info='parameters')
+    means, covs = np.stack([c.mean for c in cands]), np.stack([c.cov for c in cands])
+    np.testing.assert_allclose(terms['risk'], cross_entropy(means, covs, plain.mean,
+                                                            plain.covariance))
+    np.testing.assert_array_equal(terms['info_gain'],
+                                  plan_info_gain(cands, np.random.default_rng(7), 64))
+    assert (terms['dominance'] == 0).all()
+    # (9, 7) is beaten by (8, 6) on both costs: only the restricted preference says so.
+    restricted = efe_terms(cands, Preference(('time', 'energy'), [8.0, 6.0], 4 * np.eye(2)),
+                           np.random.default_rng(7), n_samples=64, info='parameters')
+    assert restricted['dominance'][2] > 1.0 > restricted['dominance'][0]
+    code = main(['--quick', '--seeds', '0:1', '--per-size', '1', '--grids', '0', '--rounds', '3',
+                 '--ablations'])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for name in ('aif', 'aif_w0', 'aif_plain', 'aif_gauss', 'aif_params', 'weights'):
+        assert out[f'regret_{name}'] >= 0 and f'pref_regret_{name}_k72' in out
