@@ -14,6 +14,7 @@ sets how sharp the match is.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from embodied_aif.models.world_model import (
     goal_efe,
     imagine,
     observe,
+    posterior,
     preprocess,
 )
 
@@ -435,3 +437,238 @@ def imagined_links(model: WorldModel, views: dict, known=(), threshold: float = 
                           place_poses=poses, action_period=action_period,
                           pose_sigma=pose_sigma)
     return [LinkProposal(ids[p.a], ids[p.b], p.confidence, p.actions) for p in found]
+
+
+# ---------------------------------------------------------------------------- straight links
+# Imagined trips along the straight line between two known places, for the shortcut home.
+# The turn-then-go rollouts of `propose_links` start from one view per place, whatever way it
+# faced, and stop at 10 actions (3 m); these start from the remembered view that already
+# faces the target (what the robot saw that way is in that state), take as many actions of
+# the training data's scale (0.5 s, 0.6 m/s, 1.2 rad/s) as the distance needs, and compare
+# each imagined prior with the posteriors of all the views the robot remembers (KL, SEEDS.md
+# section 1), so each step of the trip says where the model expects to be.
+@dataclass(frozen=True)
+class LinkJudgement:
+    """The imagined straight trip a -> b and the model's verdict.
+
+    ``confidence`` in [0, 1]: the mean p(near b | imagined state) over the actions that
+    dead-reckon to within `near` of b (0 when no view faced b). Per action (H,): ``arrive``
+    the match probability of the views seen within `near` of b, ``along`` of those seen
+    within `near` of the action's dead-reckoned pose, ``imagined_xy`` (H, 2) the views'
+    positions weighted by the match (where the model thinks it is), ``reckoned`` (H, 3) the
+    dead-reckoned poses (where odometry says it would be if nothing stopped it).
+    ``start_view``: index of the view the trip started from (-1: none), ``actions`` (H, 2),
+    ``start`` its pose.
+    """
+
+    a: int
+    b: int
+    confidence: float
+    arrive: np.ndarray
+    along: np.ndarray
+    imagined_xy: np.ndarray
+    reckoned: np.ndarray
+    start_view: int
+    actions: np.ndarray
+    start: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+
+    def free(self, threshold: float) -> bool:
+        """Whether the trip is judged free at `threshold` confidence."""
+        return self.confidence >= threshold
+
+    def imagined_progress(self) -> np.ndarray:
+        """(H,) how far along the trip the model thinks it got, over how far odometry says.
+
+        Both are projections on the trip direction from the start view's position
+        (``reckoned`` before the first action): 1 as far as odometry says, 0 stayed put;
+        nan where the reckoned pose has not moved along the trip (the turn).
+        """
+        if not len(self.actions):
+            return np.zeros(0)
+        start = self.start[:2]
+        u = self.reckoned[-1, :2] - start
+        norm = float(np.linalg.norm(u))
+        if norm == 0:
+            return np.full(len(self.actions), np.nan)
+        u = u / norm
+        reck = (self.reckoned[:, :2] - start) @ u
+        imag = (self.imagined_xy - start) @ u
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(reck > 1e-6, imag / np.where(reck > 1e-6, reck, 1.0), np.nan)
+
+
+def straight_actions(pose, target, action_period: float = 0.5, linear: float = 0.6,
+                     angular: float = 1.2) -> np.ndarray:
+    """Commands (H, 2) that turn `pose` (x, y, yaw) in place to face `target` (x, y), then drive.
+
+    The turn takes the fewest periods at most `angular` rad/s, the drive periods `linear` m/s
+    (the last one slower), so the dead-reckoned end (:func:`dead_reckon`) is the target.
+    """
+    if not (action_period > 0 and linear > 0 and angular > 0):
+        raise ValueError(f'action_period, linear and angular must be > 0, got {action_period}, '
+                         f'{linear}, {angular}')
+    x, y, yaw = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
+    tx, ty = (float(v) for v in np.asarray(target, dtype=float).reshape(-1)[:2])
+    dist = float(np.hypot(tx - x, ty - y))
+    turn = float(np.angle(np.exp(1j * (np.arctan2(ty - y, tx - x) - yaw)))) if dist > 0 else 0.0
+    n_turn = int(np.ceil(abs(turn) / (angular * action_period) - 1e-9))
+    step = linear * action_period
+    n_go = int(np.ceil(dist / step - 1e-9))
+    acts = np.zeros((n_turn + n_go, 2), np.float32)
+    if n_turn:
+        acts[:n_turn, 1] = turn / (n_turn * action_period)
+    if n_go:
+        acts[n_turn:, 0] = linear
+        acts[-1, 0] = (dist - (n_go - 1) * step) / action_period
+    return acts
+
+
+def state_from_features(model: WorldModel, features: torch.Tensor) -> State:
+    """A state from features [h, z] (..., F) as remembered by a ViewMemory: z as the mean."""
+    feats = torch.as_tensor(features, dtype=torch.float32)
+    if feats.shape[-1] != model.config.feature_dim:
+        raise ValueError(f'features must be (..., {model.config.feature_dim}), got '
+                         f'{tuple(feats.shape)}')
+    deter, stoch = feats[..., :model.config.deter], feats[..., model.config.deter:]
+    return State(deter, stoch, stoch, torch.full_like(stoch, model.config.min_std))
+
+
+@torch.no_grad()
+def view_match(model: WorldModel, views: ViewMemory, features: torch.Tensor,
+               temperature: float | None = None, null_level: float | None = None
+               ) -> torch.Tensor:
+    """p(view v | s) for states (M, F) -> (M, N): :func:`match_probabilities` over the views."""
+    memory = PlaceMemory(state_from_features(model, views.features), views.images)
+    return match_probabilities(model, memory, features, temperature, null_level)
+
+
+@torch.no_grad()
+def view_posteriors(model: WorldModel, views: ViewMemory) -> State:
+    """The posteriors q(z | h, o) of the remembered views (N, ...), from their h and image.
+
+    A ViewMemory keeps the features [h, z mean]; the posterior's spread is recomputed from
+    h and the view's observation embedding, exactly as filtering computed it.
+    """
+    deter = torch.as_tensor(views.features, dtype=torch.float32)[:, :model.config.deter]
+    return posterior(model, deter, model.encoder(preprocess(views.images)))
+
+
+def kl_match(model: WorldModel, posteriors: State, priors: State,
+             temperature: float | None = None) -> torch.Tensor:
+    """p(view v | imagined prior) (M, N) = softmax_v(-KL[q_v || p_m] / temperature).
+
+    How close each imagined prior state (M, ...) is to each remembered view's posterior
+    (N, ...), SEEDS.md's "KL to B", as a distribution over the views; `temperature` in nats
+    (default: the stochastic state's size, one nat per latent dimension). Objective-agnostic.
+    """
+    tau = float(model.config.stoch) if temperature is None else float(temperature)
+    if not tau > 0:
+        raise ValueError(f'temperature must be > 0, got {tau}')
+    mq, sq = posteriors.mean[None], posteriors.std[None]
+    mp, sp = priors.mean[:, None], priors.std[:, None]
+    kl = 0.5 * (torch.log(sp ** 2 / sq ** 2) + (sq ** 2 + (mq - mp) ** 2) / sp ** 2 - 1).sum(-1)
+    return torch.softmax(-kl / tau, dim=1)
+
+
+@torch.no_grad()
+def judge_link(model: WorldModel, views: ViewMemory, pose_a, pose_b, a: int = 0, b: int = 1,
+               action_period: float = 0.5, start_radius: float = 0.75,
+               max_turn: float = np.pi / 2, near: float = 1.0,
+               match: str = 'kl', temperature: float | None = None,
+               null_level: float | None = None, samples: int = 0,
+               generator: torch.Generator | None = None) -> LinkJudgement:
+    """Imagine the straight trip from place a (map pose_a) to place b (pose_b) and judge it.
+
+    The trip starts from the remembered view within `start_radius` of a that needs the least
+    turn toward b, at most `max_turn` (none: confidence 0, the model has not seen that way).
+    The prior is rolled out from that view's state along :func:`straight_actions` from its
+    pose (`samples` > 0: that many sampled rollouts with `generator`, the match probabilities
+    averaged; 0: the deterministic mean rollout); after each action the imagined state is
+    matched against every remembered view: `match` 'kl' (default) by the KL from each view's
+    posterior to the imagined prior (:func:`kl_match`, `temperature` in nats), 'observation'
+    by p(o_v | s) (:func:`view_match`, with its "none" option; `temperature`, `null_level`
+    as there). The confidence is the mean p(near b) over the actions that dead-reckon to
+    within `near` of b: whether the model, having seen what lies toward b, expects to end up
+    in a state like those it was in around b (free) rather than, say, facing the wall of a
+    shut door.
+    """
+    pa = np.asarray(pose_a, dtype=float).reshape(-1)
+    pb = np.asarray(pose_b, dtype=float).reshape(-1)
+    if pa.shape[0] < 2 or pb.shape[0] < 2:
+        raise ValueError(f'pose_a and pose_b need (x, y[, yaw]), got {pa.shape}, {pb.shape}')
+    if views.size == 0:
+        raise ValueError('no camera views remembered yet')
+    if samples < 0:
+        raise ValueError(f'samples must be >= 0, got {samples}')
+    if match not in ('kl', 'observation'):
+        raise ValueError(f"match must be 'kl' or 'observation', got {match!r}")
+    bearing = float(np.arctan2(pb[1] - pa[1], pb[0] - pa[0]))
+    d_start = np.linalg.norm(views.poses[:, :2] - pa[:2], axis=1)
+    turn = np.abs(np.angle(np.exp(1j * (bearing - views.poses[:, 2]))))
+    ok = (d_start <= start_radius) & (turn <= max_turn)
+    if not np.any(ok):
+        return LinkJudgement(a, b, 0.0, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                             np.zeros((0, 3)), -1, np.zeros((0, 2), np.float32))
+    v0 = int(np.flatnonzero(ok)[np.argmin(turn[ok])])
+    start = views.poses[v0]
+    acts = straight_actions(start, pb[:2], action_period, *model.config.action_scale)
+    if len(acts) == 0:
+        return LinkJudgement(a, b, 1.0, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                             np.zeros((0, 3)), v0, acts, start.copy())
+    n = max(1, samples)
+    state = state_from_features(model, views.features[v0:v0 + 1].expand(n, -1))
+    traj = imagine(model, state, np.repeat(acts[None], n, 0), sample=samples > 0,
+                   generator=generator)
+    flat = State(*(getattr(traj, f).reshape(n * len(acts), -1)
+                   for f in ('deter', 'stoch', 'mean', 'std')))
+    if match == 'kl':
+        probs = kl_match(model, view_posteriors(model, views), flat, temperature)
+    else:
+        probs = view_match(model, views, flat.features, temperature, null_level)
+    probs = probs.reshape(n, len(acts), -1).mean(0).numpy().astype(float)
+    ends = dead_reckon(start, acts, action_period)
+    to_b = np.linalg.norm(views.poses[:, :2] - pb[:2], axis=1) <= near
+    arrive = probs[:, to_b].sum(1)
+    d_views = np.linalg.norm(views.poses[None, :, :2] - ends[:, None, :2], axis=2)
+    along = (probs * (d_views <= near)).sum(1)
+    weights = probs / np.maximum(probs.sum(1, keepdims=True), 1e-12)
+    there = np.linalg.norm(ends[:, :2] - pb[:2], axis=1) <= near
+    conf = float(np.clip(arrive[there].mean(), 0.0, 1.0)) if np.any(there) else 0.0
+    return LinkJudgement(a, b, conf, arrive, along, weights @ views.poses[:, :2], ends, v0, acts,
+                         start.copy())
+
+
+def judge_links(model: WorldModel, views: ViewMemory, place_poses, places=None, known=(),
+                max_distance: float = 6.0, threshold: float = 0.1, **kwargs
+                ) -> tuple[list[LinkProposal], list[LinkJudgement]]:
+    """Judge the straight trips between map places without an edge; propose the free ones.
+
+    `place_poses` (P, 2 or 3) map frame; `places` the ids to consider (default all), e.g.
+    the visited ones; `known` id pairs with an edge (either direction, skipped); pairs more
+    than `max_distance` apart are skipped. Both directions of a pair are imagined
+    (:func:`judge_link`, `kwargs` passed on) and the more confident one speaks for the
+    link. Returns (proposals with confidence >= `threshold`, most confident first, as
+    :class:`LinkProposal` with the imagined actions; every judgement made, for evaluation).
+    """
+    poses = np.asarray(place_poses, dtype=float)
+    if poses.ndim != 2 or poses.shape[1] < 2:
+        raise ValueError(f'place_poses must be (P, 2 or 3), got {poses.shape}')
+    ids = range(len(poses)) if places is None else sorted({int(k) for k in places})
+    for k in ids:
+        if not 0 <= k < len(poses):
+            raise ValueError(f'place {k} has no pose (place_poses has {len(poses)} rows)')
+    known_set = {(int(i), int(j)) for i, j in known} | {(int(j), int(i)) for i, j in known}
+    proposals, judged = [], []
+    for i in ids:
+        for j in ids:
+            if j <= i or (i, j) in known_set or \
+                    np.linalg.norm(poses[i, :2] - poses[j, :2]) > max_distance:
+                continue
+            both = [judge_link(model, views, poses[i], poses[j], i, j, **kwargs),
+                    judge_link(model, views, poses[j], poses[i], j, i, **kwargs)]
+            judged += both
+            best = max(both, key=lambda q: q.confidence)
+            if best.confidence >= threshold:
+                proposals.append(LinkProposal(best.a, best.b, best.confidence, best.actions))
+    proposals.sort(key=lambda q: -q.confidence)
+    return proposals, judged

@@ -362,6 +362,17 @@ def imagine(model: WorldModel, state: State, actions, sample: bool = False,
     return stack_states(out)
 
 
+def posterior(model: WorldModel, deter: torch.Tensor, embed: torch.Tensor,
+              sample: bool = False, generator: torch.Generator | None = None) -> State:
+    """q(z | h, e) for deterministic states h (..., deter) and encoder outputs e (..., embed).
+
+    The posterior half of :meth:`WorldModel.obs_step` on its own, e.g. to recover the
+    spread of a remembered state from its h and its observation.
+    """
+    mean, std = model._gaussian(model.post_net(torch.cat([deter, embed], -1)))
+    return State(deter, model._sample(mean, std, generator, sample), mean, std)
+
+
 def embed_observation(model: WorldModel, images) -> torch.Tensor:
     """Observation embedding of uint8 images (..., H, W, 3): h(o) (contrastive) or e(o)."""
     e = model.encoder(_checked(model, np.asarray(images)))
