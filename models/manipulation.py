@@ -850,14 +850,19 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
                   standoffs: Sequence[float] = (0.45, 0.55, 0.65, 0.75),
                   support_near_x: float = 0.30, config: GraspConfig | None = None,
                   ik: IkConfig | None = None, margin: float = 0.005,
-                  rng: np.random.Generator | None = None) -> Approach | PlanFailure:
+                  rng: np.random.Generator | None = None, slack: float = 0.0,
+                  others: Sequence[tuple[str, ObjectBox]] = ()) -> Approach | PlanFailure:
     """Find a base pose facing ``obj`` (map frame) from which :func:`plan_pick` succeeds.
 
     Candidates stand ``standoffs`` from the object's centre at ``headings`` directions around
-    it, facing it; ``free(x, y)`` says whether the base may stand there (e.g. the map's
-    clearance exceeds the footprint radius). They are tried nearest to ``start_xy`` (the
-    robot now) first, so the first success is also a short drive. The object's support is
-    assumed to reach back to ``support_near_x`` in the base frame, as the manipulator does.
+    it, facing it; ``free(x, y, heading)`` says whether the base may stand there (e.g. its
+    footprint at that heading covers only free cells of a map). They are tried nearest to
+    ``start_xy`` (the robot now) first, so the first success is also a short drive. The
+    object's support is assumed to reach back to ``support_near_x`` in the base frame, as the
+    manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
+    the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
+    side, so that a pose at the edge of the arm's reach is not chosen. ``others``: the other
+    objects, (name, box in the map frame), kept clear of as the manipulator does.
     """
     if headings < 1 or not standoffs or min(standoffs) <= 0:
         raise ValueError(f'need headings >= 1 and standoffs > 0, got {headings}, '
@@ -872,18 +877,34 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
     if start_xy is not None:
         sx, sy = float(start_xy[0]), float(start_xy[1])
         poses.sort(key=lambda p: math.hypot(p[0] - sx, p[1] - sy))
-    free_poses = [p for p in poses if free(p[0], p[1])]
+    free_poses = [p for p in poses if free(p[0], p[1], p[2])]
     if not free_poses:
         return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
                            f'of the object at ({cx:.2f}, {cy:.2f})')
+    def in_base(box: ObjectBox, to_base: np.ndarray, heading: float) -> ObjectBox:
+        return ObjectBox((to_base @ [*box.center, 1.0])[:3], box.extent,
+                         _wrap(box.yaw - heading))
+
+    def pick_from(x: float, y: float, heading: float):
+        to_base = np.linalg.inv(base_to_map(x, y, heading))
+        local = in_base(obj, to_base, heading)
+        support = support_box(local.bottom, local.center[:2], support_near_x)
+        obstacles = list(base_boxes) + [in_base(o, to_base, heading).box(0.0, f'object {name}')
+                                        for name, o in others]
+        return plan_pick(arm, q_start, local, obstacles, support, config, ik, margin, rng=rng)
+
     last = None
     for x, y, heading, r in free_poses:
-        to_base = np.linalg.inv(base_to_map(x, y, heading))
-        local = ObjectBox((to_base @ [*obj.center, 1.0])[:3], obj.extent,
-                          _wrap(obj.yaw - heading))
-        support = support_box(local.bottom, local.center[:2], support_near_x)
-        plan = plan_pick(arm, q_start, local, base_boxes, support, config, ik, margin,
-                         rng=rng)
+        plan = pick_from(x, y, heading)
+        c, s = math.cos(heading), math.sin(heading)
+        for dx, dy in ([(-slack * c, -slack * s), (-slack * s, slack * c),
+                        (slack * s, -slack * c)] if slack > 0 else []):
+            if not isinstance(plan, MotionPlan):
+                break
+            off = pick_from(x + dx, y + dy, heading)
+            if not isinstance(off, MotionPlan):
+                plan = PlanFailure(off.reason, f'not from {slack:.2f} m off the pose: '
+                                   f'{off.message}')
         if isinstance(plan, MotionPlan):
             return Approach(x, y, heading, r, plan)
         last = plan

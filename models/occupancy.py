@@ -7,6 +7,9 @@
   what a scan observed (for coverage measures).
 - :func:`stall_points`, :func:`fuse_points`, :func:`clear_ahead`: obstacles the laser does not
   see (a table top above the scan plane) kept as virtual returns in the scan.
+- :func:`depth_points`, :func:`integrate_heights`: a second layer from a depth camera for
+  what the planar scan passes under (table tops, shelf boards): cells with points in a height
+  band become obstacles, cells where only the floor was seen become free.
 - :class:`OccupancyView`: a published grid (0..100, -1 unknown, any origin) read back to ask
   whether a round footprint fits at a point (where the base may stand).
 """
@@ -192,6 +195,63 @@ def clear_ahead(ranges: np.ndarray, angles: np.ndarray, distance: float,
     return not bool(np.any(near))
 
 
+def depth_points(depth: np.ndarray, k: np.ndarray, t_frame_camera: np.ndarray,
+                 stride: int = 4, max_range: float = 3.0) -> np.ndarray:
+    """Return the points (n, 3) of a depth image (metres, optical frame) in another frame.
+
+    Every ``stride``-th pixel in both directions; depths that are not finite, not positive or
+    beyond ``max_range`` are dropped. ``k``: the 3x3 intrinsics; ``t_frame_camera``: 4x4.
+    """
+    depth = np.asarray(depth, dtype=float)
+    if depth.ndim != 2 or stride < 1:
+        raise ValueError(f'depth_points needs a 2-D depth image and stride >= 1, got shape '
+                         f'{depth.shape} and stride {stride}')
+    k = np.asarray(k, dtype=float).reshape(3, 3)
+    if not (np.all(np.isfinite(k)) and k[0, 0] > 0 and k[1, 1] > 0):
+        raise ValueError(f'camera intrinsics need fx, fy > 0 and finite values, got {k.ravel()}')
+    v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+    z = depth[v, u]
+    keep = np.isfinite(z) & (z > 0) & (z <= max_range)
+    z, u, v = z[keep], u[keep] + 0.5, v[keep] + 0.5
+    x = (u - k[0, 2]) * z / k[0, 0]
+    y = (v - k[1, 2]) * z / k[1, 1]
+    camera = np.column_stack([x, y, z, np.ones_like(z)])
+    return (camera @ np.asarray(t_frame_camera, dtype=float).T)[:, :3]
+
+
+def integrate_heights(logodds: np.ndarray, points: np.ndarray, config: GridConfig,
+                      band: tuple[float, float], floor_below: float) -> np.ndarray:
+    """Return a height layer after one cloud of frame ``points`` (z up, 0 at the floor).
+
+    Cells with a point whose height lies in ``band`` (what the base or its mast would hit)
+    get ``hit``; cells where only points lower than ``floor_below`` were seen (the floor)
+    get ``miss``; clipped to +-``clamp``. Points off the grid are ignored.
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 3)
+    out = logodds.copy()
+    if len(pts) == 0:
+        return out
+    rows, cols = world_to_cell(pts[:, :2], out.shape, config.resolution)
+    on = (rows >= 0) & (rows < out.shape[0]) & (cols >= 0) & (cols < out.shape[1])
+    rows, cols, z = rows[on], cols[on], pts[on, 2]
+    hit = np.zeros(out.shape, dtype=bool)
+    hit[rows[(z >= band[0]) & (z <= band[1])], cols[(z >= band[0]) & (z <= band[1])]] = True
+    floor = np.zeros(out.shape, dtype=bool)
+    floor[rows[z < floor_below], cols[z < floor_below]] = True
+    out[hit] += config.hit
+    out[floor & ~hit] += config.miss
+    return np.clip(out, -config.clamp, config.clamp)
+
+
+def combine_layers(scan: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """Return one log-odds grid of the scan layer and a height layer.
+
+    An obstacle seen in either is an obstacle; where the height layer knows nothing or says
+    free, the scan layer decides (0 stays unknown).
+    """
+    return np.where(heights > 0, np.maximum(scan, heights), scan)
+
+
 @dataclass(frozen=True)
 class OccupancyView:
     """A read-only occupancy grid as published.
@@ -217,16 +277,39 @@ class OccupancyView:
 
         Unknown cells count as free only with ``unknown_is_free``; off the grid is unknown.
         """
+        res = float(self.resolution)
+        n = int(math.ceil(radius / (res / 2)))
+        u, v = np.meshgrid(np.linspace(-radius, radius, 2 * n + 1),
+                           np.linspace(-radius, radius, 2 * n + 1))
+        disk = np.hypot(u, v) <= radius
+        return self._points_free(x + u[disk], y + v[disk], occupied, unknown_is_free)
+
+    def occupied_points(self, x: float, y: float, radius: float,
+                        occupied: int = 50) -> np.ndarray:
+        """Return the centres (k, 2) of cells at or above ``occupied`` within ``radius``."""
         ox, oy, yaw = (float(v) for v in self.origin)
         c, s = math.cos(yaw), math.sin(yaw)
-        dx, dy = x - ox, y - oy
-        lx, ly = c * dx + s * dy, -s * dx + c * dy  # the point in the grid's own axes
+        lx, ly = c * (x - ox) + s * (y - oy), -s * (x - ox) + c * (y - oy)
         res = float(self.resolution)
-        reach = int(math.ceil(radius / res))
-        col0, row0 = int(math.floor(lx / res)), int(math.floor(ly / res))
-        rows, cols = np.mgrid[row0 - reach:row0 + reach + 1, col0 - reach:col0 + reach + 1]
-        inside = np.hypot((cols + 0.5) * res - lx, (rows + 0.5) * res - ly) <= radius + res / 2
-        rows, cols = rows[inside], cols[inside]
+        r0 = max(0, int(math.floor((ly - radius) / res)))
+        r1 = min(self.data.shape[0], int(math.floor((ly + radius) / res)) + 1)
+        c0 = max(0, int(math.floor((lx - radius) / res)))
+        c1 = min(self.data.shape[1], int(math.floor((lx + radius) / res)) + 1)
+        if r0 >= r1 or c0 >= c1:
+            return np.zeros((0, 2))
+        rows, cols = np.nonzero(self.data[r0:r1, c0:c1] >= occupied)
+        gx, gy = (cols + c0 + 0.5) * res, (rows + r0 + 0.5) * res
+        near = np.hypot(gx - lx, gy - ly) <= radius
+        gx, gy = gx[near], gy[near]
+        return np.column_stack([ox + c * gx - s * gy, oy + s * gx + c * gy])
+
+    def _points_free(self, px, py, occupied: int, unknown_is_free: bool) -> bool:
+        ox, oy, yaw = (float(v) for v in self.origin)
+        c, s = math.cos(yaw), math.sin(yaw)
+        dx, dy = np.ravel(px) - ox, np.ravel(py) - oy
+        lx, ly = c * dx + s * dy, -s * dx + c * dy  # the points in the grid's own axes
+        cols = np.floor(lx / self.resolution).astype(int)
+        rows = np.floor(ly / self.resolution).astype(int)
         n_rows, n_cols = self.data.shape
         on = (rows >= 0) & (rows < n_rows) & (cols >= 0) & (cols < n_cols)
         if not np.all(on) and not unknown_is_free:
@@ -238,5 +321,6 @@ class OccupancyView:
 
 
 __all__ = ['GridConfig', 'OccupancyView', 'beam_cells', 'cell_to_world', 'clear_ahead',
-           'compose_planar', 'empty_grid', 'fuse_points', 'integrate_scan', 'scan_in_base',
-           'seen_cells', 'stall_points', 'world_to_cell']
+           'combine_layers', 'compose_planar', 'depth_points', 'empty_grid', 'fuse_points',
+           'integrate_heights', 'integrate_scan', 'scan_in_base', 'seen_cells', 'stall_points',
+           'world_to_cell']

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -139,6 +140,21 @@ class ParamNode(Node):
         values = {p.name: p.value for p in params}
         problems = validate_parameters(self.PARAMETERS, values)
         return SetParametersResult(successful=not problems, reason='; '.join(problems))
+
+
+def occupancy_view(msg):
+    """An OccupancyView of a nav_msgs/OccupancyGrid; ValueError names what is malformed."""
+    from embodied_aif.models.occupancy import OccupancyView
+    from embodied_aif.models.transforms import quaternion_yaw
+
+    info = msg.info
+    if len(msg.data) != info.width * info.height:
+        raise ValueError(f'{len(msg.data)} cells for {info.width} x {info.height}')
+    o = info.origin
+    return OccupancyView(
+        np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width), info.resolution,
+        (o.position.x, o.position.y,
+         quaternion_yaw([o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w])))
 
 
 def spin_through_transport_errors(executor, node: Node) -> None:

@@ -1,7 +1,8 @@
 """cognitive_map: the topological map of places, grown from odometry, the scan and the camera.
 
 Subscribes (sensor QoS): odom (nav_msgs/Odometry), scan (sensor_msgs/LaserScan),
-head_camera/color/image_raw (sensor_msgs/Image rgb8); ``~/edge_events``
+head_camera/color/image_raw (sensor_msgs/Image rgb8), head_camera/depth/image_rect (32FC1)
+and head_camera/camera_info (the occupancy grid's height layer); ``~/edge_events``
 (embodied_aif_msgs/PlaceEdge, reliable): a navigator reports an edge it found BLOCKED (or
 travelled, EXPERIENCED).
 Publishes: cognitive_map (embodied_aif_msgs/CognitiveMap, latched, in the odometry frame:
@@ -10,8 +11,11 @@ places, edges, current place, localisation confidence), cognitive_map/edge_paths
 which the navigator follows), ``~/markers``
 (visualization_msgs/MarkerArray: a sphere per place sized by its visits, edges coloured by
 kind, experienced green, imagined blue and dashed, blocked red, alpha by confidence, text ids),
-``~/occupancy`` (nav_msgs/OccupancyGrid, log-odds from the scans, in the odometry frame),
-/diagnostics.
+``~/occupancy`` (nav_msgs/OccupancyGrid in the odometry frame: log-odds from the scans, and
+a height layer from the head camera's depth for what the scan plane passes under, such as
+table tops: points between obstacle_min_height and obstacle_max_height mark obstacles, the
+floor seen alone frees a cell; the robot's own arm is filtered out by distance),
+``~/overhead`` (the height layer alone, for the navigator), /diagnostics.
 
 The map is updated at ``update_rate`` (sim time) in its own callback group by
 :func:`embodied_aif.models.cognitive_map.observe`; sensor callbacks only keep the latest message.
@@ -40,7 +44,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from sensor_msgs.msg import Image, LaserScan
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import ColorRGBA
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
@@ -48,8 +52,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for the nodes
     GridConfig,
+    combine_layers,
     compose_planar,
+    depth_points,
     empty_grid,
+    integrate_heights,
     integrate_scan,
     scan_in_base,
 )
@@ -426,8 +433,22 @@ class CognitiveMapNode(ParamNode):
               'head camera', low=0.05, high=10.0, read_only=True),
         Param('imagination_period', 10.0, 'seconds (sim) between imagination rounds (0 = '
               'never)', low=0.0, high=3600.0, read_only=True),
-        Param('imagination_threshold', 0.3, 'confidence an imagined link needs to enter the '
+        Param('imagination_threshold', 0.1, 'confidence an imagined link needs to enter the '
               'map', low=0.01, high=1.0),
+        Param('depth_obstacles', True, 'add what the head camera sees above the scan plane '
+              '(table tops, shelves) to the occupancy grid', read_only=True),
+        Param('obstacle_min_height', 0.15, 'depth points from this height up are obstacles, m',
+              low=0.0, high=5.0),
+        Param('obstacle_max_height', 1.4, 'depth points up to this height are obstacles (the '
+              "robot's height), m", low=0.05, high=10.0),
+        Param('floor_height', 0.05, 'depth points lower than this are the floor (free), m',
+              low=-1.0, high=1.0),
+        Param('depth_max_range', 3.0, 'depth farther than this is ignored, m', low=0.2,
+              high=20.0),
+        Param('depth_stride', 4, 'use every n-th depth pixel in both directions', low=1,
+              high=64),
+        Param('self_filter_radius', 0.5, 'depth points this close to the base origin are the '
+              'robot itself (its arm), m', low=0.0, high=3.0),
     )
 
     def __init__(self, **kwargs):
@@ -440,6 +461,10 @@ class CognitiveMapNode(ParamNode):
                                       size=self.param('occupancy_size'))
         self.cmap = cm.CognitiveMap()
         self.grid = empty_grid(self.grid_config)
+        self.heights = empty_grid(self.grid_config)  # the depth camera's layer
+        self.depth: tuple | None = None  # (Image, receive ns)
+        self.camera_info: CameraInfo | None = None
+        self.depth_problem = ''
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
         self.scan: LaserScan | None = None
         self.image: Image | None = None
@@ -463,6 +488,7 @@ class CognitiveMapNode(ParamNode):
         self.world_seen = None    # the camera message last filtered
         self.twist = (0.0, 0.0)   # odometry (linear, angular) velocity
         self.place_views: dict = {}  # place -> (state, image, map pose, distance to centre)
+        self.view_memory = None  # imagination.ViewMemory of the views seen along the way
         self.imagined_signature = None
         self.pending_links: list = []  # (proposal, pose a, pose b) for the map's group to add
         self.counts.update(imagined_links=0, imagination_rounds=0)
@@ -473,6 +499,7 @@ class CognitiveMapNode(ParamNode):
                                                LATCHED_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', LATCHED_QOS)
         self.pub_grid = self.create_publisher(OccupancyGrid, '~/occupancy', LATCHED_QOS)
+        self.pub_overhead = self.create_publisher(OccupancyGrid, '~/overhead', LATCHED_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         sensors = MutuallyExclusiveCallbackGroup()
         self.create_subscription(Odometry, 'odom', self._on_odom, SENSOR_QOS,
@@ -481,6 +508,11 @@ class CognitiveMapNode(ParamNode):
                                  callback_group=sensors)
         if self.param('code_source') == 'image' or self.world is not None:
             self.create_subscription(Image, 'head_camera/color/image_raw', self._on_image,
+                                     SENSOR_QOS, callback_group=sensors)
+        if self.param('depth_obstacles') and self.param('occupancy_rate') > 0:
+            self.create_subscription(Image, 'head_camera/depth/image_rect', self._on_depth,
+                                     SENSOR_QOS, callback_group=sensors)
+            self.create_subscription(CameraInfo, 'head_camera/camera_info', self._on_info,
                                      SENSOR_QOS, callback_group=sensors)
         work = MutuallyExclusiveCallbackGroup()  # the map is only touched in this group
         self.create_subscription(PlaceEdge, '~/edge_events', self._on_edge_event, COMMAND_QOS,
@@ -566,6 +598,12 @@ class CognitiveMapNode(ParamNode):
     def _on_image(self, msg: Image) -> None:
         self.image = (msg, self._now_ns())
 
+    def _on_depth(self, msg: Image) -> None:
+        self.depth = (msg, self._now_ns())
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
     def _on_edge_event(self, msg: PlaceEdge) -> None:
         i, j, n = int(msg.from_id), int(msg.to_id), self.cmap.num_places
         why = ''
@@ -650,6 +688,12 @@ class CognitiveMapNode(ParamNode):
         if cmap.lost or not 0 <= k < cmap.num_places:
             return
         pose = odom[0] + cmap.offset  # the map frame
+        from embodied_aif.models import imagination as im
+        memory = self.view_memory if self.view_memory is not None else \
+            im.empty_views(self.world)
+        # replaced, not mutated: the imagination reads it from another callback group
+        self.view_memory = im.remember_view(memory, self.world_state.features[0], small, pose,
+                                            spacing=0.3, angle=math.radians(30))
         gap = float(np.linalg.norm(pose[:2] - cmap.poses[k, :2]))
         old = self.place_views.get(k)
         if gap <= 0.5 * self.config.radius and (old is None or gap < old[3] or
@@ -667,16 +711,18 @@ class CognitiveMapNode(ParamNode):
         """
         from embodied_aif.models import imagination as im
         cmap = self.cmap
-        views = {k: v for k, v in self.place_views.items()
-                 if k < cmap.num_places and
-                 np.linalg.norm(v[2][:2] - cmap.poses[k, :2]) <= 0.5 * self.config.radius}
-        signature = (tuple(sorted(views)), tuple(sorted(cmap.edges)))
-        if len(views) < 2 or signature == self.imagined_signature:
+        memory = self.view_memory
+        visited = [k for k in range(cmap.num_places) if cmap.visits[k] > 0]
+        if memory is None or len(visited) < 2:
+            return
+        signature = (memory.size, tuple(visited), tuple(sorted(cmap.edges)))
+        if signature == self.imagined_signature:
             return
         self.imagined_signature = signature
         self.counts['imagination_rounds'] += 1
         try:
-            links = im.imagined_links(self.world, views, known=list(cmap.edges),
+            links, _ = im.judge_links(self.world, memory, cmap.poses, places=visited,
+                                      known=list(cmap.edges), max_distance=6.0,
                                       threshold=self.param('imagination_threshold'),
                                       action_period=self.param('world_model_period'))
         except (ValueError, RuntimeError) as exc:
@@ -767,13 +813,55 @@ class CognitiveMapNode(ParamNode):
         laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
         self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
                                    scan.range_max, self.grid_config)
-        self.pub_grid.publish(grid_to_msg(self.grid, self.grid_config, self.param('odom_frame'),
-                                          stamp))
+        if self.param('depth_obstacles') and self._fresh(self.depth):
+            self._integrate_depth(pose)
+            self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
+                                                  self.param('odom_frame'), stamp))
+        self.pub_grid.publish(grid_to_msg(combine_layers(self.grid, self.heights),
+                                          self.grid_config, self.param('odom_frame'), stamp))
+
+    def _integrate_depth(self, pose) -> None:
+        """Add the latest head-camera depth frame to the height layer (odometry ``pose``)."""
+        msg = self.depth[0]
+        info = self.camera_info
+        try:
+            if info is None:
+                raise ValueError('no head_camera/camera_info yet')
+            if msg.encoding != '32FC1' or msg.height == 0 or msg.width == 0 or \
+                    len(msg.data) < 4 * msg.width * msg.height or msg.step < 4 * msg.width:
+                raise ValueError(f'depth image {msg.width}x{msg.height} {msg.encoding!r} with '
+                                 f'{len(msg.data)} bytes is not a 32FC1 image')
+            if (info.width, info.height) != (msg.width, msg.height):
+                raise ValueError(f'camera_info is {info.width}x{info.height}, the depth image '
+                                 f'{msg.width}x{msg.height}')
+            rows = np.frombuffer(bytes(msg.data), dtype='<f4' if not msg.is_bigendian else '>f4',
+                                 count=msg.step * msg.height // 4)
+            depth = rows.reshape(msg.height, msg.step // 4)[:, :msg.width]
+            t_base_cam = self.laser.buffer.lookup(self.param('base_frame'),
+                                                  msg.header.frame_id.lstrip('/'))
+            points = depth_points(depth, np.asarray(info.k), t_base_cam,
+                                  self.param('depth_stride'), self.param('depth_max_range'))
+        except (ValueError, TransformError) as exc:
+            self.depth_problem = f'depth obstacles skipped: {exc}'
+            self.get_logger().warning(self.depth_problem, throttle_duration_sec=10.0)
+            return
+        self.depth_problem = ''
+        points = points[np.hypot(points[:, 0], points[:, 1]) > self.param('self_filter_radius')]
+        x, y, yaw = (float(v) for v in pose)
+        c, s = math.cos(yaw), math.sin(yaw)
+        points = np.column_stack([x + c * points[:, 0] - s * points[:, 1],
+                                  y + s * points[:, 0] + c * points[:, 1], points[:, 2]])
+        self.heights = integrate_heights(
+            self.heights, points, self.grid_config,
+            (self.param('obstacle_min_height'), self.param('obstacle_max_height')),
+            self.param('floor_height'))
 
     def _publish_diagnostics(self) -> None:
         message, level = self.status
         if self.laser.problem and level == DiagnosticStatus.OK:
             message, level = self.laser.problem, DiagnosticStatus.WARN
+        if self.depth_problem and level == DiagnosticStatus.OK:
+            message, level = self.depth_problem, DiagnosticStatus.WARN
         cmap = self.cmap
         kinds = [e.kind for e in cmap.edges.values()]
         values = {'places': cmap.num_places, 'visited': int(np.sum(cmap.visits > 0)),
@@ -786,7 +874,9 @@ class CognitiveMapNode(ParamNode):
                                 f'{self.last_event.reason}',
                   'update_ms': f'{self.update_ms:.1f}',
                   'world_model': self.param('world_model') if self.world is not None
-                  else self.world_error, 'place_views': len(self.place_views), **self.counts}
+                  else self.world_error, 'place_views': len(self.place_views),
+                  'views': self.view_memory.size if self.view_memory is not None else 0,
+                  **self.counts}
         status = DiagnosticStatus(level=level, name=self.get_fully_qualified_name(),
                                   message=message[:500],
                                   values=[KeyValue(key=k, value=str(v)) for k, v in

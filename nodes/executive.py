@@ -86,6 +86,8 @@ class Executive(ParamNode):
               'where to stand and drive there (off: pick from where the move step ended)'),
         Param('approach_attempts', 3, 'stand-points tried before a pick fails (one the base '
               'could not reach is left out of the next answer)', low=1, high=20),
+        Param('approach_tolerance', 0.03, 'how close to the stand-point the base must get, m',
+              low=0.01, high=1.0),
         Param('approach_exclude_radius', 0.3, 'around a stand-point the base failed to reach, '
               'others are left out too, m', low=0.0, high=5.0),
     )
@@ -359,13 +361,14 @@ class Executive(ParamNode):
                 object_id=object_id, exclude=exclude,
                 exclude_radius=float(self.param('approach_exclude_radius'))))
             future.add_done_callback(lambda _: self.wake.set())
-            if not self._wait(future.done, 60.0, handle, run):
+            if not self._wait(future.done, 300.0, handle, run):
                 return False, 'approach: plan_approach did not answer'
             answer = future.result()
             if not answer.success:
                 return False, f'approach: {answer.reason}'
             goal = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE, pose=answer.base_pose,
-                                 align_heading=True)
+                                 align_heading=True,
+                                 tolerance=float(self.param('approach_tolerance')))
             ok, why = self._run_action('move', goal, handle, run, events)
             if ok or why == 'task':
                 return ok, why

@@ -6,7 +6,7 @@ Action servers (relative names, in the node's namespace):
 Service:
   plan_approach (embodied_aif_msgs/PlanApproach): where the base should stand, facing the
   object, for a pick to be possible from there (the arm's reachability, the object's belief,
-  and a round footprint free on the occupancy grid); the caller drives there, then picks.
+  and room for the base on the occupancy grid); the caller drives there, then picks.
 Subscribes: objects (embodied_aif_msgs/ObjectBeliefArray: the perception node's beliefs),
 joint_states (sensor_msgs/JointState), /tf and /tf_static (the beliefs' frame into
 ``base_frame``, and the arm's mount ``base_frame`` -> ``arm_base_frame``), ``occupancy_topic``
@@ -48,9 +48,15 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from embodied_aif.models import manipulation as mp
-from embodied_aif.models.occupancy import OccupancyView
-from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternion
-from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, Param, ParamNode, node_main
+from embodied_aif.models.transforms import matrix, yaw_quaternion
+from embodied_aif.nodes._common import (
+    COMMAND_QOS,
+    LATCHED_QOS,
+    Param,
+    ParamNode,
+    node_main,
+    occupancy_view,
+)
 from embodied_aif.nodes._tf import TfBuffer, TfListener, TransformError
 from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBeliefArray
@@ -154,13 +160,16 @@ class Manipulator(ParamNode):
         Param('seed', 0, 'seed of the IK restarts', low=0, high=2**31 - 1),
         Param('occupancy_topic', 'cognitive_map/occupancy', 'occupancy grid the base must fit '
               'on (plan_approach)', read_only=True),
-        Param('footprint_radius', 0.38, "radius of the base's footprint: every grid cell within "
-              'it must be known and free where the base is to stand, m', low=0.05, high=2.0),
+        Param('stand_clearance', 0.34, 'every grid cell within this of a stand-point must be '
+              "known and free: the navigator's dock_radius (the footprint it keeps clear when "
+              'docking at a goal with a heading) and a little, m', low=0.05, high=2.0),
         Param('occupied_threshold', 50, 'grid values from this up are obstacles', low=1,
               high=100),
         Param('approach_headings', 16, 'directions around the object tried by plan_approach',
               low=1, high=72),
-        Param('approach_standoffs', [0.45, 0.55, 0.65, 0.75], 'distances from the base origin '
+        Param('approach_slack', 0.05, 'a stand-point must also allow the pick from this far '
+              'back or aside (the navigator stops within its tolerance), m', low=0.0, high=0.5),
+        Param('approach_standoffs', [0.45, 0.55, 0.65, 0.72, 0.8], 'distances from the base origin '
               'to the object tried by plan_approach, m'),
     )
 
@@ -188,7 +197,7 @@ class Manipulator(ParamNode):
                                  callback_group=inputs)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10,
                                  callback_group=inputs)
-        self.grid: tuple[OccupancyView, str] | None = None  # the grid and its frame
+        self.grid: tuple | None = None  # (OccupancyView, its frame)
         self.create_subscription(OccupancyGrid, self.param('occupancy_topic'), self._on_grid,
                                  LATCHED_QOS, callback_group=inputs)
         self.pub_traj = self.create_publisher(JointTrajectory, self.param('trajectory_topic'),
@@ -256,16 +265,8 @@ class Manipulator(ParamNode):
         self.objects = msg
 
     def _on_grid(self, msg: OccupancyGrid) -> None:
-        info = msg.info
         try:
-            if len(msg.data) != info.width * info.height:
-                raise ValueError(f'{len(msg.data)} cells for {info.width} x {info.height}')
-            o = info.origin
-            view = OccupancyView(
-                np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width),
-                info.resolution,
-                (o.position.x, o.position.y, quaternion_yaw(
-                    [o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w])))
+            view = occupancy_view(msg)
         except ValueError as exc:
             self.get_logger().warning(f'occupancy grid ignored, the last good one kept: {exc}',
                                       throttle_duration_sec=10.0)
@@ -281,12 +282,16 @@ class Manipulator(ParamNode):
         return mp.panda_arm(mount, self.param('velocity_scale'),
                             self.param('acceleration_scale'))
 
-    def _lookup(self, target: str, source: str) -> np.ndarray:
-        """Latest transform (4x4) of ``source`` into ``target``, waiting up to tf_timeout."""
+    def _lookup(self, target: str, source: str, stamp=None) -> np.ndarray:
+        """Transform (4x4) of ``source`` into ``target``, waiting up to tf_timeout for it.
+
+        The latest one, or the one at ``stamp`` (e.g. when the goal arrived: not one from
+        before the base last moved).
+        """
         deadline = time.monotonic() + self.param('tf_timeout')
         while True:
             try:
-                return self.tf.lookup(target, source)
+                return self.tf.lookup(target, source, stamp)
             except TransformError as exc:
                 if time.monotonic() >= deadline or self.closing.is_set():
                     raise GoalError('no_input', f'tf: {exc}') from exc
@@ -506,7 +511,8 @@ class Manipulator(ParamNode):
             self.held = None
         belief, frame, msg = self._belief(object_id)
         base = self.param('base_frame')
-        obj = belief_box(belief, self._lookup(base, frame), self.param('default_extent'))
+        obj = belief_box(belief, self._lookup(base, frame, self.get_clock().now()),
+                         self.param('default_extent'))
         arm = self._arm()
         self._wait_joints(handle)
         q0, _ = self._arm_state()
@@ -589,7 +595,7 @@ class Manipulator(ParamNode):
         if not np.all(np.isfinite(xyz)):
             raise GoalError('bad_goal', f'target position {xyz.tolist()} is not finite')
         base = self.param('base_frame')
-        target = (self._lookup(base, frame) @ [*xyz, 1.0])[:3]
+        target = (self._lookup(base, frame, self.get_clock().now()) @ [*xyz, 1.0])[:3]
         arm = self._arm()
         q0, _ = self._arm_state()
         support = mp.support_box(target[2], target[:2], self.param('support_near_x'))
@@ -661,22 +667,33 @@ class Manipulator(ParamNode):
         t_grid = np.eye(4) if grid_frame in ('', frame) else self._lookup(grid_frame, frame)
         robot = self._lookup(frame, self.param('base_frame'))[:2, 3]
         obj = belief_box(belief, np.eye(4), self.param('default_extent'))
+        others = []
+        for other in self.objects.objects if self.param('avoid_other_objects') else ():
+            if other.id == object_id:
+                continue
+            try:
+                t = np.eye(4) if (other.header.frame_id or frame) == frame else \
+                    self.tf.lookup(frame, other.header.frame_id)
+                others.append((other.id, belief_box(other, t, self.param('default_extent'))))
+            except (TransformError, ValueError):
+                continue
         arm = self._arm()
         q0, _ = self._arm_state()
-        foot, occupied = self.param('footprint_radius'), self.param('occupied_threshold')
+        clearance, occupied = self.param('stand_clearance'), self.param('occupied_threshold')
 
-        def free(x: float, y: float) -> bool:
+        def free(x: float, y: float, _heading: float) -> bool:
             if any(math.hypot(x - ex, y - ey) < radius for ex, ey in exclude):
                 return False
             gx, gy = (t_grid @ [x, y, 0.0, 1.0])[:2]
-            return grid.footprint_free(gx, gy, foot, occupied)
+            return grid.footprint_free(gx, gy, clearance, occupied)
 
         found = mp.plan_approach(arm, q0, obj, boxes_from_list(self.param('base_boxes')), free,
                                  start_xy=robot, headings=self.param('approach_headings'),
                                  standoffs=tuple(self.param('approach_standoffs')),
                                  support_near_x=self.param('support_near_x'),
                                  config=self._grasp_config(), ik=self._ik_config(),
-                                 margin=self.param('collision_margin'), rng=self.rng)
+                                 margin=self.param('collision_margin'), rng=self.rng,
+                                 slack=self.param('approach_slack'), others=others)
         if isinstance(found, mp.PlanFailure):
             raise GoalError(found.reason, f'{object_id} at ({obj.center[0]:.2f}, '
                             f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {frame}: '

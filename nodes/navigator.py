@@ -9,7 +9,8 @@ Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), goal_i
 (sensor_msgs/Image: a goal given as a picture), cognitive_map (CognitiveMap, latched) and
 cognitive_map/edge_paths (PlaceEdgePathArray, latched), odom (nav_msgs/Odometry), scan
 (sensor_msgs/LaserScan), head_camera/color/image_raw (sensor_msgs/Image), /tf_static (the
-laser mount).
+laser mount), cognitive_map/overhead (nav_msgs/OccupancyGrid, latched: what the head camera saw
+above the scan plane).
 Publishes: cmd_vel (geometry_msgs/Twist, reliable), plan (nav_msgs/Path, latched: the places
 to visit, then the goal), the edges it finds blocked on ``edge_events_topic``
 (embodied_aif_msgs/PlaceEdge, read by cognitive_map), /diagnostics.
@@ -19,10 +20,12 @@ A control timer (its own callback group, sim time) steps
 places are chosen by expected free energy over the places graph, the robot is driven by the
 local controller, and an edge without progress is marked blocked and re-planned around (a
 detour); the model also drives the last metres from the goal's place to the goal point.
-Where the base stalls with a clear scan (a table top above the scan plane) a short virtual
-obstacle is kept for ``stall_memory`` seconds. With no goal and ``explore_when_idle`` it
-explores. A goal ends with a clear result: reached; or aborted with a reason (outside the known
-world, unknown place, unreachable, stuck, lost, no input, timed out, pre-empted); or cancelled.
+Obstacles above the scan plane (table tops, shelf boards) enter the scan as virtual returns:
+the overhead layer's occupied cells within ``overhead_range``, and, where the base stalls with
+a clear scan anyway, a short virtual obstacle kept for ``stall_memory`` seconds. With no goal
+and ``explore_when_idle`` it explores. A goal ends with a clear result: reached; or aborted
+with a reason (outside the known world, unknown place, unreachable, stuck, lost, no input,
+timed out, pre-empted); or cancelled.
 
 Goal images: with ``world_model`` contrastive or likelihood, the learned world model (loaded
 once at start) filters the head camera in its own callback group (one posterior update per
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from sensor_msgs.msg import Image, LaserScan
@@ -66,6 +69,7 @@ from embodied_aif.nodes._common import (
     Param,
     ParamNode,
     node_main,
+    occupancy_view,
 )
 from embodied_aif.nodes.cognitive_map import (
     WORLD_MODELS,
@@ -141,11 +145,24 @@ class Navigator(ParamNode):
               read_only=True),
         Param('safety_margin', 0.05, 'extra clearance kept from obstacles, m', low=0.0,
               high=1.0, read_only=True),
+        Param('dock_radius', 0.32, "footprint radius near a goal with a heading (docking, "
+              "e.g. at a table to pick from it): the base's front half length plus a little, "
+              'so its front may come up to an edge the full radius keeps away from', low=0.05,
+              high=2.0),
+        Param('dock_distance', 1.0, 'the docking footprint applies this close to such a goal, m',
+              low=0.0, high=5.0),
         Param('place_radius', 1.5, 'place radius of the cognitive map (same as its node), m',
               low=0.3, high=10.0, read_only=True),
         Param('stall_time', 0.4, 'driving forward without moving this long, with nothing '
               'in the scan to explain it, leaves a virtual obstacle ahead, s', low=0.05,
               high=10.0),
+        Param('overhead_obstacles', True, "treat the cognitive map's overhead layer (what the "
+              'head camera saw above the scan plane: table tops, shelves) as obstacles',
+              read_only=True),
+        Param('overhead_range', 2.5, 'overhead obstacles within this of the robot are added '
+              'to the scan, m', low=0.5, high=20.0),
+        Param('overhead_threshold', 65, 'overhead cells from this occupancy up are obstacles',
+              low=1, high=100),
         Param('stall_memory', 60.0, 'how long such a virtual obstacle is kept, s (0 = never '
               'kept)', low=0.0, high=3600.0),
         Param('look_around_speed', 0.4, 'turn rate while lost, rad/s', low=0.0, high=3.0),
@@ -195,6 +212,7 @@ class Navigator(ParamNode):
         self.moving = False
         self.last_plan = None
         self.bumps: list[tuple[int, np.ndarray]] = []  # (stamp ns, points): virtual obstacles
+        self.overhead = None  # OccupancyView of the cognitive map's overhead layer
         self.commanded_v = 0.0
         self.drive_ns: int | None = None   # when the last drive command was sent
         self.forward_ns: int | None = None  # since when the base is commanded forward
@@ -227,6 +245,9 @@ class Navigator(ParamNode):
                                  callback_group=inputs)
         self.create_subscription(PlaceEdgePathArray, 'cognitive_map/edge_paths',
                                  self._on_paths, LATCHED_QOS, callback_group=inputs)
+        if self.param('overhead_obstacles'):
+            self.create_subscription(OccupancyGrid, 'cognitive_map/overhead', self._on_overhead,
+                                     LATCHED_QOS, callback_group=inputs)
         self.create_subscription(PoseStamped, 'goal_pose', self._on_goal_pose, COMMAND_QOS,
                                  callback_group=inputs)
         self.action = ActionServer(self, Navigate, 'navigate', execute_callback=self._execute,
@@ -258,6 +279,16 @@ class Navigator(ParamNode):
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now())
+
+    def _on_overhead(self, msg: OccupancyGrid) -> None:
+        frame = msg.header.frame_id.lstrip('/')
+        try:
+            if frame not in ('', self.param('odom_frame')):
+                raise ValueError(f"frame '{frame}' is not the odometry frame "
+                                 f"'{self.param('odom_frame')}'")
+            self.overhead = occupancy_view(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f'overhead grid ignored: {exc}', throttle_duration_sec=10.0)
 
     def _on_camera(self, msg: Image) -> None:
         self.camera = (msg, self._now())
@@ -556,6 +587,12 @@ class Navigator(ParamNode):
         before = self.state
         config = self.nav_config if job.tolerance <= 0 else \
             dataclasses.replace(self.nav_config, goal_tolerance=job.tolerance)
+        if job.heading is not None and job.final_xy is not None and \
+                np.linalg.norm(pose[:2] - job.final_xy) <= self.param('dock_distance'):
+            # docking: slow, with the front's clearance instead of the full circle's
+            control = dataclasses.replace(config.control, robot_radius=self.param('dock_radius'),
+                                          margin=0.0, max_v=min(config.control.max_v, 0.2))
+            config = dataclasses.replace(config, control=control)
         cmap2, state, (v, w), info = pp.navigation_step(
             cmap, before, pose, ranges, angles, scan.range_min, scan.range_max, job.goal, config)
         self.state, job.status = state, info['status']
@@ -612,10 +649,14 @@ class Navigator(ParamNode):
                         f'base stalled at ({pose[0]:.2f}, {pose[1]:.2f}) with a clear scan: '
                         'an obstacle the laser does not see; kept as a virtual obstacle',
                         throttle_duration_sec=2.0)
-        if not self.bumps:
+        points = [pts for _, pts in self.bumps]
+        if self.overhead is not None:  # table tops and shelves the scan plane passes under
+            points.append(self.overhead.occupied_points(
+                float(pose[0]), float(pose[1]), self.param('overhead_range'),
+                self.param('overhead_threshold')))
+        if not points:
             return ranges
-        points = np.vstack([pts for _, pts in self.bumps])
-        return fuse_points(ranges, angles, pose, points, range_max)
+        return fuse_points(ranges, angles, pose, np.vstack(points), range_max)
 
     def _check_world(self, job: Job, cmap: cm.CognitiveMap) -> bool:
         if job.goal is None or job.goal.pose is None:

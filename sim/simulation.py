@@ -330,10 +330,14 @@ class Simulation(PhysicsClientOwner):
             ny = y - v / w * (math.cos(nyaw) - math.cos(yaw))
         else:
             nx, ny = x + v * dt * math.cos(yaw), y + v * dt * math.sin(yaw)
-        radius = self.robot_config.footprint_radius
-        here = s.world.clearance_at(x, y)
-        there = s.world.clearance_at(nx, ny)
-        s.blocked = there < radius and there <= here and (nx, ny) != (x, y)
+        # the base's rectangle, not a circle around it, so that its front can come up to a
+        # table's edge as a real base's can; turning on the spot is not checked (its corners
+        # sweep at most footprint_radius, an approximation kept from the circular check)
+        half_l, half_w = self.robot_config.base_size[0] / 2, self.robot_config.base_size[1] / 2
+        s.blocked = False
+        if (nx, ny) != (x, y):
+            there = s.world.footprint_hits(nx, ny, nyaw, half_l, half_w)
+            s.blocked = there > 0 and there >= s.world.footprint_hits(x, y, yaw, half_l, half_w)
         if s.blocked:
             nx, ny = x, y
         nyaw = math.atan2(math.sin(nyaw), math.cos(nyaw))

@@ -131,6 +131,24 @@ class World:
             return float(self.clearance[i, j])
         return 0.0
 
+    def footprint_hits(self, x: float, y: float, yaw: float, half_length: float,
+                       half_width: float) -> int:
+        """Occupied cells under a rectangle: a base at (x, y) facing ``yaw``.
+
+        Counted at points spaced at most half a cell apart; points outside the building count.
+        """
+        step = GRID_RES / 2
+        n_l = int(math.ceil(2 * half_length / step)) + 1
+        n_w = int(math.ceil(2 * half_width / step)) + 1
+        u, v = np.meshgrid(np.linspace(-half_length, half_length, n_l),
+                           np.linspace(-half_width, half_width, n_w))
+        c, s = math.cos(yaw), math.sin(yaw)
+        px, py = x + c * u - s * v, y + s * u + c * v
+        rows, cols = np.floor(py / GRID_RES).astype(int), np.floor(px / GRID_RES).astype(int)
+        on = ((rows >= 0) & (rows < self.occupancy.shape[0]) & (cols >= 0)
+              & (cols < self.occupancy.shape[1]))
+        return int(np.count_nonzero(~on) + np.count_nonzero(self.occupancy[rows[on], cols[on]]))
+
     def shortest_path_length(self, a, b, radius: float = 0.0) -> float:
         """Length (m) of the shortest 8-connected grid path from a to b keeping `radius` clear.
 

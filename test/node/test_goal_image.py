@@ -229,7 +229,7 @@ def test_without_the_world_model_goal_images_use_the_map_codes():
 def test_imagined_links_enter_the_map_and_a_failure_blocks_them(monkeypatch):
     """The cognitive_map node's imagination round, called directly on a hand-made map.
 
-    What the model imagines is measured by the benchmarks; here imagined_links is replaced
+    What the model imagines is measured by the benchmarks; here judge_links is replaced
     by a stand-in that records its inputs, to check what the node gives it and does with it.
     """
     context = rclpy.Context()
@@ -245,21 +245,23 @@ def test_imagined_links_enter_the_map_and_a_failure_blocks_them(monkeypatch):
         assert cmap.num_places == 3 and cmap.edge(0, 2) is None
         node.cmap = cmap
         rng = np.random.default_rng(0)
-        state = None
+        state, memory = None, im.empty_views(node.world)
         for k in range(3):
             view = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
             state = im.filter_step(node.world, state, (0.6, 0.0), view)
-            node.place_views[k] = (state, view, cmap.poses[k].copy(), 0.0)
+            memory = im.remember_view(memory, state.features[0], view, cmap.poses[k])
+        node.view_memory = memory
         calls = []
 
-        def stand_in(model, views, known=(), threshold=0.3, **kwargs):
-            calls.append((sorted(views), sorted(known), threshold))
-            return [im.LinkProposal(0, 2, 0.8, np.zeros((10, 2), np.float32))]
+        def stand_in(model, views, place_poses, places=None, known=(), threshold=0.1,
+                     **kwargs):
+            calls.append((views.size, list(places), sorted(known), threshold))
+            return [im.LinkProposal(0, 2, 0.8, np.zeros((10, 2), np.float32))], []
 
-        monkeypatch.setattr(im, 'imagined_links', stand_in)
+        monkeypatch.setattr(im, 'judge_links', stand_in)
         node._imagine()
         assert node.counts['imagination_rounds'] == 1
-        assert calls == [([0, 1, 2], [(0, 1), (1, 2)], 0.01)]
+        assert calls == [(3, [0, 1, 2], [(0, 1), (1, 2)], 0.01)]
         assert [(link.a, link.b) for link, _, _ in node.pending_links] == [(0, 2)]
         node._imagine()  # nothing changed: no second round
         assert node.counts['imagination_rounds'] == 1
@@ -271,7 +273,7 @@ def test_imagined_links_enter_the_map_and_a_failure_blocks_them(monkeypatch):
         node._on_edge_event(PlaceEdge(from_id=0, to_id=2, kind=PlaceEdge.BLOCKED))
         assert node.cmap.edge(0, 2).kind == cm.BLOCKED
         node._imagine()  # the edges changed: a new round, which must not re-add the pair
-        assert len(calls) == 2 and (0, 2) in calls[1][1]
+        assert len(calls) == 2 and (0, 2) in calls[1][2]
         node._apply_imagined()
         assert node.cmap.edge(0, 2).kind == cm.BLOCKED
         node.destroy_node()

@@ -67,9 +67,9 @@ def extent(truth) -> tuple:
 class Harness(StackHarness):
     """Bridge, manipulator, and a probe publishing object beliefs and sending goals."""
 
-    def __init__(self):
-        super().__init__(make_nodes, TOPICS, namespace='robot')
-        self.bridge, self.manipulator = self.nodes
+    def __init__(self, nodes=make_nodes, topics=None):
+        super().__init__(nodes, {**TOPICS, **(topics or {})}, namespace='robot')
+        self.bridge, self.manipulator = self.nodes[:2]
         with self.bridge._lock:
             truth = self.bridge.sim.ground_truth()
         self.shapes = {o.name: extent(o) for o in truth.objects}
@@ -86,6 +86,13 @@ class Harness(StackHarness):
             return self.bridge.sim.ground_truth()
 
     def t_odom_world(self):
+        """Return odom <- world from the first ground-truth pose and odometry.
+
+        With noise-free odometry it never changes; computed from later pairs it would mix
+        stamps while the base drives.
+        """
+        if getattr(self, '_t_odom_world', None) is not None:
+            return self._t_odom_world
         robot = self.latest('/robot/ground_truth/robot_pose')
         odom = self.latest('/robot/odom')
         if robot is None or odom is None:
@@ -93,7 +100,9 @@ class Harness(StackHarness):
         p, q = robot.pose.position, robot.pose.orientation
         t_world_base = matrix([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
         p, q = odom.pose.pose.position, odom.pose.pose.orientation
-        return matrix([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]) @ np.linalg.inv(t_world_base)
+        self._t_odom_world = matrix([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]) @ \
+            np.linalg.inv(t_world_base)
+        return self._t_odom_world
 
     def publish_beliefs(self):
         """Perfect perception: every object's true pose (box centre) in odom, stamped now."""

@@ -221,7 +221,7 @@ def test_plan_approach_finds_a_free_base_pose_facing_the_object_and_says_when_no
     # the room [0, 6] x [0, 4]; the base (footprint radius 0.4) may not overlap either
     bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
 
-    def free(x, y):
+    def free(x, y, heading=0.0):
         in_room = 0.4 <= x <= 5.6 and 0.4 <= y <= 3.6
         off_table = not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
         return in_room and off_table
@@ -245,7 +245,7 @@ def test_plan_approach_finds_a_free_base_pose_facing_the_object_and_says_when_no
     failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, free)
     assert isinstance(failure, m.PlanFailure) and failure.reason == 'unreachable'
     assert 'reaches the object' in failure.message
-    walled = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, lambda x, y: False)
+    walled = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, lambda x, y, heading: False)
     assert isinstance(walled, m.PlanFailure) and 'no free base pose' in walled.message
     with pytest.raises(ValueError, match='headings'):
         m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, headings=0)

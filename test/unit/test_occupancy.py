@@ -10,9 +10,12 @@ from embodied_aif.models.occupancy import (
     beam_cells,
     cell_to_world,
     clear_ahead,
+    combine_layers,
     compose_planar,
+    depth_points,
     empty_grid,
     fuse_points,
+    integrate_heights,
     integrate_scan,
     scan_in_base,
     seen_cells,
@@ -124,3 +127,50 @@ def test_a_rotated_grid_is_read_in_its_own_axes():
     assert view.footprint_free(0.5, 0.25, 0.1)
     with pytest.raises(ValueError, match='origin'):
         OccupancyView(data, 0.1, (float('nan'), 0.0, 0.0))
+
+
+def test_depth_pixels_are_back_projected_into_the_frame():
+    k = np.array([[50.0, 0, 20.0], [0, 50.0, 15.0], [0, 0, 1]])
+    depth = np.full((30, 40), 2.0)
+    depth[0, 0], depth[0, 4] = np.nan, np.inf  # dropped
+    depth[4, 0] = 9.0                          # beyond max_range: dropped
+    t = np.eye(4)
+    t[:3, 3] = [1.0, 2.0, 3.0]
+    pts = depth_points(depth, k, t, stride=4, max_range=3.0)
+    assert len(pts) == 8 * 10 - 3
+    assert np.allclose(pts[:, 2], 5.0)  # all at depth 2 m, shifted by the frame's z
+    # the pixel (u 20, v 12) -> centre (20.5, 12.5): x = 0.5 * 2 / 50, y = -2.5 * 2 / 50
+    centre = pts[np.argmin(np.hypot(pts[:, 0] - 1.02, pts[:, 1] - 1.9))]
+    assert np.allclose(centre, [1.02, 1.9, 5.0])
+    with pytest.raises(ValueError, match='intrinsics'):
+        depth_points(depth, np.zeros((3, 3)), t)
+
+
+def test_points_in_the_height_band_mark_obstacles_and_floor_points_free_cells():
+    config = GridConfig(resolution=0.1, size=4.0)
+    table = np.array([[1.05, 0.05, 0.7], [1.15, 0.05, 0.72]])  # a table top at x 1.0..1.2
+    floor = np.array([[0.55, 0.05, 0.01], [1.05, 0.05, 0.0]])  # the floor, once under it
+    heights = integrate_heights(empty_grid(config), np.vstack([table, floor]), config,
+                                band=(0.15, 1.4), floor_below=0.05)
+    rows, cols = world_to_cell(np.array([[1.05, 0.05], [1.15, 0.05], [0.55, 0.05]]),
+                               heights.shape, 0.1)
+    assert heights[rows[0], cols[0]] > 0 and heights[rows[1], cols[1]] > 0  # obstacle wins
+    assert heights[rows[2], cols[2]] < 0                                     # floor seen
+    assert np.count_nonzero(heights) == 3
+    # the scan passes under the table (free there); the combined grid keeps the table
+    scan = np.full_like(heights, -1.0)
+    both = combine_layers(scan, heights)
+    assert both[rows[0], cols[0]] > 0 and both[rows[2], cols[2]] == -1.0
+    assert combine_layers(np.zeros_like(heights), heights)[rows[2], cols[2]] == 0.0  # unknown
+
+
+def test_occupied_cells_near_a_point_come_back_as_frame_points():
+    data = np.zeros((20, 20), dtype=np.int8)
+    data[10, 12] = 100  # centre (1.25, 1.05) with the origin at (0, 0)
+    data[0, 0] = 100    # far away
+    view = OccupancyView(data, 0.1, (0.0, 0.0, 0.0))
+    pts = view.occupied_points(1.0, 1.0, 0.5)
+    assert np.allclose(pts, [[1.25, 1.05]])
+    assert view.occupied_points(1.0, 1.0, 0.2).shape == (0, 2)
+    rotated = OccupancyView(data, 0.1, (1.0, 0.0, math.pi / 2))
+    assert np.allclose(rotated.occupied_points(-0.05, 1.25, 0.1), [[-0.05, 1.25]])

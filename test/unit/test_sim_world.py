@@ -32,8 +32,8 @@ def test_wall_stops_the_base():
         drive(sim, 1.0, 0.0, 3.0)
         x, y, _ = sim.base_pose()
         wall_face = 4.0 - 0.05
-        assert x <= wall_face - sim.robot_config.footprint_radius + 0.05
-        assert x > 3.0  # it did drive up to the wall
+        front = x + sim.robot_config.base_size[0] / 2  # the base's front edge
+        assert wall_face - 0.1 < front <= wall_face + 0.05, front  # up to the wall, not in it
         assert sim.base_blocked
         assert sim.base_velocity()[0] == 0.0
         assert abs(y - 2.0) < 1e-9
@@ -58,9 +58,13 @@ def test_furniture_stops_the_base():
     with Simulation(scen, seed=0, rates=QUIET, settle_s=0.0) as sim:
         table = sim.world.furniture[0]
         drive(sim, 1.0, 0.0, 2.0)
-        x = sim.base_pose()[0]
-        assert x + sim.robot_config.footprint_radius <= table.center[0] - table.half[0] + 0.05
+        front = sim.base_pose()[0] + sim.robot_config.base_size[0] / 2
+        edge = table.center[0] - table.half[0]
+        assert edge - 0.1 < front <= edge + 0.05, (front, edge)  # its front at the table's edge
         assert sim.base_blocked
+        # and it can back away from the table
+        drive(sim, -1.0, 0.0, 0.5)
+        assert not sim.base_blocked
 
 
 def test_shortest_path_goes_around_a_closed_door():
