@@ -446,6 +446,16 @@ def _goal_point(cmap: CognitiveMap, goal: Goal, place: int) -> np.ndarray:
     return cmap.poses[goal.place if goal.place is not None else place, :2]
 
 
+def _goal_in_clear_view(pose, goal: Goal, ranges, angles, range_min: float, range_max: float,
+                        config: NavigatorConfig) -> bool:
+    """Whether a pose goal lies within ``config.shortcut`` along a scan-clear straight line."""
+    local = _to_robot_frame(pose, np.asarray(goal.pose, dtype=float))
+    if config.shortcut <= 0 or np.linalg.norm(local) > min(config.shortcut, range_max):
+        return False
+    return segment_clear(ranges, angles, local, range_min, range_max,
+                         config.control.robot_radius + config.control.margin)
+
+
 def _final_approach(cmap, state, pose, ranges, angles, range_min, range_max, goal, config, p):
     """Drive from the goal's place to the goal point; done within ``goal_tolerance``."""
     point = _goal_point(cmap, goal, p.start)
@@ -547,6 +557,18 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
         p = PlacePlan('goal_reached', here, -1, [here] if here >= 0 else [], reason=reason)
         return cmap, state, (0.0, 0.0), {'status': 'goal_reached', 'target': -1, 'plan': p,
                                          'reason': reason}
+    if goal is not None and goal.pose is not None and \
+            cmap.current not in state.approach_failed and \
+            (state.approaching or _goal_in_clear_view(pose, goal, ranges, angles, range_min,
+                                                      range_max, config)):
+        # the goal point itself is near and the scan shows the straight way to it clear for
+        # the footprint: drive there, whichever place satisfies the goal (unless that already
+        # failed from this place: then the plan tries it from another one)
+        here = cmap.current
+        p = PlacePlan('goal_reached', here, -1, [here] if here >= 0 else [],
+                      reason='the goal point is in clear view')
+        return _final_approach(cmap, state, pose, ranges, angles, range_min, range_max, goal,
+                               config, p)
     ahead_on_plan = state.last_plan is not None and cmap.current != state.origin and \
         cmap.current in state.last_plan.path[1:]
     if state.target < 0 or cmap.current == state.target or state.target >= cmap.num_places \
