@@ -33,7 +33,11 @@ wall clock, and ``perception_cpu_ms`` the same in CPU time, which a loaded machi
 inflate; ``perception_ms_80x60`` at the benchmark's resolution), both including the object
 model's encoding of every cluster (q(category) and q(shape), fused as in `perception`), and
 ``category_accuracy`` of the fused beliefs (q(category) of the shipped object model per view,
-tempered and fused as in `perception`).
+tempered, times the likelihood of the cluster's measured height, and fused as in
+`perception`; every track of the ``aif`` agent's final beliefs within 6 cm of a true object),
+``category_accuracy_view`` (the same evidence of single views, per cluster),
+``category_confusion`` (true category -> counts of the fused beliefs' most probable ones) and
+``episode_s_<agent>`` (mean wall time of one episode).
 """
 from __future__ import annotations
 
@@ -192,6 +196,7 @@ class Perceiver:
         self.stamp = 0.0
         self.times_ms: list[float] = []
         self.cpu_ms: list[float] = []
+        self.views: list[tuple[np.ndarray, int]] = []  # (xy, most likely category) per cluster
 
     def observe(self, frame, t_map_cam: np.ndarray) -> None:
         """Fuse one rendered frame taken from ``t_map_cam`` (kept as ``last_frame``)."""
@@ -205,6 +210,8 @@ class Perceiver:
             return
         seen = _classifier().observe(frame.rgb, frame.depth, self.intr, t_map_cam,
                                      seg.clusters) if seg.clusters else None
+        self.views.extend((c.center[:2].copy(), int(np.argmax(lik)))
+                          for c, lik in zip(seg.clusters, seen['likelihoods'] if seen else ()))
         dets = [detection_from_cluster(c, self.sensor, t_map_cam, seen['likelihoods'][i],
                                        shape_mean=seen['shape_mean'][i],
                                        shape_var=seen['shape_var'][i])
@@ -281,7 +288,8 @@ def _run_agent(agent: str, sim: Simulation, ws: Workspace, goal: GoalImage,
             break
     return {'success': success, 'steps': steps, 'cam': cam,
             'perception_ms': list(perceiver.times_ms) if perceiver else [],
-            'scene': perceiver.scene if perceiver else None}
+            'scene': perceiver.scene if perceiver else None,
+            'views': perceiver.views if perceiver else []}
 
 
 def step_random(ws: Workspace, rng: np.random.Generator) -> np.ndarray:
@@ -294,18 +302,26 @@ def step_random(ws: Workspace, rng: np.random.Generator) -> np.ndarray:
     return look_at(np.clip(eye, cc.position_min, cc.position_max), aim)
 
 
-def _category_hits(scene, truth) -> tuple[int, int]:
-    hits = total = 0
-    if scene is None:
-        return 0, 0
-    for obj in scene.objects:
-        d = [np.linalg.norm(obj.mean[:2] - np.asarray(o.position[:2])) for o in truth.objects]
-        k = int(np.argmin(d))
-        if d[k] < 0.06:
-            total += 1
-            hits += int(CATEGORIES[int(np.argmax(obj.category_probs))]
-                        == truth.objects[k].category)
-    return hits, total
+def _nearest(xy, truth) -> int | None:
+    """Index of the true object within 6 cm (horizontally) of ``xy``, or None."""
+    d = [np.linalg.norm(np.asarray(xy[:2]) - np.asarray(o.position[:2])) for o in truth.objects]
+    k = int(np.argmin(d))
+    return k if d[k] < 0.06 else None
+
+
+def _category_pairs(scene, views, truth) -> tuple[list, list]:
+    """(true, believed) category pairs of the fused tracks and of single-view clusters."""
+    fused, single = [], []
+    for obj in scene.objects if scene is not None else ():
+        k = _nearest(obj.mean, truth)
+        if k is not None:
+            fused.append((truth.objects[k].category,
+                          CATEGORIES[int(np.argmax(obj.category_probs))]))
+    for xy, c in views:
+        k = _nearest(xy, truth)
+        if k is not None:
+            single.append((truth.objects[k].category, CATEGORIES[c]))
+    return fused, single
 
 
 def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
@@ -326,17 +342,19 @@ def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
             goal = GoalImage(frame.rgb, frame.depth, _intrinsics(BENCH_CAMERA))
             want = _spherical(target, centre)
             for agent in agents:
+                start = time.perf_counter()
                 res = _run_agent(agent, sim, ws, goal, target, seed * 100 + t)
+                wall_s = time.perf_counter() - start
                 got = _spherical(res['cam'], centre)
-                hits, total = _category_hits(res['scene'], truth)
+                fused, single = _category_pairs(res['scene'], res['views'], truth)
                 out.append({'agent': agent, 'n_objects': n_objects, 'seed': seed, 'target': t,
                             'success': res['success'], 'steps': res['steps'],
                             'azimuth_error': float(abs(np.angle(np.exp(1j * (got[0]
                                                                               - want[0]))))),
                             'elevation_error': float(abs(got[1] - want[1])),
                             'range_error': float(abs(got[2] - want[2])),
-                            'perception_ms': res['perception_ms'],
-                            'category_hits': hits, 'category_total': total})
+                            'perception_ms': res['perception_ms'], 'wall_s': wall_s,
+                            'category_pairs': fused, 'view_category_pairs': single})
     return out
 
 
@@ -371,6 +389,7 @@ def _summarise(rows: list[dict]) -> dict:
         out[f'steps_to_success_{agent}'] = (round(float(np.mean([r['steps'] for r in ok])), 1)
                                             if ok else None)
         out[f'episodes_{agent}'] = len(mine)
+        out[f'episode_s_{agent}'] = round(float(np.mean([r['wall_s'] for r in mine])), 2)
         by_n = {}
         for n in OBJECT_COUNTS:
             sub = [r for r in mine if r['n_objects'] == n]
@@ -378,9 +397,17 @@ def _summarise(rows: list[dict]) -> dict:
                 by_n[str(n)] = round(sum(r['success'] for r in sub) / len(sub), 3)
         out[f'success_by_objects_{agent}'] = by_n
     aif = [r for r in rows if r['agent'] == 'aif']
-    hits = sum(r['category_hits'] for r in aif)
-    total = sum(r['category_total'] for r in aif)
-    out['category_accuracy'] = round(hits / total, 4) if total else None
+    fused = [pair for r in aif for pair in r['category_pairs']]
+    single = [pair for r in aif for pair in r['view_category_pairs']]
+    out['category_accuracy'] = (round(sum(a == b for a, b in fused) / len(fused), 4)
+                                if fused else None)
+    out['category_accuracy_view'] = (round(sum(a == b for a, b in single) / len(single), 4)
+                                     if single else None)
+    confusion: dict[str, dict[str, int]] = {}
+    for true, believed in fused:
+        row = confusion.setdefault(true, {})
+        row[believed] = row.get(believed, 0) + 1
+    out['category_confusion'] = {c: confusion[c] for c in CATEGORIES if c in confusion}
     times = [t for r in aif for t in r['perception_ms']]
     out['perception_ms_80x60'] = round(float(np.median(times)), 2) if times else None
     return out

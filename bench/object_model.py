@@ -9,8 +9,10 @@ cluster is classified by the shipped object model (one batch per frame) and fuse
 scene beliefs (classifier_likelihood, update), as the perception node does.
 
 Figures: ``view_accuracy`` (clusters within 5 cm of a true object whose most probable
-category in that single view is right), ``fused_accuracy`` (true objects whose nearest belief,
-after all views, has the right most probable category; objects never matched count as wrong),
+category in that single view is right), ``view_accuracy_height`` (the same with the
+likelihood of the cluster's measured height fused in, ``scene_beliefs.height_likelihood``, as
+perception does), ``fused_accuracy`` (true objects whose nearest belief, after all views, has
+the right most probable category; objects never matched count as wrong),
 ``perception_ms`` (median per frame of segmentation + crops + batched inference + belief
 update, 160x120 frame with the 5 objects in view), ``classify_ms`` (the crops and inference
 alone), ``heldout_view_accuracy`` (from the weights' training record); with ``--data`` (a
@@ -28,13 +30,14 @@ from scipy.spatial.transform import Rotation
 
 from embodied_aif.bench._common import make_parser, progress, run_benchmark
 from embodied_aif.models.object_crops import image_up, load_views
-from embodied_aif.models.object_model import ObjectClassifier, camera_move
+from embodied_aif.models.object_model import CATEGORY_HEIGHTS, ObjectClassifier, camera_move
 from embodied_aif.models.scene_beliefs import (
     BeliefConfig,
     SensorModel,
     classifier_likelihood,
     detection_from_cluster,
     empty_scene,
+    height_likelihood,
     size_temperature,
     update,
 )
@@ -70,8 +73,9 @@ class Perceiver:
     """Segmentation, batched classification and belief update of one frame at a time."""
 
     def __init__(self, classifier: ObjectClassifier, full_pixels: float = 150.0,
-                 upright: bool = True):
+                 upright: bool = True, height_temperature: float = 0.5):
         self.classifier = classifier
+        self.height_temperature = height_temperature
         self.upright = upright
         self.full_pixels = full_pixels
         self.scene = empty_scene(CATEGORIES)
@@ -79,7 +83,11 @@ class Perceiver:
         self.stamp = 0.0
 
     def observe(self, frame, t_map_cam) -> tuple[list, np.ndarray, float, float]:
-        """Return (clusters, q(category) per cluster, total ms, classification ms)."""
+        """Return (clusters, fused likelihood per cluster, total ms, classification ms).
+
+        The likelihood is the tempered q(category) times the height likelihood (rows all
+        zero where no crop could be cut); ``last_probs`` keeps q(category) alone.
+        """
         start = time.perf_counter()
         intr = CameraIntrinsics.from_k(frame.intrinsics.k, frame.intrinsics.width,
                                        frame.intrinsics.height)
@@ -95,12 +103,20 @@ class Perceiver:
                              max_range=SEGMENTATION.max_depth)
         temps = size_temperature([c.n_points for c in result.clusters], 0.5,
                                  self.full_pixels)
-        dets = [detection_from_cluster(c, sensor, t_map_cam, lik) for c, lik in
-                zip(result.clusters, classifier_likelihood(probs, temps))]
+        liks = classifier_likelihood(probs, temps)
+        if self.height_temperature > 0.0 and result.clusters:
+            liks = liks * height_likelihood([c.extent[2] for c in result.clusters],
+                                            [CATEGORY_HEIGHTS.get(n) for n in CATEGORIES],
+                                            temperature=self.height_temperature)
+        dets = [detection_from_cluster(c, sensor, t_map_cam, lik / lik.sum()) for c, lik in
+                zip(result.clusters, liks)]
         self.stamp += 0.2
         self.scene, _ = update(self.scene, dets, t_map_cam, sensor, self.stamp, BeliefConfig(),
                                depth=frame.depth)
-        return list(result.clusters), probs, 1e3 * (time.perf_counter() - start), classify_ms
+        self.last_probs = probs
+        known = probs.sum(axis=1, keepdims=True) > 0
+        return (list(result.clusters), np.where(known, liks, 0.0),
+                1e3 * (time.perf_counter() - start), classify_ms)
 
 
 def _render(sim, config, t_map_cam):
@@ -108,16 +124,16 @@ def _render(sim, config, t_map_cam):
     return render_camera(config, sim.client, t_map_cam[:3, 3], quat)
 
 
-def _episode(seed: int, n_views: int, classifier: ObjectClassifier, full_pixels: float
-             ) -> dict:
+def _episode(seed: int, n_views: int, classifier: ObjectClassifier, full_pixels: float,
+             height_temperature: float = 0.5) -> dict:
     rng = np.random.default_rng(seed)
     with Simulation(_scenario(seed), seed=seed, settle_s=0.3) as sim:
         truth = [(o.category, np.asarray(o.position)) for o in sim.ground_truth().objects]
         table = next(f for f in sim.world.furniture if f.kind == 'table')
         centre = np.array([table.center[0], table.center[1], table.size[2]])
         half = np.asarray(table.half, dtype=float)
-        perceiver = Perceiver(classifier, full_pixels)
-        hits = total = 0
+        perceiver = Perceiver(classifier, full_pixels, height_temperature=height_temperature)
+        hits = total = height_hits = 0
         for k in range(n_views):
             aim = centre + rng.uniform(-0.6, 0.6, 3) * [half[0], half[1], 0.0]
             d, el, az = rng.uniform(0.35, 0.9), rng.uniform(0.5, 1.2), rng.uniform(-np.pi,
@@ -125,13 +141,14 @@ def _episode(seed: int, n_views: int, classifier: ObjectClassifier, full_pixels:
             eye = aim + d * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az),
                                       np.sin(el)])
             cam = look_at(eye, aim)
-            clusters, probs, _, _ = perceiver.observe(_render(sim, CAMERAS[k % 2], cam), cam)
-            for c, q in zip(clusters, probs):
+            clusters, liks, _, _ = perceiver.observe(_render(sim, CAMERAS[k % 2], cam), cam)
+            for c, q, lik in zip(clusters, perceiver.last_probs, liks):
                 dist = [np.linalg.norm(c.center[:2] - pos[:2]) for _, pos in truth]
                 j = int(np.argmin(dist))
                 if dist[j] < MATCH_M and q.sum() > 0:
                     total += 1
                     hits += CATEGORIES[int(np.argmax(q))] == truth[j][0]
+                    height_hits += CATEGORIES[int(np.argmax(lik))] == truth[j][0]
         fused = 0
         for cat, pos in truth:
             objs = perceiver.scene.objects
@@ -139,7 +156,8 @@ def _episode(seed: int, n_views: int, classifier: ObjectClassifier, full_pixels:
             if dist and min(dist) < MATCH_M:
                 best = objs[int(np.argmin(dist))]
                 fused += CATEGORIES[int(np.argmax(best.category_probs))] == cat
-    return {'view_hits': hits, 'view_total': total, 'fused_hits': fused,
+    return {'view_hits': hits, 'view_height_hits': height_hits, 'view_total': total,
+            'fused_hits': fused,
             'fused_total': len(truth)}
 
 
@@ -218,7 +236,8 @@ def body(args) -> dict:
     seeds = list(args.seeds)[:3] if args.quick else list(args.seeds)
     rows = []
     for seed in seeds:
-        rows.append(_episode(seed, views, classifier, args.full_pixels))
+        rows.append(_episode(seed, views, classifier, args.full_pixels,
+                             args.height_temperature))
         progress(f'seed {seed}: {rows[-1]}')
     latents = latent_figures(classifier, args.data) if args.data else {}
     total_ms, classify_ms, n = _latency(classifier, 5 if args.quick else 20)
@@ -226,6 +245,8 @@ def body(args) -> dict:
     view_total = sum(r['view_total'] for r in rows)
     return {
         'view_accuracy': round(sum(r['view_hits'] for r in rows) / max(view_total, 1), 4),
+        'view_accuracy_height': round(sum(r['view_height_hits'] for r in rows)
+                                      / max(view_total, 1), 4),
         'fused_accuracy': round(sum(r['fused_hits'] for r in rows)
                                 / max(sum(r['fused_total'] for r in rows), 1), 4),
         'views_per_scene': views, 'classified_clusters': view_total,
@@ -247,6 +268,9 @@ def main(argv=None) -> int:
     parser.add_argument('--full-pixels', type=float, default=150.0,
                         help='clusters smaller than this get a lower likelihood temperature '
                              '(0: off)')
+    parser.add_argument('--height-temperature', type=float, default=0.5,
+                        help='tempering of the measured-height likelihood fused with the '
+                             'category evidence (0: off; default 0.5)')
     return run_benchmark(body, parser, argv)
 
 

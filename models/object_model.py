@@ -39,6 +39,7 @@ from torch import nn
 from embodied_aif.models.object_crops import crop_arrays, crop_object
 
 __all__ = [
+    'CATEGORY_HEIGHTS',
     'CHECKPOINT_FORMAT',
     'CHECKPOINT_VERSION',
     'CheckpointError',
@@ -65,6 +66,26 @@ __all__ = [
 CHECKPOINT_FORMAT = 'embodied_aif.object_model'
 CHECKPOINT_VERSION = 1
 MOVE_DIM = 4
+
+
+# Height above the support (m) of each category's instances, from the generators of
+# sim/objects.py: the parametric ranges (a bowl: its tilted staves on a base, measured at the
+# extremes of radius, height and flare) and the pybullet_data meshes' bounding boxes at the
+# ends of their scale ranges. test/unit/test_object_heights.py checks them against sampled
+# instances. Perception fuses the measured height of each cluster as category evidence
+# (scene_beliefs.height_likelihood, ObjectClassifier.observe).
+CATEGORY_HEIGHTS = {
+    'can': (0.08, 0.16),
+    'box': (0.04, 0.14),
+    'mug': (0.07, 0.11),
+    'bottle': (0.14, 0.22),
+    'bowl': (0.034, 0.065),
+    'duck': (0.054, 0.084),
+    'teddy': (0.064, 0.096),
+    'lego': (0.036, 0.060),
+    'jenga': (0.018, 0.030),
+    'mug_mesh': (0.076, 0.106),
+}
 
 
 def default_weights_path() -> Path:
@@ -625,26 +646,40 @@ class ObjectClassifier:
         return result
 
     def observe(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
-                full_pixels: float = 150.0, floor: float = 0.02) -> dict:
+                full_pixels: float = 150.0, floor: float = 0.02,
+                height_temperature: float = 0.5) -> dict:
         """Category likelihoods and shape codes of segmented clusters, ready for fusion.
 
         Gravity-aligned crops of every cluster in one batch, then q(category) tempered (less
-        for clusters seen small) and floored (scene_beliefs.classifier_likelihood). Returns
-        ``likelihoods`` (N, len(names)) and ``shape_mean`` / ``shape_var`` (N, D) of q(shape)
-        (NaN rows for clusters without a crop).
+        for clusters seen small) and floored (scene_beliefs.classifier_likelihood), times the
+        likelihood of each cluster's measured height (its vertical extent) under the
+        categories' height ranges ``CATEGORY_HEIGHTS`` (scene_beliefs.height_likelihood,
+        tempered by ``height_temperature``, 0: not used). Returns ``likelihoods``
+        (N, len(names)) and ``shape_mean`` / ``shape_var`` (N, D) of q(shape) (NaN rows for
+        clusters without a crop).
         """
         from embodied_aif.models.object_crops import image_up
-        from embodied_aif.models.scene_beliefs import classifier_likelihood, size_temperature
+        from embodied_aif.models.scene_beliefs import (
+            classifier_likelihood,
+            height_likelihood,
+            size_temperature,
+        )
 
         i = intrinsics
         ups = [image_up(t_map_cam, c.center, i.fx, i.fy, i.cx, i.cy) for c in clusters]
         q = self.encode(rgb, depth, [c.pixel_indices for c in clusters], i.fx, ups)
         temps = size_temperature([c.n_points for c in clusters], temperature, full_pixels)
-        return {'likelihoods': classifier_likelihood(q['probs'], temps, floor),
-                'shape_mean': q['shape_mean'], 'shape_var': q['shape_var']}
+        lik = classifier_likelihood(q['probs'], temps, floor)
+        if height_temperature > 0.0 and clusters:
+            lik = lik * height_likelihood([c.extent[2] for c in clusters],
+                                          [CATEGORY_HEIGHTS.get(n) for n in self.names],
+                                          temperature=height_temperature)
+            lik = lik / lik.sum(axis=1, keepdims=True)
+        return {'likelihoods': lik, 'shape_mean': q['shape_mean'], 'shape_var': q['shape_var']}
 
     def likelihoods(self, rgb, depth, intrinsics, t_map_cam, clusters, temperature: float = 0.5,
-                    full_pixels: float = 150.0, floor: float = 0.02) -> np.ndarray:
+                    full_pixels: float = 150.0, floor: float = 0.02,
+                    height_temperature: float = 0.5) -> np.ndarray:
         """Category likelihoods (N, len(names)) of segmented clusters (``observe``'s first)."""
         return self.observe(rgb, depth, intrinsics, t_map_cam, clusters, temperature,
-                            full_pixels, floor)['likelihoods']
+                            full_pixels, floor, height_temperature)['likelihoods']

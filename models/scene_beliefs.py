@@ -35,6 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.special import ndtr
 from scipy.stats import chi2
 
 from embodied_aif.models.segmentation import CameraIntrinsics, Cluster, validate_transform
@@ -52,6 +53,7 @@ __all__ = [
     "empty_scene",
     "fuse_category_likelihoods",
     "fuse_shape",
+    "height_likelihood",
     "pose_covariance_6x6",
     "size_temperature",
     "update",
@@ -400,6 +402,58 @@ def classifier_likelihood(probs, temperature=0.5, floor: float = 0.02) -> np.nda
     total = t.sum(axis=-1, keepdims=True)
     t = np.where(total > 0.0, t / np.where(total > 0.0, total, 1.0), 1.0 / k)
     return (1.0 - floor) * t + floor / k
+
+
+def height_likelihood(heights, ranges, sigma: float = 0.015, partial: float = 0.2,
+                      outlier: float = 0.02, max_height: float = 0.5,
+                      temperature=1.0) -> np.ndarray:
+    """Category likelihoods (N, K) of measured object heights, from each category's height range.
+
+    ``heights`` (N,) are the measured heights above the support (a cluster's vertical extent,
+    extended down to its support plane by segmentation); ``ranges`` has one ``(low, high)``
+    per category (metres: the heights its generator produces) or None for a category of
+    unknown size. The true height H of a category is uniform on its range, and the measurement
+    - with probability ``1 - partial``: H plus Gaussian noise of ``sigma`` (voxel size, plane
+      margin), that is a uniform density smoothed by a Gaussian;
+    - with probability ``partial``: uniform on [0, H] (the top is hidden or only a fragment of
+      the object was segmented: occlusion only ever makes an object look lower), whose
+      density after integrating H out is log(high / max(low, h)) / (high - low) below ``high``;
+    - mixed with ``outlier`` of a uniform density on [0, ``max_height``] (clusters merging two
+      objects, wrong support planes), so no height rules a category out.
+    A category of unknown size gets the uniform density 1 / ``max_height`` before the outlier
+    mixing. The result is raised to ``temperature`` (a scalar or one value per row, in
+    [0, 1]; 0 gives no evidence: views of one object repeat the same error, like the
+    classifier's in ``classifier_likelihood``) and normalised per row.
+    """
+    h = np.atleast_1d(np.asarray(heights, dtype=float))
+    if h.ndim != 1 or not np.all(np.isfinite(h)):
+        raise ValueError(f"heights must be finite numbers (N,), got shape {h.shape}")
+    ranges = list(ranges)
+    if not ranges:
+        raise ValueError("need at least one category height range")
+    if not (sigma > 0.0 and 0.0 <= partial <= 1.0 and 0.0 < outlier <= 1.0
+            and max_height > 0.0):
+        raise ValueError(f"need sigma={sigma} > 0, 0 <= partial={partial} <= 1, "
+                         f"0 < outlier={outlier} <= 1 and max_height={max_height} > 0")
+    temp = np.asarray(temperature, dtype=float)
+    if np.any(~(temp >= 0.0)) or np.any(temp > 1.0):
+        raise ValueError(f"height temperature must lie in [0, 1], got {temperature}")
+    h = np.maximum(h, 0.0)
+    columns = []
+    for k, span in enumerate(ranges):
+        if span is None:
+            columns.append(np.full(h.shape, 1.0 / max_height))
+            continue
+        low, high = (float(v) for v in span)
+        if not 0.0 < low < high:
+            raise ValueError(f"category {k}: height range ({low}, {high}) needs 0 < low < high")
+        width = high - low
+        full = (ndtr((high - h) / sigma) - ndtr((low - h) / sigma)) / width
+        cut = np.where(h < high, np.log(high / np.clip(h, low, high)) / width, 0.0)
+        columns.append((1.0 - partial) * full + partial * cut)
+    dens = (1.0 - outlier) * np.stack(columns, axis=1) + outlier / max_height
+    out = dens ** (temp[:, None] if temp.ndim else temp)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def size_temperature(n_pixels, temperature: float = 0.5, full_pixels: float = 150.0

@@ -32,7 +32,9 @@ Categories and shapes: each cluster is cropped from the frame (the box of its pi
 crops of a frame go through the object model's encoder in one batch (models.object_model,
 weights from the ``object_model`` parameter, empty = the shipped models/weights/object_model.pt,
 loaded once); its q(category) becomes a tempered likelihood (scene_beliefs.classifier_likelihood,
-less trusted for clusters of fewer than ``category_full_pixels`` pixels) fused over views in
+less trusted for clusters of fewer than ``category_full_pixels`` pixels), times the
+likelihood of the cluster's measured height under each category's height range
+(scene_beliefs.height_likelihood, tempered by ``height_temperature``), fused over views in
 the beliefs, and its q(shape) is fused over views into each object's shape belief
 (scene_beliefs.fuse_shape), whose mean is the message's ``shape_code``. A missing or corrupt
 weights file is logged as an error and perception goes on with uniform category likelihoods
@@ -188,6 +190,9 @@ class Perception(ParamNode):
               'default)', low=0, high=64, read_only=True),
         Param('category_full_pixels', 150.0, 'clusters with fewer pixels get a '
               'proportionally lower temperature (0: off)', low=0.0, high=1e6),
+        Param('height_temperature', 0.5, 'tempering of the per-view likelihood of a '
+              'cluster\'s measured height under the categories\' height ranges (0: off)',
+              low=0.0, high=1.0),
     )
 
     def __init__(self, **kwargs):
@@ -425,7 +430,8 @@ class Perception(ParamNode):
                     'shape_var': [None] * n}
         return self._classifier.observe(
             rgb, depth, intrinsics, t_map_cam, clusters, self.param('category_temperature'),
-            self.param('category_full_pixels'), self.param('category_floor'))
+            self.param('category_full_pixels'), self.param('category_floor'),
+            self.param('height_temperature'))
 
     # ------------------------------------------------------------------ outputs
     def _publish_objects(self, header: Header) -> None:

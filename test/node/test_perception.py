@@ -419,3 +419,36 @@ def test_image_decoding_honours_step_and_byte_order():
     msg.encoding = '16UC1'
     with pytest.raises(FrameError, match="'16UC1'"):
         _image_array(msg, '32FC1', 'f4', 1)
+
+
+def test_height_evidence_is_a_validated_parameter(harness):
+    from rclpy.parameter import Parameter
+
+    from embodied_aif.models.segmentation import Cluster, look_at
+
+    perception = harness.nodes[1]
+    bad = perception.set_parameters([Parameter('height_temperature', value=1.5)])
+    assert not bad[0].successful and 'height_temperature' in bad[0].reason
+    assert perception.param('height_temperature') == 0.5
+    # the same crop measured 2.5 cm or 18 cm high: with the height evidence on, the flat one
+    # leans to jenga and the tall one to bottle; off (0), both get the crop's likelihood
+    intr = CameraIntrinsics.from_fov(64, 48, np.deg2rad(60.0))
+    cam = look_at([-0.5, 0.0, 0.4], [0.0, 0.0, 0.0])
+    rgb = np.full((48, 64, 3), 90, np.uint8)
+    depth = np.full((48, 64), 1.0, np.float32)
+    rgb[18:30, 26:38], depth[18:30, 26:38] = 200, 0.6
+    pixels = np.flatnonzero(np.pad(np.ones((12, 12), bool), ((18, 18), (26, 26))).ravel())
+    clusters = [Cluster(centroid=np.zeros(3), center=np.array([0.0, 0.0, h / 2]),
+                        extent=np.array([0.05, 0.05, h]), colour=np.full(3, 0.8),
+                        pixel_indices=pixels, n_points=144) for h in (0.025, 0.18)]
+    names = list(perception._names)
+    jenga, bottle = names.index('jenga'), names.index('bottle')
+    on = perception._observe_objects(rgb, depth, intr, cam, clusters)['likelihoods']
+    assert perception.set_parameters([Parameter('height_temperature', value=0.0)])[0].successful
+    try:
+        off = perception._observe_objects(rgb, depth, intr, cam, clusters)['likelihoods']
+    finally:
+        perception.set_parameters([Parameter('height_temperature', value=0.5)])
+    np.testing.assert_allclose(off[0], off[1], atol=1e-3)  # crops turned to a slightly other up
+    assert on[0, jenga] / on[0, bottle] > 3.0 * off[0, jenga] / off[0, bottle]
+    assert on[1, bottle] / on[1, jenga] > 3.0 * off[1, bottle] / off[1, jenga]
