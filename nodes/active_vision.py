@@ -2,10 +2,7 @@
 
 Action ``look_for`` (embodied_aif_msgs/LookFor): the goal is a category name ("find a mug")
 or a goal image (RGB-D + camera_info: "see this object from there"). Each step the node takes
-the latest object beliefs (``objects``, from perception), the camera pose (forward kinematics
-of the newest joint_states on the base's pose from TF: under load the arm links' TF lags by
-seconds, and steps bounded from a stale pose undo each other; the base is assumed still
-during a goal), scores a
+the latest object beliefs (``objects``, from perception), the camera pose from TF, scores a
 few thousand candidate camera poses by expected free energy
 (models.active_vision: pragmatic + epistemic terms), moves a bounded step toward the best
 reachable one (solved by IK on the camera frame of ``robot_description``) and commands it as a
@@ -15,9 +12,7 @@ sim time for the arm and the beliefs to follow.
 Success: CATEGORY, an object in view whose category probability reaches
 ``found_probability``; IMAGE, the camera at the viewpoint the goal image was localised to
 (``models.active_vision.localise_goal``, against a surface map the node builds from the
-camera's depth frames) and its current frame agreeing with the goal image. Once the goal
-image is localised to one object, the epistemic term counts only information about that
-object (no other objects, no table coverage). Otherwise the
+camera's depth frames) and its current frame agreeing with the goal image. Otherwise the
 result reports ``max_steps`` (or ``cancelled``). Bad goals (unknown category, empty or
 malformed image, bad camera_info) end at once with success false and
 ``reason = "rejected: ..."``.
@@ -33,7 +28,6 @@ import time
 from collections import deque
 
 import numpy as np
-import pybullet as p
 from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
@@ -52,7 +46,6 @@ from embodied_aif.models.active_vision import (
     GoalImage,
     LocaliseConfig,
     SurfaceMap,
-    ViewGoal,
     interpret_goal_image,
     localise_goal,
     pose_error,
@@ -99,50 +92,6 @@ def _image(msg: Image, encoding: str, dtype: str, channels: int) -> np.ndarray:
         '>' if msg.is_bigendian else '<'))
     shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
     return arr.reshape(shape).astype(dtype)
-
-
-def _forward_kinematics(ik: ArmIk, q) -> np.ndarray:
-    """Pose (4, 4) of the IK tip (the camera frame) in the base frame for joint positions q."""
-    for j, v in zip(ik.arm, q):
-        p.resetJointState(ik.body, j, float(v), physicsClientId=ik.client)
-    state = p.getLinkState(ik.body, ik.tip, computeForwardKinematics=True,
-                           physicsClientId=ik.client)
-    t = np.eye(4)
-    t[:3, :3] = Rotation.from_quat(state[5]).as_matrix()
-    t[:3, 3] = state[4]
-    return t
-
-
-def _solve_ik(ik: ArmIk, t_base_tip: np.ndarray, q_seed, rounds: int = 4
-              ) -> tuple[np.ndarray, float, float]:
-    """Joint positions (7,) within the limits for a camera pose; position and rotation residuals.
-
-    PyBullet's null-space IK with the arm's joint limits, its ranges and the seed as the rest
-    pose (so the solution stays near the current configuration). ``ArmIk.solve`` clips an
-    unconstrained solution to the limits instead, which traps the wrist camera in a local
-    minimum (a joint pinned at its limit, 6 cm / 0.2 rad short, for many steps) on the
-    straight approach to a reachable viewpoint.
-    """
-    n = len(ik.movable)   # IK works on every movable joint (the fingers too)
-    lower, upper, rest = [-10.0] * n, [10.0] * n, [0.0] * n
-    for slot, lo, hi, q0 in zip(ik.arm_slots, ik.lower, ik.upper, q_seed):
-        lower[slot], upper[slot], rest[slot] = float(lo), float(hi), float(q0)
-    ranges = [hi - lo for lo, hi in zip(lower, upper)]
-    for j, v in zip(ik.arm, q_seed):
-        p.resetJointState(ik.body, j, float(v), physicsClientId=ik.client)
-    pos = t_base_tip[:3, 3].tolist()
-    quat = Rotation.from_matrix(t_base_tip[:3, :3]).as_quat().tolist()
-    q = np.asarray(q_seed, dtype=float)
-    for _ in range(rounds):
-        sol = p.calculateInverseKinematics(
-            ik.body, ik.tip, pos, quat, lowerLimits=lower, upperLimits=upper,
-            jointRanges=ranges, restPoses=rest, maxNumIterations=200, residualThreshold=1e-5,
-            physicsClientId=ik.client)
-        q = np.clip([sol[s] for s in ik.arm_slots], ik.lower, ik.upper)
-        for j, v in zip(ik.arm, q):
-            p.resetJointState(ik.body, j, float(v), physicsClientId=ik.client)
-    dist, ang = pose_error(_forward_kinematics(ik, q), t_base_tip)
-    return q, dist, ang
 
 
 def _pose_msg(t: np.ndarray, frame: str, stamp) -> PoseStamped:
@@ -411,7 +360,7 @@ class ActiveVision(ParamNode):
             self._diagnostics({}, 0, f'rejected: {exc}')
             return self._finish(handle, False, f'rejected: {exc}', None, 0, 'abort')
         max_steps = int(request.max_steps) or self.param('max_steps')
-        map_frame = self.param('map_frame')
+        map_frame, cam_frame = self.param('map_frame'), self.param('camera_frame')
         efe_config = EfeConfig(w_position=self.param('w_position'),
                                w_category=self.param('w_category'),
                                w_coverage=self.param('w_coverage'),
@@ -435,12 +384,9 @@ class ActiveVision(ParamNode):
                 q_now = np.array([self._joints[n] for n in ARM_JOINTS])
             try:
                 intr = CameraIntrinsics.from_k(info_msg.k, info_msg.width, info_msg.height)
+                cam = self.tf.lookup(map_frame, cam_frame)
                 t_map_base = self.tf.lookup(map_frame, self.param('base_frame'))
                 shoulder = self.tf.lookup(map_frame, self.param('shoulder_frame'))
-                # the camera pose from the newest joint states (forward kinematics on the
-                # base's pose): under load the links' TF lags the arm by seconds, and steps
-                # bounded from a stale pose undo each other
-                cam = t_map_base @ _forward_kinematics(self._ik, q_now)
             except (ValueError, TransformError) as exc:
                 self._diagnostics({}, k, f'waiting: {exc}')
                 self._wait_sim(self.param('step_period'))
@@ -458,12 +404,9 @@ class ActiveVision(ParamNode):
             else:
                 image, view = goal
                 if 'frame' in state and info.get('t_map_goal') is not None:
-                    depth, rgb, t_frame = state['frame']
                     d, a = pose_error(cam, info['t_map_goal'])
-                    d_frame, a_frame = pose_error(t_frame, info['t_map_goal'])
-                    # compare a frame taken there: under load the newest frame TF can place
-                    # may be from a step or two earlier
-                    if max(d, d_frame) < 0.03 and max(a, a_frame) < 0.15:
+                    if d < 0.03 and a < 0.15:
+                        depth, rgb, _ = state['frame']
                         # frames of another size cannot be compared pixel by pixel: trust
                         # the localisation then
                         if depth.shape != image.depth.shape \
@@ -475,21 +418,12 @@ class ActiveVision(ParamNode):
                                                state.get('support_z', centre[2]),
                                                LocaliseConfig(), rejected)
             reach_centre = shoulder[:3, 3] + shoulder[:3, 2] * self.param('shoulder_height')
-            coverage = state['coverage'] if efe_config.use_epistemic else None
-            target = (scene.get(efe_goal.object_id) if isinstance(efe_goal, ViewGoal)
-                      and efe_goal.object_id is not None else None)
-            if target is not None:
-                # the goal image is explained by one object: only information about it bears
-                # on the goal (the other objects' and the table's uncertainty summed over
-                # many objects and cells outweighed the goal and kept the camera off it)
-                scene = SceneBeliefs(objects=(target,), category_names=scene.category_names)
-                coverage = None
             nxt, out = step(scene, cam, state['sensor'], efe_goal, self._rng, efe_config,
                             self._candidates(),
                             feasible=reach_shell(reach_centre, self.param('reach_min'),
                                                  self.param('reach_max')),
-                            coverage=coverage)
-            q, dist, ang = _solve_ik(self._ik, np.linalg.inv(t_map_base) @ nxt, q_now)
+                            coverage=state['coverage'] if efe_config.use_epistemic else None)
+            q, dist, ang = self._ik.solve(np.linalg.inv(t_map_base) @ nxt, q_now)
             point = JointTrajectoryPoint(positions=[float(v) for v in q])
             period = self.param('step_period')
             point.time_from_start = DurationMsg(sec=int(0.8 * period),

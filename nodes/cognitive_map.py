@@ -435,6 +435,8 @@ class CognitiveMapNode(ParamNode):
               'never)', low=0.0, high=3600.0, read_only=True),
         Param('imagination_threshold', 0.1, 'confidence an imagined link needs to enter the '
               'map', low=0.01, high=1.0),
+        Param('imagination_pairs', 6, 'place pairs imagined per round (the nearest not yet '
+              'imagined; each pair once)', low=1, high=1000),
         Param('depth_obstacles', True, 'add what the head camera sees above the scan plane '
               '(table tops, shelves) to the occupancy grid', read_only=True),
         Param('obstacle_min_height', 0.15, 'depth points from this height up are obstacles, m',
@@ -489,7 +491,7 @@ class CognitiveMapNode(ParamNode):
         self.twist = (0.0, 0.0)   # odometry (linear, angular) velocity
         self.place_views: dict = {}  # place -> (state, image, map pose, distance to centre)
         self.view_memory = None  # imagination.ViewMemory of the views seen along the way
-        self.imagined_signature = None
+        self.judged_pairs: set = set()  # place pairs already imagined (each once)
         self.pending_links: list = []  # (proposal, pose a, pose b) for the map's group to add
         self.counts.update(imagined_links=0, imagination_rounds=0)
 
@@ -715,14 +717,23 @@ class CognitiveMapNode(ParamNode):
         visited = [k for k in range(cmap.num_places) if cmap.visits[k] > 0]
         if memory is None or len(visited) < 2:
             return
-        signature = (memory.size, tuple(visited), tuple(sorted(cmap.edges)))
-        if signature == self.imagined_signature:
+        # a bounded round: the nearest pairs not judged yet (each pair is judged once)
+        edges = {tuple(sorted(e)) for e in cmap.edges}
+        pairs = sorted(((i, j) for n, i in enumerate(visited) for j in visited[n + 1:]
+                        if (i, j) not in edges and (i, j) not in self.judged_pairs and
+                        np.linalg.norm(cmap.poses[i, :2] - cmap.poses[j, :2]) <= 6.0),
+                       key=lambda ij: np.linalg.norm(cmap.poses[ij[0], :2] -
+                                                     cmap.poses[ij[1], :2]))
+        chosen = set(pairs[:self.param('imagination_pairs')])
+        if not chosen:
             return
-        self.imagined_signature = signature
+        self.judged_pairs |= chosen
         self.counts['imagination_rounds'] += 1
+        skip = [(i, j) for n, i in enumerate(visited) for j in visited[n + 1:]
+                if (i, j) not in chosen]
         try:
             links, _ = im.judge_links(self.world, memory, cmap.poses, places=visited,
-                                      known=list(cmap.edges), max_distance=6.0,
+                                      known=skip, max_distance=6.0,
                                       threshold=self.param('imagination_threshold'),
                                       action_period=self.param('world_model_period'))
         except (ValueError, RuntimeError) as exc:

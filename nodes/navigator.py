@@ -156,7 +156,7 @@ class Navigator(ParamNode):
         Param('stall_time', 0.4, 'driving forward without moving this long, with nothing '
               'in the scan to explain it, leaves a virtual obstacle ahead, s', low=0.05,
               high=10.0),
-        Param('overhead_obstacles', True, "treat the cognitive map's overhead layer (what the "
+        Param('overhead_obstacles', False, "treat the cognitive map's overhead layer (what the "
               'head camera saw above the scan plane: table tops, shelves) as obstacles',
               read_only=True),
         Param('overhead_range', 2.5, 'overhead obstacles within this of the robot are added '
