@@ -21,8 +21,9 @@ places are chosen by expected free energy over the places graph, the robot is dr
 local controller, and an edge without progress is marked blocked and re-planned around (a
 detour); the model also drives the last metres from the goal's place to the goal point.
 Obstacles above the scan plane (table tops, shelf boards) enter the scan as virtual returns:
-the overhead layer's occupied cells within ``overhead_range``, and, where the base stalls with
-a clear scan anyway, a short virtual obstacle kept for ``stall_memory`` seconds. With no goal
+with ``overhead_obstacles`` (off by default until measured) the overhead layer's occupied
+cells within ``overhead_range``; and, where the base stalls with a clear scan, a short
+virtual obstacle kept for ``stall_memory`` seconds. With no goal
 and ``explore_when_idle`` it explores. A goal ends with a clear result: reached; or aborted
 with a reason (outside the known world, unknown place, unreachable, stuck, lost, no input,
 timed out, pre-empted); or cancelled.

@@ -142,6 +142,10 @@ def test_teleop_moves_and_walls_stop(harness):
     blocked_at = harness.truth_xy()
     drive(harness, 1.0, 0.0, 1.0)
     assert np.linalg.norm(harness.truth_xy() - blocked_at) < 0.05, 'the obstacle let it pass'
+    # back away: the base stops with its front at the wall, where the arm has no room
+    drive(harness, -0.5, 0.0, 1.5)
+    harness.wait_sim(2.5)  # the command timeout halts it again
+    assert np.linalg.norm(harness.truth_xy() - blocked_at) > 0.3
 
 
 def test_nan_command_is_rejected(harness):
