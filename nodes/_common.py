@@ -142,6 +142,25 @@ class ParamNode(Node):
         return SetParametersResult(successful=not problems, reason='; '.join(problems))
 
 
+def image_pixels(msg, encoding: str, dtype: str, channels: int) -> np.ndarray:
+    """Return the pixels of a sensor_msgs/Image as (H, W) or (H, W, C).
+
+    ValueError names a wrong encoding or a size that does not match the data.
+    """
+    if msg.encoding != encoding:
+        raise ValueError(f'{msg.encoding!r} image where {encoding} is required')
+    dt = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
+    row = msg.width * channels * dt.itemsize
+    if msg.height == 0 or msg.width == 0 or msg.step < row \
+            or len(msg.data) != msg.step * msg.height:
+        raise ValueError(f'{encoding} image {msg.width}x{msg.height} with step '
+                         f'{msg.step} has {len(msg.data)} bytes of data')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
+    pixels = np.ascontiguousarray(rows).view(dt).astype(dt.newbyteorder('='))
+    return pixels.reshape(msg.height, msg.width, channels) if channels > 1 \
+        else pixels.reshape(msg.height, msg.width)
+
+
 def occupancy_view(msg):
     """An OccupancyView of a nav_msgs/OccupancyGrid; ValueError names what is malformed."""
     from embodied_aif.models.occupancy import OccupancyView

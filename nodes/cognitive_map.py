@@ -67,6 +67,7 @@ from embodied_aif.nodes._common import (
     SENSOR_QOS,
     Param,
     ParamNode,
+    image_pixels,
     node_main,
 )
 from embodied_aif.nodes._state import StateFile
@@ -838,16 +839,10 @@ class CognitiveMapNode(ParamNode):
         try:
             if info is None:
                 raise ValueError('no head_camera/camera_info yet')
-            if msg.encoding != '32FC1' or msg.height == 0 or msg.width == 0 or \
-                    len(msg.data) < 4 * msg.width * msg.height or msg.step < 4 * msg.width:
-                raise ValueError(f'depth image {msg.width}x{msg.height} {msg.encoding!r} with '
-                                 f'{len(msg.data)} bytes is not a 32FC1 image')
+            depth = image_pixels(msg, '32FC1', 'f4', 1)
             if (info.width, info.height) != (msg.width, msg.height):
                 raise ValueError(f'camera_info is {info.width}x{info.height}, the depth image '
                                  f'{msg.width}x{msg.height}')
-            rows = np.frombuffer(bytes(msg.data), dtype='<f4' if not msg.is_bigendian else '>f4',
-                                 count=msg.step * msg.height // 4)
-            depth = rows.reshape(msg.height, msg.step // 4)[:, :msg.width]
             t_base_cam = self.laser.buffer.lookup(self.param('base_frame'),
                                                   msg.header.frame_id.lstrip('/'))
             points = depth_points(depth, np.asarray(info.k), t_base_cam,

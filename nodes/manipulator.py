@@ -423,21 +423,29 @@ class Manipulator(ParamNode):
         raise GoalError('unknown_object', f'no belief with id {object_id!r} (known: {known})')
 
     def _obstacles(self, msg: ObjectBeliefArray | None, skip: str) -> list[mp.Box]:
-        boxes = boxes_from_list(self.param('base_boxes'))
+        return boxes_from_list(self.param('base_boxes')) + [
+            box.box(0.0, f'object {name}')
+            for name, box in self._other_objects(msg, skip, self.param('base_frame'))]
+
+    def _other_objects(self, msg: ObjectBeliefArray | None, skip: str,
+                       frame: str) -> list[tuple[str, mp.ObjectBox]]:
+        """Return (id, box in ``frame``) of every believed object but ``skip``.
+
+        Empty when other objects are not avoided; beliefs TF cannot place are left out.
+        """
         if msg is None or not self.param('avoid_other_objects'):
-            return boxes
-        base = self.param('base_frame')
+            return []
+        out = []
         for belief in msg.objects:
             if belief.id == skip:
                 continue
-            frame = belief.header.frame_id or msg.header.frame_id
+            source = belief.header.frame_id or msg.header.frame_id
             try:
-                box = belief_box(belief, self.tf.lookup(base, frame),
-                                 self.param('default_extent'))
+                out.append((belief.id, belief_box(belief, self.tf.lookup(frame, source),
+                                                  self.param('default_extent'))))
             except (TransformError, ValueError):
                 continue
-            boxes.append(box.box(0.0, f'object {belief.id}'))
-        return boxes
+        return out
 
     def _seen_at(self, object_id: str, after_ns: int) -> np.ndarray | None:
         """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``."""
@@ -667,16 +675,7 @@ class Manipulator(ParamNode):
         t_grid = np.eye(4) if grid_frame in ('', frame) else self._lookup(grid_frame, frame)
         robot = self._lookup(frame, self.param('base_frame'))[:2, 3]
         obj = belief_box(belief, np.eye(4), self.param('default_extent'))
-        others = []
-        for other in self.objects.objects if self.param('avoid_other_objects') else ():
-            if other.id == object_id:
-                continue
-            try:
-                t = np.eye(4) if (other.header.frame_id or frame) == frame else \
-                    self.tf.lookup(frame, other.header.frame_id)
-                others.append((other.id, belief_box(other, t, self.param('default_extent'))))
-            except (TransformError, ValueError):
-                continue
+        others = self._other_objects(self.objects, object_id, frame)
         arm = self._arm()
         q0, _ = self._arm_state()
         clearance, occupied = self.param('stand_clearance'), self.param('occupied_threshold')

@@ -74,7 +74,7 @@ from embodied_aif.models.segmentation import (
     segment_frame,
 )
 from embodied_aif.models.transforms import covariance_ellipsoid
-from embodied_aif.nodes._common import SENSOR_QOS, Param, ParamNode, node_main
+from embodied_aif.nodes._common import SENSOR_QOS, Param, ParamNode, image_pixels, node_main
 from embodied_aif.nodes._tf import NS, TfBuffer, TfListener, TransformError
 from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
 
@@ -133,16 +133,10 @@ def _image_array(msg: Image, encoding: str, dtype: str, channels: int) -> np.nda
     """The pixels of an Image as (H, W) or (H, W, C); FrameError on a wrong encoding or size."""
     if msg.encoding != encoding:
         raise FrameError('encoding', f'{msg.encoding!r} image where {encoding} is required')
-    dt = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
-    row = msg.width * channels * dt.itemsize
-    if msg.height == 0 or msg.width == 0 or msg.step < row \
-            or len(msg.data) != msg.step * msg.height:
-        raise FrameError('bad_image', f'{encoding} image {msg.width}x{msg.height} with step '
-                         f'{msg.step} has {len(msg.data)} bytes of data')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
-    pixels = np.ascontiguousarray(rows).view(dt).astype(dt.newbyteorder('='))
-    return pixels.reshape(msg.height, msg.width, channels) if channels > 1 \
-        else pixels.reshape(msg.height, msg.width)
+    try:
+        return image_pixels(msg, encoding, dtype, channels)
+    except ValueError as exc:
+        raise FrameError('bad_image', str(exc)) from exc
 
 
 class Perception(ParamNode):
