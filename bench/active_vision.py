@@ -34,7 +34,9 @@ inflate; ``perception_ms_80x60`` at the benchmark's resolution), both including 
 model's encoding of every cluster (q(category) and q(shape), fused as in `perception`), and
 ``category_accuracy`` of the fused beliefs (q(category) of the shipped object model per view,
 tempered, times the likelihood of the cluster's measured height, and fused as in
-`perception`; every track of the ``aif`` agent's final beliefs within 6 cm of a true object),
+`perception`; in the ``aif`` agent's final beliefs, each true object once, by the track with
+the most detections among those within 6 cm of it), ``duplicate_track_rate`` (the fraction of
+those objects that had more than one track; ``objects_tracked`` counts them),
 ``category_accuracy_view`` (the same evidence of single views, per cluster),
 ``category_confusion`` (true category -> counts of the fused beliefs' most probable ones) and
 ``episode_s_<agent>`` (mean wall time of one episode).
@@ -309,19 +311,31 @@ def _nearest(xy, truth) -> int | None:
     return k if d[k] < 0.06 else None
 
 
-def _category_pairs(scene, views, truth) -> tuple[list, list]:
-    """(true, believed) category pairs of the fused tracks and of single-view clusters."""
+def _category_pairs(scene, views, truth) -> tuple[list, list, int]:
+    """(true, believed) category pairs of the fused beliefs and of single-view clusters.
+
+    Each true object counts once in the fused pairs: of the tracks within 6 cm of it (each
+    track given to its nearest true object), the one with the most detections (then the
+    nearest). The third value is the number of true objects that had more than one track.
+    """
     fused, single = [], []
+    tracks: dict[int, list] = {}
     for obj in scene.objects if scene is not None else ():
         k = _nearest(obj.mean, truth)
         if k is not None:
-            fused.append((truth.objects[k].category,
-                          CATEGORIES[int(np.argmax(obj.category_probs))]))
+            dist = float(np.linalg.norm(np.asarray(obj.mean[:2])
+                                        - np.asarray(truth.objects[k].position[:2])))
+            tracks.setdefault(k, []).append((-obj.n_detections, dist, obj))
+    for k in sorted(tracks):
+        best = min(tracks[k], key=lambda t: t[:2])[2]
+        fused.append((truth.objects[k].category,
+                      CATEGORIES[int(np.argmax(best.category_probs))]))
+    duplicated = sum(len(v) > 1 for v in tracks.values())
     for xy, c in views:
         k = _nearest(xy, truth)
         if k is not None:
             single.append((truth.objects[k].category, CATEGORIES[c]))
-    return fused, single
+    return fused, single, duplicated
 
 
 def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
@@ -346,7 +360,7 @@ def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
                 res = _run_agent(agent, sim, ws, goal, target, seed * 100 + t)
                 wall_s = time.perf_counter() - start
                 got = _spherical(res['cam'], centre)
-                fused, single = _category_pairs(res['scene'], res['views'], truth)
+                fused, single, duplicated = _category_pairs(res['scene'], res['views'], truth)
                 out.append({'agent': agent, 'n_objects': n_objects, 'seed': seed, 'target': t,
                             'success': res['success'], 'steps': res['steps'],
                             'azimuth_error': float(abs(np.angle(np.exp(1j * (got[0]
@@ -354,7 +368,8 @@ def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
                             'elevation_error': float(abs(got[1] - want[1])),
                             'range_error': float(abs(got[2] - want[2])),
                             'perception_ms': res['perception_ms'], 'wall_s': wall_s,
-                            'category_pairs': fused, 'view_category_pairs': single})
+                            'category_pairs': fused, 'view_category_pairs': single,
+                            'duplicated_objects': duplicated})
     return out
 
 
@@ -401,6 +416,9 @@ def _summarise(rows: list[dict]) -> dict:
     single = [pair for r in aif for pair in r['view_category_pairs']]
     out['category_accuracy'] = (round(sum(a == b for a, b in fused) / len(fused), 4)
                                 if fused else None)
+    out['objects_tracked'] = len(fused)
+    out['duplicate_track_rate'] = (round(sum(r['duplicated_objects'] for r in aif) / len(fused), 4)
+                                   if fused else None)
     out['category_accuracy_view'] = (round(sum(a == b for a, b in single) / len(single), 4)
                                      if single else None)
     confusion: dict[str, dict[str, int]] = {}

@@ -2,24 +2,33 @@
 
 Action ``look_for`` (embodied_aif_msgs/LookFor): the goal is a category name ("find a mug")
 or a goal image (RGB-D + camera_info: "see this object from there"). Each step the node takes
-the latest object beliefs (``objects``, from perception), the camera pose from TF, scores a
-few thousand candidate camera poses by expected free energy
-(models.active_vision: pragmatic + epistemic terms), moves a bounded step toward the best
-reachable one (solved by IK on the camera frame of ``robot_description``) and commands it as a
-one-point trajectory on ``arm_controller/joint_trajectory``; then it waits ``step_period`` of
-sim time for the arm and the beliefs to follow.
+the latest object beliefs (``objects``, from perception), the camera pose (forward
+kinematics of the newest joint_states on the base's pose from TF: under load the arm links' TF
+lags the arm by seconds, and steps bounded from a stale pose undo each other; the base is
+assumed still during a goal), scores a few thousand candidate camera poses by expected free
+energy (models.active_vision: pragmatic + epistemic terms), moves a bounded step toward the
+best reachable one (limit-aware IK on the camera frame of ``robot_description``, from the
+current joints) and commands it as a one-point trajectory on
+``arm_controller/joint_trajectory``; then it waits ``step_period`` of sim time for the arm and
+the beliefs to follow. A move whose solution would bring an arm link within
+``table_clearance`` of the workspace's table top (over the table) is solved again drawn
+toward an elbow-up posture (``rest_joints``), or replaced by a straight lift.
 
 Success: CATEGORY, an object in view whose category probability reaches
 ``found_probability``; IMAGE, the camera at the viewpoint the goal image was localised to
 (``models.active_vision.localise_goal``, against a surface map the node builds from the
-camera's depth frames) and its current frame agreeing with the goal image. Otherwise the
-result reports ``max_steps`` (or ``cancelled``). Bad goals (unknown category, empty or
-malformed image, bad camera_info) end at once with success false and
-``reason = "rejected: ..."``.
+camera's depth frames; again every ``localise_every`` steps, it is most of a step's CPU) and
+its current frame agreeing with the goal image. Once the goal image is localised to one
+object and the camera is within ``focus_distance`` of the goal viewpoint, the epistemic term
+counts only information about that object (no other objects, no table coverage: summed over
+many objects and cells it outweighed the goal term near the goal). Otherwise the result
+reports ``max_steps`` (or ``cancelled``). Bad goals (unknown category, empty or malformed
+image, bad camera_info) end at once with success false and ``reason = "rejected: ..."``.
 
 Subscribes: objects (ObjectBeliefArray), joint_states, robot_description (latched),
 {camera}/camera_info, {camera}/depth/image_rect and {camera}/color/image_raw, /tf, /tf_static.
-Publishes: arm_controller/joint_trajectory, /diagnostics (the EFE terms of each step).
+Publishes: arm_controller/joint_trajectory, /diagnostics (the EFE terms of each step, the IK
+misses, the links' clearance of the table, whether the goal is localised, CPU times).
 """
 from __future__ import annotations
 
@@ -46,6 +55,7 @@ from embodied_aif.models.active_vision import (
     GoalImage,
     LocaliseConfig,
     SurfaceMap,
+    ViewGoal,
     interpret_goal_image,
     localise_goal,
     pose_error,
@@ -56,7 +66,7 @@ from embodied_aif.models.active_vision import (
 from embodied_aif.models.scene_beliefs import ObjectBelief as Belief
 from embodied_aif.models.scene_beliefs import SceneBeliefs, SensorModel
 from embodied_aif.models.segmentation import CameraIntrinsics, SegmentationConfig, backproject
-from embodied_aif.nodes._arm_ik import ArmIk
+from embodied_aif.nodes._arm_ik import ArmIk, table_clearance
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -92,6 +102,13 @@ def _image(msg: Image, encoding: str, dtype: str, channels: int) -> np.ndarray:
         '>' if msg.is_bigendian else '<'))
     shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
     return arr.reshape(shape).astype(dtype)
+
+
+def _seven_finite(value) -> str | None:
+    if len(value) != len(ARM_JOINTS) or not all(
+            isinstance(v, (int, float)) and np.isfinite(v) for v in value):
+        return f'expected {len(ARM_JOINTS)} finite joint positions, got {value!r}'
+    return None
 
 
 def _pose_msg(t: np.ndarray, frame: str, stamp) -> PoseStamped:
@@ -144,6 +161,16 @@ class ActiveVision(ParamNode):
         Param('workspace_centre', [0.7, 0.0, 0.62], 'centre of the table workspace in '
               'map_frame (x, y, surface z), m'),
         Param('workspace_half', [0.4, 0.6], 'half extents of the workspace (x, y), m'),
+        Param('table_clearance', 0.06, 'least height of the arm links above the workspace '
+              'surface where they are over it, m', low=0.0, high=1.0),
+        Param('rest_joints', [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785], 'arm joints '
+              '(elbow up) that IK is drawn toward when a move would bring a link near the '
+              'table', validate=_seven_finite),
+        Param('localise_every', 4, 'steps between localisations of a localised goal image',
+              low=1, high=100),
+        Param('focus_distance', 0.3, 'camera distance from the localised goal viewpoint '
+              'within which only the goal object\'s information counts, m', low=0.0,
+              high=10.0),
         Param('seed', 0, 'seed of the viewpoint sampler', low=0, high=2**31 - 1,
               read_only=True),
     )
@@ -153,6 +180,9 @@ class ActiveVision(ParamNode):
         self._names = tuple(self.param('category_names'))
         if not self._names:
             raise ValueError('category_names must not be empty')
+        why = _seven_finite(self.param('rest_joints'))
+        if why is not None:
+            raise ValueError(f'rest_joints: {why}')
         self._lock = threading.Lock()
         self._objects: ObjectBeliefArray | None = None
         self._joints: dict[str, float] = {}
@@ -252,14 +282,24 @@ class ActiveVision(ParamNode):
             return image, view
         raise GoalError(f'mode {goal.mode} is neither CATEGORY (0) nor IMAGE (1)')
 
-    def _wait_sim(self, seconds: float) -> None:
-        """Let ``seconds`` of node-clock time pass (bounded in wall time if the clock stops)."""
+    def _wait_sim(self, seconds: float, stall_s: float = 10.0) -> None:
+        """Let ``seconds`` of node-clock time pass; give up if the clock stops for ``stall_s``.
+
+        A slow clock (a loaded simulator) is waited for: cutting the wait by wall time would
+        make steps shorter in sim time than the arm's moves.
+        """
         clock = self.get_clock()
-        end = clock.now().nanoseconds + seconds * NS
-        wall_end = time.monotonic() + 10.0 * seconds + 5.0
+        now = clock.now().nanoseconds
+        end = now + seconds * NS
+        last, last_wall = now, time.monotonic()
         pause = threading.Event()
-        while clock.now().nanoseconds < end and time.monotonic() < wall_end:
+        while now < end:
             pause.wait(0.02)
+            now = clock.now().nanoseconds
+            if now != last:
+                last, last_wall = now, time.monotonic()
+            elif time.monotonic() - last_wall > stall_s:
+                return
 
     def _ready(self) -> str | None:
         """Why the node cannot move yet (None when it can)."""
@@ -325,6 +365,41 @@ class ActiveVision(ParamNode):
         ws_z = float(self.param('workspace_centre')[2])
         state['support_z'] = ws_z
 
+    def _focus(self, scene: SceneBeliefs, goal, info: dict, cam) -> SceneBeliefs | None:
+        """The goal object alone, once the goal image is localised to it and the camera is near.
+
+        None (all objects and the table coverage count) before that.
+        """
+        if not isinstance(goal, ViewGoal) or goal.object_id is None \
+                or info.get('t_map_goal') is None:
+            return None
+        target = scene.get(goal.object_id)
+        if target is None \
+                or pose_error(cam, info['t_map_goal'])[0] > self.param('focus_distance'):
+            return None
+        return SceneBeliefs(objects=(target,), category_names=scene.category_names)
+
+    def _move(self, t_map_base, cam, nxt, q_now):
+        """Joints for the step to ``nxt``, the arm's links kept off the workspace's table.
+
+        ``ArmIk.solve_clear``: the step drawn toward the current joints, toward
+        ``rest_joints`` (elbow up), or a straight lift of ``max_step_m``, whichever first
+        keeps every link point over the workspace ``table_clearance`` above its surface.
+        Returns (q, position miss, rotation miss, clearance of the links, m).
+        """
+        t_base_map = np.linalg.inv(t_map_base)
+        centre = np.asarray(self.param('workspace_centre'), dtype=float)
+        half = np.asarray(self.param('workspace_half'), dtype=float)
+
+        def clearance(points: np.ndarray) -> float:
+            return table_clearance(points @ t_map_base[:3, :3].T + t_map_base[:3, 3],
+                                   centre, half)
+
+        return self._ik.solve_clear(t_base_map @ nxt, t_base_map @ cam, q_now,
+                                    np.asarray(self.param('rest_joints'), dtype=float),
+                                    clearance, self.param('table_clearance'),
+                                    self.param('max_step_m'))
+
     def _diagnostics(self, terms: dict, step_index: int, status: str) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -360,7 +435,7 @@ class ActiveVision(ParamNode):
             self._diagnostics({}, 0, f'rejected: {exc}')
             return self._finish(handle, False, f'rejected: {exc}', None, 0, 'abort')
         max_steps = int(request.max_steps) or self.param('max_steps')
-        map_frame, cam_frame = self.param('map_frame'), self.param('camera_frame')
+        map_frame = self.param('map_frame')
         efe_config = EfeConfig(w_position=self.param('w_position'),
                                w_category=self.param('w_category'),
                                w_coverage=self.param('w_coverage'),
@@ -370,7 +445,7 @@ class ActiveVision(ParamNode):
         state = {'coverage': Coverage.grid(centre[:2], half, centre[2] + 0.03, 0.05),
                  'smap': SurfaceMap.empty(centre - [half[0] + 0.6, half[1] + 0.6, centre[2]],
                                           centre + [half[0] + 0.6, half[1] + 0.6, 0.6], 0.02)}
-        cam, rejected, info = None, [], {}
+        cam, rejected, info, efe_goal, localised = None, [], {}, None, 0
         for k in range(1, max_steps + 1):
             if handle.is_cancel_requested:
                 return self._finish(handle, False, 'cancelled', cam, k - 1, 'canceled')
@@ -384,16 +459,18 @@ class ActiveVision(ParamNode):
                 q_now = np.array([self._joints[n] for n in ARM_JOINTS])
             try:
                 intr = CameraIntrinsics.from_k(info_msg.k, info_msg.width, info_msg.height)
-                cam = self.tf.lookup(map_frame, cam_frame)
                 t_map_base = self.tf.lookup(map_frame, self.param('base_frame'))
                 shoulder = self.tf.lookup(map_frame, self.param('shoulder_frame'))
+                cam = t_map_base @ self._ik.forward(q_now)
             except (ValueError, TransformError) as exc:
                 self._diagnostics({}, k, f'waiting: {exc}')
                 self._wait_sim(self.param('step_period'))
                 continue
             state['sensor'] = SensorModel(intr, max_range=2.0)
+            started = time.thread_time()
             scene = self._scene()
             self._fuse_frame(state)
+            timing = {'fuse_cpu_s': time.thread_time() - started}
             if isinstance(goal, CategoryGoal):
                 seen = [o for o in scene.objects if o.in_view
                         and o.category_probs[goal.category] >= self.param('found_probability')]
@@ -403,10 +480,13 @@ class ActiveVision(ParamNode):
                 efe_goal = goal
             else:
                 image, view = goal
-                if 'frame' in state and info.get('t_map_goal') is not None:
+                if 'frame' in state and efe_goal is not None:
+                    depth, rgb, t_frame = state['frame']
                     d, a = pose_error(cam, info['t_map_goal'])
-                    if d < 0.03 and a < 0.15:
-                        depth, rgb, _ = state['frame']
+                    d_frame, a_frame = pose_error(t_frame, info['t_map_goal'])
+                    # compare a frame taken there: under load the newest frame TF can place
+                    # may be from a step or two earlier
+                    if max(d, d_frame) < 0.03 and max(a, a_frame) < 0.15:
                         # frames of another size cannot be compared pixel by pixel: trust
                         # the localisation then
                         if depth.shape != image.depth.shape \
@@ -414,16 +494,31 @@ class ActiveVision(ParamNode):
                             return self._finish(handle, True, 'found: goal view', cam, k - 1,
                                                 'succeed')
                         rejected.append((info['object_id'], info['heading']))
-                efe_goal, info = localise_goal(view, scene, state['smap'],
-                                               state.get('support_z', centre[2]),
-                                               LocaliseConfig(), rejected)
+                        efe_goal = None
+                # localising costs most of a step (it grows with the surface map): again
+                # every few steps, or when it is missing or its object is not believed
+                if efe_goal is None or scene.get(efe_goal.object_id) is None \
+                        or k - localised >= self.param('localise_every'):
+                    before = time.thread_time()
+                    efe_goal, info = localise_goal(view, scene, state['smap'],
+                                                   state.get('support_z', centre[2]),
+                                                   LocaliseConfig(), rejected)
+                    timing['localise_cpu_s'] = time.thread_time() - before
+                    localised = k
             reach_centre = shoulder[:3, 3] + shoulder[:3, 2] * self.param('shoulder_height')
+            coverage = state['coverage'] if efe_config.use_epistemic else None
+            focus = self._focus(scene, efe_goal, info, cam)
+            if focus is not None:
+                scene, coverage = focus, None
             nxt, out = step(scene, cam, state['sensor'], efe_goal, self._rng, efe_config,
                             self._candidates(),
                             feasible=reach_shell(reach_centre, self.param('reach_min'),
                                                  self.param('reach_max')),
-                            coverage=state['coverage'] if efe_config.use_epistemic else None)
-            q, dist, ang = self._ik.solve(np.linalg.inv(t_map_base) @ nxt, q_now)
+                            coverage=coverage)
+            before = time.thread_time()
+            q, dist, ang, clearance = self._move(t_map_base, cam, nxt, q_now)
+            timing['ik_cpu_s'] = time.thread_time() - before
+            timing['step_cpu_s'] = time.thread_time() - started
             point = JointTrajectoryPoint(positions=[float(v) for v in q])
             period = self.param('step_period')
             point.time_from_start = DurationMsg(sec=int(0.8 * period),
@@ -432,7 +527,12 @@ class ActiveVision(ParamNode):
             traj.header.stamp = self.get_clock().now().to_msg()
             self.pub_traj.publish(traj)
             terms = dict(out['terms'])
-            terms.update(ik_position_error=dist, ik_rotation_error=ang)
+            terms.update(ik_position_error=dist, ik_rotation_error=ang,
+                         link_clearance=clearance,
+                         goal_localised=float(isinstance(efe_goal, ViewGoal)),
+                         goal_focus=float(focus is not None), **timing)
+            if info.get('t_map_goal') is not None and not isinstance(efe_goal, CategoryGoal):
+                terms['goal_distance'], terms['goal_angle'] = pose_error(cam, info['t_map_goal'])
             status = f'step {k}: efe {terms["efe"]:.3f}'
             fb = LookFor.Feedback(step=k, status=status,
                                   target_viewpoint=_pose_msg(out['best'], map_frame,

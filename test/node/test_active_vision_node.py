@@ -4,6 +4,7 @@ One context, one MultiThreadedExecutor: sim_bridge on the tabletop scenario (wri
 only), perception on the wrist camera, active_vision, and a probe with a LookFor client.
 """
 import math
+import time
 
 import numpy as np
 import pytest
@@ -168,21 +169,37 @@ def test_goal_image_brings_the_camera_toward_the_goal_viewpoint(harness):
     eye = np.array([base[0] + 0.5, base[1] - 0.15, mug[2] + 0.32])
     target = look_at(eye, mug + [0.0, 0.0, 0.03])
     goal = goal_image_from(harness, target)
-    goal.max_steps = 50
+    goal.max_steps = 60
     start = camera_pose(harness)
     start_distance, _ = pose_error(start, target)
+    harness.forget('efe')
+    t_sim, t_wall = harness.sim_time(), time.monotonic()
     accepted, feedback, result = harness.run_goal(goal, timeout=900.0)
+    t_sim, t_wall = harness.sim_time() - t_sim, time.monotonic() - t_wall
     assert accepted and result is not None
     assert not result.reason.startswith('rejected'), result.reason
-    assert result.reason in ('found: goal view', 'max_steps'), result.reason
     assert feedback and all(math.isfinite(fb.feedback.efe) for fb in feedback)
     harness.wait_sim(1.0)  # let the last commanded move finish
     final = camera_pose(harness)
     distance, angle = pose_error(final, target)
-    print(f'\nlook_for image: {result.reason} after {result.steps} steps; camera '
+    trace = [diag_values(s) for s in harness.all('efe')]
+    trace = [v for v in trace if 'efe' in v]
+    print(f'\nlook_for image: {result.reason} after {result.steps} steps '
+          f'({t_sim:.1f} s sim, {t_wall:.0f} s wall); camera '
           f'{start_distance:.3f} m -> {distance:.3f} m (angle {angle:.2f} rad) from the goal')
-    # the goal image was explained by the beliefs (a localised goal gives a pragmatic term)
-    # and the camera, moving at most 5 cm a step, ended well closer to the goal viewpoint
-    # (loaded runs: 0.96 -> 0.56 m in 30 steps, 0.86 -> 0.35 m in 50, 0.96 -> 0.11 m in 60)
+    print('step: localised, focus, link clearance (m), step CPU (s): ' + '; '.join(
+        f"{v['step']}: {v['goal_localised'][0]} {v['goal_focus'][0]} "
+        f"{float(v['link_clearance']):.2f} {float(v['step_cpu_s']):.2f}" for v in trace))
+    # the goal image was explained by the beliefs (a localised goal gives a pragmatic term),
+    # the node found the goal view (at its localised viewpoint, its frame agreeing with the
+    # goal image) and the camera ended there. Loaded runs (load 5-10 on 2 cores), 0.955 m
+    # away at the start: found in 34-42 steps, 0.006-0.007 m and 0.01 rad from the goal
+    # (before the camera pose from joint states, the limit-aware IK and the goal-object
+    # focus: max_steps after 50, 0.11-0.24 m and 0.33-1.30 rad)
     assert any(fb.feedback.pragmatic != 0.0 for fb in feedback)
-    assert distance < 0.7 * start_distance, (start_distance, distance)
+    assert any(v['goal_localised'] == '1.0000' for v in trace)
+    assert result.success and result.reason == 'found: goal view', result.reason
+    assert distance < 0.04 and angle < 0.2, (start_distance, distance, angle)
+    # the arm's links were kept above the table top (0.06 m asked; never below 0.03 m)
+    clearance = [float(v['link_clearance']) for v in trace]
+    assert clearance and min(clearance) > 0.03, clearance
