@@ -8,7 +8,8 @@ cognitive map observes as in the nodes (odometry with 2 % drift, scan, image cod
 :class:`bench.navigation.Episode` / :class:`bench.navigation.Agent`). The doorway between
 (1, 0) and (0, 0) is the shortcut, never travelled; it is open or closed.
 
-On the way the learned world model (shipped contrastive weights unless ``--objective``)
+On the way the learned world model (shipped contrastive weights unless ``--objective``;
+``--weights-dir DIR`` reads DIR/world_model_<objective>.pt instead)
 filters the head camera (64x48, fitted to the model's 32x32 input) every 0.5 s with the mean
 command of that half second as the action and remembers every view with its map pose. At
 the end of the outbound route it imagines the straight trip between every two visited
@@ -65,6 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -365,8 +367,9 @@ def body(args) -> dict:
     torch.set_num_threads(1)
     model = None
     if args.objective != 'none':
-        model, _ = wm.load_checkpoint(wm.shipped_weights(args.objective),
-                                      objective=args.objective)
+        path = (args.weights_dir / f'world_model_{args.objective}.pt' if args.weights_dir
+                else wm.shipped_weights(args.objective))
+        model, _ = wm.load_checkpoint(path, objective=args.objective)
     seeds = list(args.seeds)[:2] if args.quick else list(args.seeds)
     legs = [3] if args.quick else [int(x) for x in args.outbound.split(',')]
     runs = []
@@ -394,4 +397,7 @@ def main(argv=None) -> int:
                              '(1-3; default 3: the long way round to the shortcut)')
     parser.add_argument('--objective', default='contrastive',
                         choices=('contrastive', 'likelihood', 'none'))
+    parser.add_argument('--weights-dir', type=Path, default=None,
+                        help='directory with world_model_<objective>.pt (default: the shipped '
+                             'weights)')
     return run_benchmark(body, parser, argv)

@@ -24,12 +24,19 @@ def main(argv=None) -> int:
     parser.add_argument('--action-period', type=float, default=0.5,
                         help='seconds each (linear, angular) command is held')
     parser.add_argument('--episodes-per-shard', type=int, default=4)
+    parser.add_argument('--retextured', action='store_true',
+                        help='also render every step with random wall and floor looks '
+                             '(images_retextured, for training texture-blind place codes)')
+    parser.add_argument('--retexture-every', type=int, default=10,
+                        help='steps between new random looks (with --retextured)')
     args = parser.parse_args(argv)
     try:
         config = CollectConfig(scenario=args.scenario, episodes=args.episodes, steps=args.steps,
                                seed=args.seed, image_size=args.image_size,
                                action_period=args.action_period,
-                               episodes_per_shard=args.episodes_per_shard)
+                               episodes_per_shard=args.episodes_per_shard,
+                               retextured=args.retextured,
+                               retexture_every=args.retexture_every)
     except ValueError as exc:
         parser.error(str(exc))
     start = time.perf_counter()

@@ -32,6 +32,13 @@ def main(argv=None) -> int:
     parser.add_argument('--batch', type=int, default=16, help='sequences per batch')
     parser.add_argument('--seq-len', type=int, default=20, help='steps per sequence')
     parser.add_argument('--lr', type=float, default=6e-4)
+    parser.add_argument('--retexture', type=float, default=None,
+                        help='probability that an observation on the InfoNCE h(o) side is its '
+                             'retextured view (data collected with --retextured; default: '
+                             'the preset)')
+    parser.add_argument('--retexture-posterior', type=float, default=None,
+                        help='probability that a sequence is filtered from its retextured '
+                             'views (default: the preset)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (1: more threads thrash on a shared machine)')
@@ -46,7 +53,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     try:
-        model_config = preset(args.objective, args.size)
+        overrides = {name: value for name, value in
+                     (('retexture', args.retexture),
+                      ('retexture_posterior', args.retexture_posterior)) if value is not None}
+        model_config = preset(args.objective, args.size, **overrides)
         train_config = TrainConfig(steps=args.steps, batch=args.batch, seq_len=args.seq_len,
                                    lr=args.lr, seed=args.seed, log_every=args.log_every,
                                    checkpoint_every=args.checkpoint_every)
@@ -61,6 +71,10 @@ def main(argv=None) -> int:
         sequences = Sequences.from_trajectories(data, model_config.image_size)
         progress(f'data: {sequences.images.shape[0]} episodes x {sequences.images.shape[1]} '
                  f'steps from {args.data}; model {args.objective} ({args.size})')
+        if sequences.retextured is None and (model_config.retexture > 0
+                                             or model_config.retexture_posterior > 0):
+            progress('note: the data has no retextured views (collect with --retextured); '
+                     'training without them')
         summary = train(model_config, train_config, sequences, args.out, resume=args.resume,
                         progress=progress,
                         max_seconds=None if args.max_minutes is None else args.max_minutes * 60)

@@ -70,6 +70,8 @@ class WorldModelConfig:
     min_std: float = 0.1
     action_scale: tuple = (0.6, 1.2)
     augment: float = 0.0
+    retexture: float = 0.0
+    retexture_posterior: float = 0.0
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -87,8 +89,10 @@ class WorldModelConfig:
         for name in ('nce_temperature', 'min_std'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-        if not 0.0 <= self.augment <= 1.0:
-            raise ValueError(f'augment must be a probability in [0, 1], got {self.augment}')
+        for name in ('augment', 'retexture', 'retexture_posterior'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must be a probability in [0, 1], got '
+                                 f'{getattr(self, name)}')
         if self.free_nats < 0 or self.kl_scale < 0:
             raise ValueError('free_nats and kl_scale must be >= 0')
         if len(tuple(self.action_scale)) != self.action_dim:
@@ -128,13 +132,15 @@ def preset(objective: str, size: str = 'small', **overrides) -> WorldModelConfig
     The contrastive model has no decoder to feed, so its encoder is narrower: the
     representation cost comparison in bench/world_model.py reports both this and an
     equal-encoder comparison. The shipped contrastive model trains with colour augmentation
-    of the observations on the h(o) side (``augment``), for goal images whose wall and floor
-    looks differ from what the robot saw.
+    of the observations on the h(o) side (``augment``) and, on data collected with
+    retextured views, puts those views on the h(o) side (``retexture``), for goal images
+    whose wall and floor looks differ from what the robot saw.
     """
     if size == 'small':
         base = {'image_size': 32, 'deter': 128, 'stoch': 16, 'hidden': 128, 'embed': 128,
                 'cnn_depth': 8 if objective == 'contrastive' else 16,
-                'augment': 0.8 if objective == 'contrastive' else 0.0}
+                'augment': 0.8 if objective == 'contrastive' else 0.0,
+                'retexture': 0.8 if objective == 'contrastive' else 0.0}
     elif size == 'tiny':
         base = {'image_size': 16, 'deter': 32, 'stoch': 8, 'hidden': 32, 'embed': 32,
                 'cnn_depth': 4, 'proj_dim': 16}
@@ -430,11 +436,30 @@ def infonce(model: WorldModel, embeds: torch.Tensor, features: torch.Tensor
 
 
 def loss_terms(model: WorldModel, images, prev_actions,
-               generator: torch.Generator | None = None) -> dict:
-    """Free energy of a batch of sequences and its terms (tensors; 'loss' is minimised)."""
+               generator: torch.Generator | None = None, retextured=None) -> dict:
+    """Free energy of a batch of sequences and its terms (tensors; 'loss' is minimised).
+
+    `retextured` (optional, like `images`): the same camera poses with random wall and floor
+    looks (``images_retextured`` of the trajectory data). While training, each sequence's
+    posterior sees them instead of `images` with probability ``config.retexture_posterior``
+    (the likelihood decoder still targets `images`), and each observation on the h(o) side of
+    InfoNCE is its retextured view with probability ``config.retexture``; colour changes
+    (``config.augment``) apply on top. Without `retextured` both are off.
+    """
+    c = model.config
     x = preprocess(images)
     acts = torch.as_tensor(prev_actions, dtype=torch.float32)
-    embeds = model.encoder(x)
+    alt = None
+    if retextured is not None and model.training:
+        alt = preprocess(retextured)
+        if alt.shape != x.shape:
+            raise ValueError(f'retextured images {tuple(alt.shape)} must match images '
+                             f'{tuple(x.shape)}')
+    post_x = x
+    if alt is not None and c.retexture_posterior > 0:
+        pick = torch.rand(x.shape[0], generator=generator) < c.retexture_posterior
+        post_x = torch.where(pick[:, None, None, None, None], alt, x)
+    embeds = model.encoder(post_x)
     state = model.initial_state(x.shape[0])
     posts, priors = [], []
     for t in range(x.shape[1]):
@@ -442,16 +467,21 @@ def loss_terms(model: WorldModel, images, prev_actions,
         posts.append(state)
         priors.append(prior)
     post, prior = stack_states(posts), stack_states(priors)
-    kl, kl_value = kl_loss(post, prior, model.config)
+    kl, kl_value = kl_loss(post, prior, c)
     out = {'kl': kl_value}
-    if model.config.objective == 'likelihood':
+    if c.objective == 'likelihood':
         recon = model.decoder(post.features)
         nll = 0.5 * ((recon - x) ** 2).sum(dim=(-3, -2, -1)).mean()
         out.update(nll=nll, loss=kl + nll)
     else:
-        obs_embeds = embeds
-        if model.training and model.config.augment > 0:
-            obs_embeds = model.encoder(augment_colours(x, model.config.augment, generator))
+        obs_x, obs_embeds = x, (embeds if post_x is x else None)
+        if alt is not None and c.retexture > 0:
+            pick = torch.rand(x.shape[:2], generator=generator) < c.retexture
+            obs_x, obs_embeds = torch.where(pick[..., None, None, None], alt, x), None
+        if model.training and c.augment > 0:
+            obs_x, obs_embeds = augment_colours(obs_x, c.augment, generator), None
+        if obs_embeds is None:
+            obs_embeds = model.encoder(obs_x)
         nce = infonce(model, obs_embeds, post.features)
         out.update(nce=nce, loss=kl - nce)
     return out

@@ -53,10 +53,15 @@ class TrainConfig:
 
 @dataclass
 class Sequences:
-    """Episodes held in memory: images (E, T, S, S, 3) uint8, actions (E, T, A) float32."""
+    """Episodes held in memory: images (E, T, S, S, 3) uint8, actions (E, T, A) float32.
+
+    ``retextured`` (optional, like ``images``): each step seen again with random wall and
+    floor looks (``images_retextured`` of the trajectory data); None for data without them.
+    """
 
     images: np.ndarray
     actions: np.ndarray
+    retextured: np.ndarray | None = None
 
     def __post_init__(self):
         if self.images.ndim != 5 or self.images.shape[-1] != 3:
@@ -64,16 +69,27 @@ class Sequences:
         if self.actions.shape[:2] != self.images.shape[:2]:
             raise ValueError(f'actions {self.actions.shape} do not match images '
                              f'{self.images.shape}')
+        if self.retextured is not None and self.retextured.shape != self.images.shape:
+            raise ValueError(f'retextured images {self.retextured.shape} do not match images '
+                             f'{self.images.shape}')
 
     @classmethod
     def from_trajectories(cls, data: dict, image_size: int) -> Sequences:
         """From :func:`embodied_aif.sim.trajectories.load_trajectories` output."""
+        alt = data.get('images_retextured')
         return cls(resize_images(data['images'], image_size),
-                   data['actions'].astype(np.float32))
+                   data['actions'].astype(np.float32),
+                   None if alt is None else resize_images(alt, image_size))
 
     def sample(self, rng: np.random.Generator, batch: int, length: int
                ) -> tuple[np.ndarray, np.ndarray]:
         """Random windows: images (B, L, ...), previous actions (B, L, A) (zero at t = 0)."""
+        images, prev, _ = self.sample_views(rng, batch, length)
+        return images, prev
+
+    def sample_views(self, rng: np.random.Generator, batch: int, length: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Like :meth:`sample`, plus the same windows' retextured images (or None)."""
         e, t = self.images.shape[:2]
         if length > t:
             raise ValueError(f'seq_len {length} exceeds the episode length {t}')
@@ -85,7 +101,8 @@ class Sequences:
         shifted = idx - 1
         ok = shifted >= 0
         prev[ok] = self.actions[np.broadcast_to(eps[:, None], idx.shape)[ok], shifted[ok]]
-        return images, prev
+        alt = None if self.retextured is None else self.retextured[eps[:, None], idx]
+        return images, prev, alt
 
 
 def train_state_path(out: str | Path) -> Path:
@@ -130,8 +147,8 @@ def train(model_config: WorldModelConfig, train_config: TrainConfig, data: Seque
     while step < train_config.steps:
         rng = np.random.default_rng([train_config.seed, step])
         gen = torch.Generator().manual_seed(train_config.seed * 1_000_003 + step)
-        images, prev = data.sample(rng, train_config.batch, train_config.seq_len)
-        terms = loss_terms(model, images, prev, gen)
+        images, prev, alt = data.sample_views(rng, train_config.batch, train_config.seq_len)
+        terms = loss_terms(model, images, prev, gen, retextured=alt)
         opt.zero_grad(set_to_none=True)
         terms['loss'].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)

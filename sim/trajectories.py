@@ -17,6 +17,11 @@ On disk (documented in docs/world_model.md): shards ``shard_XXXXX.npz``, each ho
     rooms       int16   (E, T, 2)         true (row, col) room of poses[t] (-1 outside)
     world_seeds int64   (E,)              Simulation seed of each episode
 
+and, when collected with ``retextured`` (optional; data without it stays valid)::
+
+    images_retextured uint8 (E, T, H, W, 3)  the same camera pose as images[t], every wall
+                                             and floor wearing a random look (sim/textures.py)
+
 plus ``manifest.json`` (format name and version, settings, one entry per shard with its
 SHA-256). :func:`load_trajectories` verifies the checksums.
 """
@@ -35,6 +40,7 @@ from scipy.sparse import csgraph
 
 from embodied_aif.sim.sensors import CameraConfig
 from embodied_aif.sim.simulation import Limits, Rates, Simulation
+from embodied_aif.sim.textures import Retexturer, random_looks
 
 FORMAT = 'embodied_aif.trajectories'
 VERSION = 1
@@ -58,14 +64,19 @@ class CollectConfig:
     random_action_prob: float = 0.15
     linear_noise: float = 0.08
     angular_noise: float = 0.25
+    retextured: bool = False
+    retexture_every: int = 10
 
     def __post_init__(self):
-        for name in ('episodes', 'steps', 'image_size', 'episodes_per_shard'):
+        for name in ('episodes', 'steps', 'image_size', 'episodes_per_shard',
+                     'retexture_every'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
         if not 8 <= self.image_size <= 256:
             raise ValueError(f'image_size must be in [8, 256], got {self.image_size}')
+        if not isinstance(self.retextured, bool):
+            raise ValueError(f'retextured must be True or False, got {self.retextured!r}')
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f'seed must be a non-negative integer, got {self.seed!r}')
         if not 0.05 <= self.action_period <= 5.0:
@@ -77,6 +88,14 @@ class CollectConfig:
     def world_seed(self, episode: int) -> int:
         """Simulation seed of an episode (distinct worlds per episode and per run seed)."""
         return self.seed * 100_003 + episode
+
+    def texture_rng(self, episode: int) -> np.random.Generator:
+        """Generator of an episode's random wall and floor looks.
+
+        Apart from the explorer's generator, so that the recorded images and actions are the
+        same with and without ``retextured``.
+        """
+        return np.random.default_rng([self.seed, episode, 0x7E7])
 
 
 def make_simulation(scenario: str, seed: int, image_size: int = 64,
@@ -194,8 +213,15 @@ class Explorer:
                 float(np.clip(w, -cfg.max_angular, cfg.max_angular)))
 
 
-def run_episode(sim: Simulation, config: CollectConfig, rng: np.random.Generator) -> dict:
-    """Drive one episode of `config.steps` actions; return its arrays (see module docstring)."""
+def run_episode(sim: Simulation, config: CollectConfig, rng: np.random.Generator,
+                texture_rng: np.random.Generator | None = None) -> dict:
+    """Drive one episode of `config.steps` actions; return its arrays (see module docstring).
+
+    With ``config.retextured`` each step is rendered a second time from the same pose with
+    every wall and floor wearing random looks (``images_retextured``), a new draw from
+    `texture_rng` every ``config.retexture_every`` steps; the world's own looks are put back
+    before the next step.
+    """
     period = int(round(config.action_period * sim.rates.physics_hz))
     explorer = Explorer(sim, config, rng)
     t_max, size = config.steps, config.image_size
@@ -204,10 +230,22 @@ def run_episode(sim: Simulation, config: CollectConfig, rng: np.random.Generator
            'actions': np.zeros((t_max, 2), np.float32),
            'collisions': np.zeros(t_max, bool),
            'rooms': np.full((t_max, 2), -1, np.int16)}
+    retexturer = None
+    if config.retextured:
+        if texture_rng is None:
+            raise ValueError('retextured collection needs a texture_rng')
+        retexturer = Retexturer(sim)
+        out['images_retextured'] = np.zeros((t_max, size, size, 3), np.uint8)
     blocked = False
+    looks = None
     for t in range(t_max):
         pose = sim.base_pose()
         out['images'][t] = sim.render('head_camera').rgb
+        if retexturer is not None:
+            if t % config.retexture_every == 0:
+                looks = random_looks(sim.world, texture_rng)
+            with retexturer.swapped(looks):
+                out['images_retextured'][t] = sim.render('head_camera').rgb
         out['poses'][t] = pose
         room = sim.world.room_of(pose[0], pose[1])
         if room is not None:
@@ -247,7 +285,8 @@ def collect(config: CollectConfig, out_dir: str | Path,
     try:
         for ep in range(config.episodes):
             sim.reset(seed=config.world_seed(ep))
-            data = run_episode(sim, config, np.random.default_rng(rng.integers(2 ** 63)))
+            data = run_episode(sim, config, np.random.default_rng(rng.integers(2 ** 63)),
+                               config.texture_rng(ep))
             data['world_seed'] = config.world_seed(ep)
             buffer.append(data)
             if progress:
@@ -257,7 +296,8 @@ def collect(config: CollectConfig, out_dir: str | Path,
             if len(buffer) == config.episodes_per_shard or ep == config.episodes - 1:
                 name = f'shard_{len(shards):05d}.npz'
                 arrays = {k: np.stack([d[k] for d in buffer]) for k in
-                          ('images', 'poses', 'actions', 'collisions', 'rooms')}
+                          ('images', 'poses', 'actions', 'collisions', 'rooms',
+                           'images_retextured') if k in buffer[0]}
                 arrays['world_seeds'] = np.array([d['world_seed'] for d in buffer], np.int64)
                 np.savez_compressed(out / name, **arrays)
                 shards.append({'file': name, 'sha256': sha256(out / name),

@@ -166,6 +166,103 @@ def test_collect_writes_a_valid_manifest(tmp_path):
         tr.load_trajectories(tmp_path)
 
 
+def test_collect_retextured_views(tmp_path):
+    base = dict(episodes=1, steps=4, image_size=16, seed=3)
+    tr.collect(tr.CollectConfig(**base), tmp_path / 'plain')
+    tr.collect(tr.CollectConfig(**base, retextured=True, retexture_every=2), tmp_path / 'views')
+    plain = tr.load_trajectories(tmp_path / 'plain')
+    views = tr.load_trajectories(tmp_path / 'views')
+    assert 'images_retextured' not in plain
+    alt = views['images_retextured']
+    assert alt.shape == (1, 4, 16, 16, 3) and alt.dtype == np.uint8
+    for key in ('images', 'poses', 'actions', 'collisions'):
+        # the same run: the world's own looks come back after every retextured render
+        assert np.array_equal(views[key], plain[key]), key
+    diff = np.abs(alt.astype(int) - views['images'].astype(int)).mean(axis=(-3, -2, -1))
+    assert (diff > 5).all()  # every step looks different retextured
+    assert views['manifest']['config']['retextured'] is True
+    with pytest.raises(ValueError, match='retexture_every'):
+        tr.CollectConfig(retextured=True, retexture_every=0)
+
+
+def test_training_puts_retextured_views_on_the_observation_side(tmp_path):
+    torch.set_num_threads(1)
+    data = synthetic_sequences(episodes=4, steps=10)
+    alt = 255 - data.images  # a "retexture": every colour inverted
+    cfg = wm.preset('contrastive', 'tiny', retexture=1.0)
+    torch.manual_seed(0)
+    model = wm.WorldModel(cfg).train()
+    images, prev = data.images[:, :6], data.actions[:, :6]
+    terms = wm.loss_terms(model, images, prev, torch.Generator().manual_seed(4),
+                          retextured=alt[:, :6])
+    # Independently: filter the true images with the same noise, score the inverted ones.
+    gen = torch.Generator().manual_seed(4)
+    x = wm.preprocess(images)
+    embeds = model.encoder(x)
+    state, posts = model.initial_state(4), []
+    for t in range(6):
+        state, _ = model.obs_step(state, torch.as_tensor(prev[:, t]), embeds[:, t], True, gen)
+        posts.append(state)
+    features = wm.stack_states(posts).features
+    expected = wm.infonce(model, model.encoder(wm.preprocess(alt[:, :6])), features)
+    assert float(terms['nce'].detach()) == pytest.approx(float(expected.detach()), abs=1e-5)
+    same = wm.infonce(model, embeds, features).detach()
+    assert abs(float(expected.detach()) - float(same)) > 1e-3  # the views did change the objective
+    model.eval()  # not training: the retextured views are ignored
+    terms = wm.loss_terms(model, images, prev, torch.Generator().manual_seed(4),
+                          retextured=alt[:, :6])
+    plain = wm.loss_terms(model, images, prev, torch.Generator().manual_seed(4))
+    assert float(terms['nce'].detach()) == pytest.approx(float(plain['nce'].detach()), abs=1e-6)
+    with pytest.raises(ValueError, match='retextured images'):
+        wm.loss_terms(model.train(), images, prev, retextured=alt[:, :5])
+    with pytest.raises(ValueError, match='retextured images'):
+        Sequences(data.images, data.actions, alt[:, :5])
+
+
+def test_likelihood_filters_retextured_views_and_decodes_the_true_image():
+    torch.set_num_threads(1)
+    data = synthetic_sequences(episodes=3, steps=5)
+    alt = 255 - data.images
+    model = wm.WorldModel(wm.preset('likelihood', 'tiny', retexture_posterior=1.0)).train()
+    terms = wm.loss_terms(model, data.images, data.actions, torch.Generator().manual_seed(2),
+                          retextured=alt)
+    gen = torch.Generator().manual_seed(2)
+    torch.rand(3, generator=gen)  # the per-sequence draw of which sequences are retextured
+    embeds = model.encoder(wm.preprocess(alt))  # the posterior sees the retextured views
+    state, posts = model.initial_state(3), []
+    for t in range(5):
+        state, _ = model.obs_step(state, torch.as_tensor(data.actions[:, t]), embeds[:, t],
+                                  True, gen)
+        posts.append(state)
+    recon = model.decoder(wm.stack_states(posts).features)
+    target = wm.preprocess(data.images)  # ... and the decoder targets the true images
+    expected = 0.5 * ((recon - target) ** 2).sum(dim=(-3, -2, -1)).mean()
+    assert float(terms['nll'].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize('objective', wm.OBJECTIVES)
+def test_training_with_and_without_retextured_views(tmp_path, objective):
+    torch.set_num_threads(1)
+    data = synthetic_sequences(episodes=4, steps=12)
+    loaded = {'images': data.images, 'actions': data.actions}
+    old = Sequences.from_trajectories(loaded, 16)  # data collected before the views existed
+    assert old.retextured is None
+    new = Sequences.from_trajectories({**loaded, 'images_retextured': 255 - data.images}, 16)
+    assert np.array_equal(new.retextured, 255 - data.images)
+    images, _, alt = new.sample_views(np.random.default_rng(0), 3, 5)
+    assert np.array_equal(alt, 255 - images)  # the same windows
+    cfg = wm.preset(objective, 'tiny', retexture=0.5, retexture_posterior=0.5)
+    runs = {}
+    for name, seqs in (('old', old), ('new', new)):
+        out = tmp_path / f'{name}.pt'
+        summary = train(cfg, TrainConfig(steps=4, batch=4, seq_len=6, log_every=2), seqs, out)
+        assert summary['finished'] and np.isfinite(summary['last']['loss'])
+        runs[name] = wm.load_checkpoint(out)[0]
+    changed = [not torch.equal(a, b) for a, b in zip(runs['old'].state_dict().values(),
+                                                     runs['new'].state_dict().values())]
+    assert any(changed)
+
+
 def test_integrate_actions_stops_at_walls():
     @dataclass
     class Corridor:  # free for x < 2, wall beyond
