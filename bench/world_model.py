@@ -12,14 +12,22 @@ Figures (JSON keys):
 - ``goal_image_success_contrastive`` / ``_likelihood`` / ``goal_image_success_distractor``
   (contrastive) and ``goal_image_success_distractor_likelihood``: goal-image *navigation* in
   simulation, as the navigator node does it. In a held-out world (seed 1,000,000 + s) of
-  the furniture-free 2x2 building the place agent of ``bench/navigation.py`` explores for a
-  while; every 0.5 s each model filters the head camera (64x48, 60 deg, fitted to the
-  model's input) and remembers the view (``imagination.remember_view``, map-frame pose).
+  the ``default`` scenario (2x2 rooms, a table, shelf and tray placed per seed; with
+  ``--nav-scenario ring`` the furniture-free 2x2 ring of the earlier figures, whose four
+  rooms are quarter-turn twins once the looks are retextured) the place agent of
+  ``bench/navigation.py`` explores for a while; every 0.5 s each model filters the head
+  camera (64x48, 60 deg, fitted to the model's input) and remembers the view
+  (``imagination.remember_view``, map-frame pose).
   Goal images are rendered where the robot once stood (+-0.1 m, +-10 deg), at least 2 m
   from it; ``_distractor`` renders them in the same world with every wall and floor
-  retextured. The goal becomes a place (``imagination.view_place_preference``, embedding
-  match as the navigator's default) and the navigator's model drives there; success when the
-  robot ends within 1 m of where the picture was taken. ``goal_image_goals`` counts goals.
+  retextured (``sim.textures.retexture``: the generator that ``collect trajectories
+  --retextured`` trains with, other draws). The goal becomes a place
+  (``imagination.view_place_preference``, embedding match as the navigator's default) and
+  the navigator's model drives there; success when the robot ends within 1 m of where the
+  picture was taken. ``goal_image_goals`` counts goals, ``goal_image_nav_scenario`` names
+  the world. ``goal_image_place_right_[distractor_]<objective>``: how often the preferred
+  place is the map place made nearest the goal pose (recognition within the navigation
+  part; a wrong pick can still end within 1 m, a right one can still fail to get there).
 - ``goal_image_recognition_*``: goal-image *place recognition* on held-out worlds (seeds
   1,000,000 + s, never trained on): the robot explores, places are frames >= 1 m apart, the
   goal image of each place is rendered near its pose (+-0.1 m, +-10 deg); success when the
@@ -43,7 +51,7 @@ Figures (JSON keys):
   to beat by rejecting walls; ``imagined_link_chance_precision``: a random (pair,
   candidate, length).
 
-Run: ``embodied-aif bench world_model [--quick] [--seeds A:B]``.
+Run: ``embodied-aif bench world_model [--quick] [--seeds A:B] [--nav-scenario default|ring]``.
 """
 from __future__ import annotations
 
@@ -53,7 +61,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
 import torch
 
 from embodied_aif.bench._common import make_parser, progress, run_benchmark
@@ -63,7 +70,7 @@ from embodied_aif.models import imagination as im
 from embodied_aif.models import place_planning as pp
 from embodied_aif.models import world_model as wm
 from embodied_aif.models.cognitive_map import image_code
-from embodied_aif.sim.objects import DATA
+from embodied_aif.sim.textures import retexture
 from embodied_aif.sim.trajectories import (
     CollectConfig,
     integrate_actions,
@@ -71,7 +78,6 @@ from embodied_aif.sim.trajectories import (
     run_episode,
     trace_actions,
 )
-from embodied_aif.sim.world import TEXTURES
 
 HELD_OUT = 1_000_000
 PLACE_SPACING = 1.0
@@ -141,16 +147,6 @@ def choose_places(poses: np.ndarray, spacing: float, skip: int = 5) -> np.ndarra
         if all(np.hypot(*(poses[t, :2] - poses[c, :2])) >= spacing for c in chosen):
             chosen.append(t)
     return np.array(chosen, dtype=int)
-
-
-def retexture(sim, rng: np.random.Generator) -> None:
-    """Give every wall and floor of the world a random colour and texture (distractor)."""
-    client = sim.client
-    for body in list(sim.world.wall_bodies.values()) + list(sim.world.floor_bodies.values()):
-        tex = p.loadTexture(str(DATA / TEXTURES[int(rng.integers(len(TEXTURES)))]),
-                            physicsClientId=client)
-        p.changeVisualShape(body, -1, rgbaColor=[*rng.uniform(0.2, 1.0, 3), 1.0],
-                            textureUniqueId=tex, physicsClientId=client)
 
 
 def goal_images(sim, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -285,6 +281,21 @@ def evaluate_world(models: dict, seed: int, steps: int) -> dict:
 NAV_SUCCESS = 1.0       # m from where the goal picture was taken
 NAV_STEPS = 1000        # control periods per goal
 NAV_MIN_START = 2.0     # m: goals at least this far from the robot
+NAV_SCENARIOS = ('default', 'ring')
+
+
+def nav_scenario(name: str):
+    """The world of the navigation part: ``default`` (furnished) or ``ring`` (no furniture).
+
+    The ring's rooms are equal squares with centred doors, so with every wall and floor
+    retextured the four rooms look alike but for the light direction; the default
+    scenario's furniture, placed per seed, tells them apart.
+    """
+    if name == 'default':
+        return 'default'
+    if name == 'ring':
+        return ring_scenario(False)
+    raise ValueError(f'unknown navigation scenario {name!r}: expected one of {NAV_SCENARIOS}')
 
 
 def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act) -> None:
@@ -299,10 +310,11 @@ def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act) -> No
                                        angle=math.radians(30), replace=still)
 
 
-def navigate_world(models: dict, seed: int, explore_steps: int, goals: int) -> dict:
+def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
+                   scenario: str = 'default') -> dict:
     """Explore a held-out world, then drive to goal images: hits per (model, look)."""
     world_seed = HELD_OUT + seed
-    ep = Episode(ring_scenario(False), world_seed)
+    ep = Episode(nav_scenario(scenario), world_seed)
     other = None
     out = {'goals': 0}
     try:
@@ -331,7 +343,7 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int) -> d
                 picks.append(k)
         poses = stood[picks]
         looks = {'normal': goal_images(ep.sim, poses, np.random.default_rng(seed))}
-        other = Episode(ring_scenario(False), world_seed, camera=False)
+        other = Episode(nav_scenario(scenario), world_seed, camera=False)
         retexture(other.sim, np.random.default_rng(seed + 1))
         looks['distractor'] = goal_images(other.sim, poses, np.random.default_rng(seed))
         for g, goal_pose in enumerate(poses):
@@ -344,6 +356,12 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int) -> d
                                                     agent.map_config.radius,
                                                     match='embedding')
                     place = int(np.argmax(pref['preference']))
+                    known = [k for k in agent.truth if k < agent.cmap.num_places]
+                    if known:  # recognition alone: the place made nearest the goal pose
+                        nearest = min(known, key=lambda k: np.linalg.norm(
+                            agent.truth[k] - goal_pose[:2]))
+                        key = f'{name}_{look}_place_hits'
+                        out[key] = out.get(key, 0) + int(place == nearest)
                     agent.state = pp.NavigatorState()
                     for _ in range(NAV_STEPS):
                         info = agent.step(ep, pp.Goal(place=place))
@@ -427,7 +445,8 @@ def body(args) -> dict:
     figures['worlds'] = len(seeds)
     nav: dict = {}
     for seed in seeds:
-        res = navigate_world(models, seed, 400 if args.quick else 900, 2 if args.quick else 5)
+        res = navigate_world(models, seed, 400 if args.quick else 900, 2 if args.quick else 5,
+                             args.nav_scenario)
         progress(f'goal-image navigation, world {seed}: ' +
                  ', '.join(f'{k} {v}' for k, v in res.items()))
         for k, v in res.items():
@@ -438,8 +457,13 @@ def body(args) -> dict:
                                                       / goals, 3)
         figures[f'goal_image_success_distractor_{name}'] = round(
             nav.get(f'{name}_distractor_nav_hits', 0) / goals, 3)
+        figures[f'goal_image_place_right_{name}'] = round(
+            nav.get(f'{name}_normal_place_hits', 0) / goals, 3)
+        figures[f'goal_image_place_right_distractor_{name}'] = round(
+            nav.get(f'{name}_distractor_place_hits', 0) / goals, 3)
     figures['goal_image_success_distractor'] = figures['goal_image_success_distractor_contrastive']
     figures['goal_image_goals'] = nav['goals']
+    figures['goal_image_nav_scenario'] = args.nav_scenario
     return figures
 
 
@@ -449,6 +473,10 @@ def main(argv=None) -> int:
     parser.add_argument('--weights-dir', type=Path,
                         default=None, help='directory with world_model_<objective>.pt '
                                            '(default: the shipped weights)')
+    parser.add_argument('--nav-scenario', choices=NAV_SCENARIOS, default='default',
+                        help='world of the goal-image navigation part: default (furnished, '
+                             'rooms told apart by their furniture) or ring (furniture-free, '
+                             'rotation-symmetric; the earlier figures)')
     return run_benchmark(body, parser, argv)
 
 
