@@ -229,9 +229,10 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
         ok = np.ones(len(v), dtype=bool)
     if abs(bearing) > math.pi / 2:
         return 0.0, turn if abs(turn) > 1e-3 else config.max_w
-    # progress after one second of the arc (or less near the goal)
+    # progress within one second of the arc: its closest approach to the goal then (an arc
+    # that passes through a near goal has made all the progress there is)
     k = min(len(times) - 1, int(round(1.0 / config.dt)) - 1)
-    progress = dist - np.linalg.norm(pos[:, k, :] - goal, axis=1)
+    progress = dist - np.linalg.norm(pos[:, :k + 1, :] - goal, axis=2).min(axis=1)
     if not np.any(ok & (progress > 0.0)):
         return 0.0, _escape_turn(near, bearing, turn, config)
     end_heading = w * times[k]

@@ -300,14 +300,13 @@ def _dls(arm: ArmModel, target: np.ndarray, q0: np.ndarray, config: IkConfig,
     return IkResult(q, pos, ori, ok, it)
 
 
-def solve_ik(arm: ArmModel, target: np.ndarray, seeds: Sequence = (),
-             config: IkConfig | None = None, rng: np.random.Generator | None = None
-             ) -> IkResult:
-    """Joint positions putting the grasp target at ``target`` (4x4, base frame).
+def ik_solutions(arm: ArmModel, target: np.ndarray, seeds: Sequence = (),
+                 config: IkConfig | None = None, rng: np.random.Generator | None = None):
+    """Every attempt at putting the grasp target at ``target`` (4x4, base frame), in order.
 
     Tries each seed, then the rest posture, then ``config.restarts`` random configurations
-    from ``rng`` (seeded; default ``default_rng(0)``); returns the first accepted solution,
-    or the best attempt with ``success=False`` when the pose is out of reach.
+    from ``rng`` (seeded; default ``default_rng(0)``), yielding each :class:`IkResult`
+    (accepted or not): a caller that rejects one solution (it collides) takes the next.
     """
     config = config or IkConfig()
     target = np.asarray(target, dtype=float)
@@ -318,13 +317,27 @@ def solve_ik(arm: ArmModel, target: np.ndarray, seeds: Sequence = (),
     upper = arm.upper - config.limit_margin
     starts = [np.asarray(s, dtype=float).reshape(7) for s in seeds] + [arm.rest]
     starts += [rng.uniform(lower, upper) for _ in range(config.restarts)]
-    best = None
     for start in starts:
-        result = _dls(arm, target, start, config, lower, upper)
+        yield _dls(arm, target, start, config, lower, upper)
+
+
+def _score(result: IkResult) -> float:
+    return result.position_error + 0.1 * result.orientation_error
+
+
+def solve_ik(arm: ArmModel, target: np.ndarray, seeds: Sequence = (),
+             config: IkConfig | None = None, rng: np.random.Generator | None = None
+             ) -> IkResult:
+    """Joint positions putting the grasp target at ``target`` (4x4, base frame).
+
+    The first accepted attempt of :func:`ik_solutions`, or the best attempt with
+    ``success=False`` when the pose is out of reach.
+    """
+    best = None
+    for result in ik_solutions(arm, target, seeds, config, rng):
         if result.success:
             return result
-        if best is None or result.position_error + 0.1 * result.orientation_error < \
-                best.position_error + 0.1 * best.orientation_error:
+        if best is None or _score(result) < _score(best):
             best = result
     return best
 
@@ -736,10 +749,43 @@ def cartesian_path(arm: ArmModel, start_q, start: np.ndarray, goal: np.ndarray,
     return np.array(out)
 
 
+def _plan_from(arm: ArmModel, q_start: np.ndarray, q_approach: np.ndarray,
+               cand: GraspCandidate, transit_boxes, contact_boxes, depart_boxes,
+               config: GraspConfig, ik: IkConfig, margin: float, via
+               ) -> tuple[MotionPlan | None, str | None]:
+    """The motions of one candidate from one arm posture at its approach pose.
+
+    (plan, None), or (None, the collision that stopped it), or (None, None) when a straight
+    approach or depart cannot be followed from that posture.
+    """
+    approach = cartesian_path(arm, q_approach, cand.approach, cand.contact, config, ik)
+    if approach is None:
+        return None, None
+    depart = cartesian_path(arm, approach[-1], cand.contact, cand.depart, config, ik)
+    if depart is None:
+        return None, None
+    hit = first_collision(arm, approach, contact_boxes, margin) or \
+        first_collision(arm, depart, depart_boxes, margin)
+    if hit is not None:
+        return None, f'{cand.kind}: {hit.describe()}'
+    for transit in ([q_start, q_approach], [q_start, via, q_approach]):
+        if via is None and len(transit) == 3:
+            continue
+        hit = first_collision(arm, transit, transit_boxes, margin, allow_start=True)
+        if hit is None:
+            return MotionPlan(cand, np.array(transit, dtype=float), approach, depart), None
+    return None, f'{cand.kind} transit: {hit.describe()}'
+
+
 def _plan(arm: ArmModel, q_start, candidates: Sequence[GraspCandidate],
           transit_boxes: Sequence[Box], contact_boxes: Sequence[Box], depart_boxes: Sequence[Box],
-          config: GraspConfig, ik: IkConfig, margin: float, via, rng, what: str
-          ) -> MotionPlan | PlanFailure:
+          config: GraspConfig, ik: IkConfig, margin: float, via, rng, what: str,
+          ik_postures: int = 3) -> MotionPlan | PlanFailure:
+    """The first candidate, in order, with collision-free motions; else why none.
+
+    For each candidate up to ``ik_postures`` different arm postures at its approach pose are
+    tried (IK from other starts), so that an elbow that would hit the table is not the end.
+    """
     q_start = np.asarray(q_start, dtype=float)
     if not candidates:
         return PlanFailure('unreachable', f'no {what} pose fits the gripper')
@@ -750,29 +796,24 @@ def _plan(arm: ArmModel, q_start, candidates: Sequence[GraspCandidate],
         return PlanFailure('unreachable', f'{what} pose {gap:.2f} m beyond the arm\'s reach')
     best_ik, collisions = None, []
     for cand in candidates:
-        first = solve_ik(arm, cand.approach, (q_start,), ik, rng)
-        if not first.success:
-            if best_ik is None or first.position_error < best_ik.position_error:
-                best_ik = first
-            continue
-        approach = cartesian_path(arm, first.q, cand.approach, cand.contact, config, ik)
-        if approach is None:
-            continue
-        depart = cartesian_path(arm, approach[-1], cand.contact, cand.depart, config, ik)
-        if depart is None:
-            continue
-        hit = first_collision(arm, approach, contact_boxes, margin) or \
-            first_collision(arm, depart, depart_boxes, margin)
-        if hit is not None:
-            collisions.append(f'{cand.kind}: {hit.describe()}')
-            continue
-        for transit in ([q_start, first.q], [q_start, via, first.q]):
-            if via is None and len(transit) == 3:
+        solutions, tried = 0, []
+        for first in ik_solutions(arm, cand.approach, (q_start,), ik, rng):
+            if not first.success:
+                if best_ik is None or _score(first) < _score(best_ik):
+                    best_ik = first
                 continue
-            hit = first_collision(arm, transit, transit_boxes, margin, allow_start=True)
-            if hit is None:
-                return MotionPlan(cand, np.array(transit, dtype=float), approach, depart)
-        collisions.append(f'{cand.kind} transit: {hit.describe()}')
+            if any(float(np.max(np.abs(first.q - q))) < 0.1 for q in tried):
+                continue  # the same arm posture as one already found colliding
+            solutions += 1
+            plan, hit = _plan_from(arm, q_start, first.q, cand, transit_boxes, contact_boxes,
+                                   depart_boxes, config, ik, margin, via)
+            if plan is not None:
+                return plan
+            if hit is not None:
+                collisions.append(hit)
+            tried.append(first.q)
+            if solutions >= ik_postures:
+                break
     if collisions:
         return PlanFailure('collision', f'every reachable {what} collides: '
                            + '; '.join(collisions[:3]))
@@ -823,10 +864,11 @@ def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: 
 # ---------------------------------------------------------------------------- base approach
 @dataclass(frozen=True)
 class Approach:
-    """Where the base should stand to pick an object: a map-frame pose and the pick plan.
+    """Where the base should stand to pick (or place): a map-frame pose and the arm's plan.
 
-    ``x``, ``y``, ``heading``: the base pose (facing the object); ``standoff``: its distance
-    to the object's centre; ``plan``: the pick planned from there (base frame).
+    ``x``, ``y``, ``heading``: the base pose (facing the object or target); ``standoff``: its
+    distance to it; ``plan``: the pick or place planned from there (base frame); ``target``:
+    for a place, the map-frame point to put the object down at.
     """
 
     x: float
@@ -834,6 +876,7 @@ class Approach:
     heading: float
     standoff: float
     plan: MotionPlan
+    target: np.ndarray | None = None
 
 
 def base_to_map(x: float, y: float, heading: float) -> np.ndarray:
@@ -845,29 +888,31 @@ def base_to_map(x: float, y: float, heading: float) -> np.ndarray:
     return t
 
 
-def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[Box], free,
-                  *, start_xy=None, headings: int = 16,
-                  standoffs: Sequence[float] = (0.45, 0.55, 0.65, 0.75),
-                  support_near_x: float = 0.30, config: GraspConfig | None = None,
-                  ik: IkConfig | None = None, margin: float = 0.005,
-                  rng: np.random.Generator | None = None, slack: float = 0.0,
-                  others: Sequence[tuple[str, ObjectBox]] = ()) -> Approach | PlanFailure:
-    """Find a base pose facing ``obj`` (map frame) from which :func:`plan_pick` succeeds.
+def _in_base(box: ObjectBox, to_base: np.ndarray, heading: float) -> ObjectBox:
+    return ObjectBox((to_base @ [*box.center, 1.0])[:3], box.extent, _wrap(box.yaw - heading))
 
-    Candidates stand ``standoffs`` from the object's centre at ``headings`` directions around
-    it, facing it; ``free(x, y, heading)`` says whether the base may stand there (e.g. its
-    footprint at that heading covers only free cells of a map). They are tried nearest to
-    ``start_xy`` (the robot now) first, so the first success is also a short drive. The
-    object's support is assumed to reach back to ``support_near_x`` in the base frame, as the
-    manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
-    the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
-    side, so that a pose at the edge of the arm's reach is not chosen. ``others``: the other
-    objects, (name, box in the map frame), kept clear of as the manipulator does.
+
+def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
+                  standoffs: Sequence[float], slack: float, heading_slack: float, what: str,
+                  current=None) -> Approach | PlanFailure:
+    """The first free base pose facing ``target_xy`` from which ``plan_at`` plans.
+
+    ``plan_at(x, y, heading)`` must also plan from ``slack`` back or aside and from
+    ``heading_slack`` turned either way (see :func:`plan_approach`). ``current`` (x, y,
+    heading), where the base stands now, is tried first, as it is: no drive, no slack, and
+    not asked about ``free`` (the base stands there).
     """
     if headings < 1 or not standoffs or min(standoffs) <= 0:
         raise ValueError(f'need headings >= 1 and standoffs > 0, got {headings}, '
                          f'{list(standoffs)}')
-    cx, cy = float(obj.center[0]), float(obj.center[1])
+    cx, cy = float(target_xy[0]), float(target_xy[1])
+    if current is not None:
+        x, y, heading = (float(v) for v in current)
+        r = math.hypot(cx - x, cy - y)
+        if r <= max(standoffs):  # the base is there: no need to ask whether it fits
+            plan = plan_at(x, y, heading)
+            if isinstance(plan, MotionPlan):
+                return Approach(x, y, heading, r, plan)
     poses = []
     for k in range(headings):
         heading = 2 * math.pi * k / headings
@@ -880,33 +925,99 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
     free_poses = [p for p in poses if free(p[0], p[1], p[2])]
     if not free_poses:
         return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
-                           f'of the object at ({cx:.2f}, {cy:.2f})')
-    def in_base(box: ObjectBox, to_base: np.ndarray, heading: float) -> ObjectBox:
-        return ObjectBox((to_base @ [*box.center, 1.0])[:3], box.extent,
-                         _wrap(box.yaw - heading))
-
-    def pick_from(x: float, y: float, heading: float):
-        to_base = np.linalg.inv(base_to_map(x, y, heading))
-        local = in_base(obj, to_base, heading)
-        support = support_box(local.bottom, local.center[:2], support_near_x)
-        obstacles = list(base_boxes) + [in_base(o, to_base, heading).box(0.0, f'object {name}')
-                                        for name, o in others]
-        return plan_pick(arm, q_start, local, obstacles, support, config, ik, margin, rng=rng)
-
+                           f'of the {what} at ({cx:.2f}, {cy:.2f})')
     last = None
     for x, y, heading, r in free_poses:
-        plan = pick_from(x, y, heading)
+        plan = plan_at(x, y, heading)
         c, s = math.cos(heading), math.sin(heading)
-        for dx, dy in ([(-slack * c, -slack * s), (-slack * s, slack * c),
-                        (slack * s, -slack * c)] if slack > 0 else []):
+        offsets = [(-slack * c, -slack * s, 0.0), (-slack * s, slack * c, 0.0),
+                   (slack * s, -slack * c, 0.0)] if slack > 0 else []
+        offsets += [(0.0, 0.0, heading_slack), (0.0, 0.0, -heading_slack)] \
+            if heading_slack > 0 else []
+        for dx, dy, dh in offsets:
             if not isinstance(plan, MotionPlan):
                 break
-            off = pick_from(x + dx, y + dy, heading)
+            off = plan_at(x + dx, y + dy, heading + dh)
             if not isinstance(off, MotionPlan):
-                plan = PlanFailure(off.reason, f'not from {slack:.2f} m off the pose: '
-                                   f'{off.message}')
+                turned = f'{slack:.2f} m off' if dh == 0 else f'{dh:+.2f} rad off'
+                plan = PlanFailure(off.reason, f'not from {turned} the pose: {off.message}')
         if isinstance(plan, MotionPlan):
             return Approach(x, y, heading, r, plan)
         last = plan
     return PlanFailure('unreachable', f'none of {len(free_poses)} free base poses around '
-                       f'({cx:.2f}, {cy:.2f}) reaches the object: {last.message}')
+                       f'({cx:.2f}, {cy:.2f}) reaches the {what}: {last.message}')
+
+
+def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[Box], free,
+                  *, start_xy=None, headings: int = 16,
+                  standoffs: Sequence[float] = (0.45, 0.55, 0.65, 0.75),
+                  support_near_x: float = 0.30, config: GraspConfig | None = None,
+                  ik: IkConfig | None = None, margin: float = 0.005,
+                  rng: np.random.Generator | None = None, slack: float = 0.0,
+                  heading_slack: float = 0.0, others: Sequence[tuple[str, ObjectBox]] = (),
+                  current=None) -> Approach | PlanFailure:
+    """Find a base pose facing ``obj`` (map frame) from which :func:`plan_pick` succeeds.
+
+    Candidates stand ``standoffs`` from the object's centre at ``headings`` directions around
+    it, facing it; ``free(x, y, heading)`` says whether the base may stand there (e.g. its
+    footprint at that heading covers only free cells of a map). They are tried nearest to
+    ``start_xy`` (the robot now) first, so the first success is also a short drive. The
+    object's support is assumed to reach back to ``support_near_x`` in the base frame, as the
+    manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
+    the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
+    side, so that a pose at the edge of the arm's reach is not chosen; likewise from
+    ``heading_slack`` rad turned either way (the base's heading tolerance). ``others``: the
+    other objects, (name, box in the map frame), kept clear of as the manipulator does.
+    ``current``: the base pose now (x, y, heading), tried first as it is.
+    """
+    def pick_from(x: float, y: float, heading: float):
+        to_base = np.linalg.inv(base_to_map(x, y, heading))
+        local = _in_base(obj, to_base, heading)
+        support = support_box(local.bottom, local.center[:2], support_near_x)
+        obstacles = list(base_boxes) + [_in_base(o, to_base, heading).box(0.0, f'object {name}')
+                                        for name, o in others]
+        return plan_pick(arm, q_start, local, obstacles, support, config, ik, margin, rng=rng)
+
+    return _stand_points(obj.center[:2], free, pick_from, start_xy=start_xy, headings=headings,
+                         standoffs=standoffs, slack=slack, heading_slack=heading_slack,
+                         what='object', current=current)
+
+
+def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
+                        base_boxes: Sequence[Box], free, *, start_xy=None, headings: int = 16,
+                        standoffs: Sequence[float] = (0.45, 0.55, 0.65, 0.75),
+                        support_near_x: float = 0.30, config: GraspConfig | None = None,
+                        ik: IkConfig | None = None, margin: float = 0.005,
+                        rng: np.random.Generator | None = None, slack: float = 0.0,
+                        heading_slack: float = 0.0,
+                        others: Sequence[tuple[str, ObjectBox]] = (), current=None
+                        ) -> Approach | PlanFailure:
+    """As :func:`plan_approach`, to put ``held`` down with :func:`plan_place`.
+
+    ``targets``: (k, 3) map-frame points on a support surface, in order of preference; the
+    answer's ``target`` is the point chosen.
+    """
+    targets = np.asarray(targets, dtype=float).reshape(-1, 3)
+    if not len(targets):
+        return PlanFailure('unreachable', 'no free spot on the surface to put it down')
+    last = None
+    for target in targets:
+        def place_from(x: float, y: float, heading: float, target=target):
+            to_base = np.linalg.inv(base_to_map(x, y, heading))
+            local = (to_base @ [*target, 1.0])[:3]
+            support = support_box(local[2], local[:2], support_near_x)
+            obstacles = list(base_boxes) + [
+                _in_base(o, to_base, heading).box(0.0, f'object {name}') for name, o in others]
+            return plan_place(arm, q_start, local, held, obstacles, support, config, ik, margin,
+                              rng=rng)
+
+        found = _stand_points(target[:2], free, place_from, start_xy=start_xy,
+                              headings=headings, standoffs=standoffs, slack=slack,
+                              heading_slack=heading_slack, what='place spot',
+                              current=current)
+        if isinstance(found, Approach):
+            return dataclasses.replace(found, target=target.copy())
+        last = found
+    return PlanFailure(last.reason, f'none of {len(targets)} spots: {last.message}')
+
+

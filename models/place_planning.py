@@ -348,7 +348,9 @@ class NavigatorConfig:
 
     ``shortcut`` (m): the farthest point of the planned route within this distance that the
     scan shows straight-line clear for the footprint is driven to directly (0: follow the
-    stored paths point by point).
+    stored paths point by point). ``nudge`` (m): a pose goal this near is driven to directly
+    whatever the scan shows (a small correction at a table, where no route through places
+    would be shorter; the local controller still keeps the footprint clear).
     """
 
     plan: PlanConfig = field(default_factory=PlanConfig)
@@ -361,8 +363,11 @@ class NavigatorConfig:
     goal_tolerance: float = 0.3
     max_blocked: int = 20
     shortcut: float = 4.0
+    nudge: float = 0.3
 
     def __post_init__(self):
+        if not (math.isfinite(self.nudge) and self.nudge >= 0):
+            raise ValueError(f'NavigatorConfig.nudge must be finite and >= 0, got {self.nudge}')
         if self.stuck_steps < 1 or not self.progress > 0 or self.max_blocked < 1:
             raise ValueError(f'need stuck_steps >= 1, progress > 0 and max_blocked >= 1, got '
                              f'{self.stuck_steps}, {self.progress}, {self.max_blocked}')
@@ -484,8 +489,11 @@ def _final_approach(cmap, state, pose, ranges, angles, range_min, range_max, goa
                                              'reason': reason, 'plan': p}
         return cmap, state, (0.0, 0.0), {'status': 'goal_unreachable', 'target': -1,
                                          'reason': reason, 'plan': p}
+    # the controller's own stopping distance must not end the drive outside the goal's
+    control = config.control if config.control.goal_tolerance < config.goal_tolerance else \
+        dataclasses.replace(config.control, goal_tolerance=0.5 * config.goal_tolerance)
     v, w = local_command(ranges, angles, _to_robot_frame(pose, point), range_min, range_max,
-                         config.control)
+                         control)
     state = dataclasses.replace(state, target=-1)
     return cmap, state, (v, w), {'status': 'approaching_goal', 'target': -1,
                                  'reason': f'{dist:.2f} m to go', 'plan': p}
@@ -559,8 +567,9 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
                                          'reason': reason}
     if goal is not None and goal.pose is not None and \
             cmap.current not in state.approach_failed and \
-            (state.approaching or _goal_in_clear_view(pose, goal, ranges, angles, range_min,
-                                                      range_max, config)):
+            (state.approaching or
+             np.linalg.norm(pose[:2] - goal.pose) <= config.nudge or
+             _goal_in_clear_view(pose, goal, ranges, angles, range_min, range_max, config)):
         # the goal point itself is near and the scan shows the straight way to it clear for
         # the footprint: drive there, whichever place satisfies the goal (unless that already
         # failed from this place: then the plan tries it from another one)

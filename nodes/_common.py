@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,9 @@ class ParamNode(Node):
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
+        # set when the node is being shut down: long waits inside callbacks (action goals)
+        # end on it, so that an executor shutting down does not wait for them forever
+        self.closing = threading.Event()
         for spec in self.PARAMETERS:
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.add_on_set_parameters_callback(self._check_parameter_change)
@@ -135,6 +139,11 @@ class ParamNode(Node):
     def param(self, name: str) -> Any:
         """Return the current value of a declared parameter."""
         return self.get_parameter(name).value
+
+    def destroy_node(self):
+        """End the waits of running callbacks (``closing``), then destroy the node."""
+        self.closing.set()
+        return super().destroy_node()
 
     def _check_parameter_change(self, params) -> SetParametersResult:
         values = {p.name: p.value for p in params}

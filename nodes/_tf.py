@@ -201,12 +201,31 @@ class TfBuffer:
             path_t = up_target[:up_target.index(common)]
             t = to_ns(stamp)
             if t == 0:
-                dynamic = [self._edges[f].stamps[-1] for f in path_s + path_t
-                           if not self._edges[f].static]
-                t = min(dynamic) if dynamic else 0
+                t = self._latest(path_s + path_t)
             common_from_source = self._chain(path_s, t, tol, why)
             common_from_target = self._chain(path_t, t, tol, why)
         return compose(invert(common_from_target), common_from_source)
+
+    def _latest(self, frames: list[str]) -> int:
+        dynamic = [self._edges[f].stamps[-1] for f in frames if not self._edges[f].static]
+        return min(dynamic) if dynamic else 0
+
+    def latest_ns(self, target_frame: str, source_frame: str) -> int:
+        """The latest time (ns) at which source_frame is known in target_frame (0: timeless).
+
+        Raises TransformError as lookup does when there is no path.
+        """
+        target, source = _frame(target_frame), _frame(source_frame)
+        with self._lock:
+            for f in (source, target):
+                if f not in self._edges and f not in {e.parent for e in self._edges.values()}:
+                    raise TransformError(f'unknown frame {f!r}', 'unknown_frame')
+            up_source, up_target = self._ancestors(source), self._ancestors(target)
+            common = next((f for f in up_source if f in set(up_target)), None)
+            if common is None:
+                raise TransformError(f'no path between {source!r} and {target!r}', 'no_path')
+            return self._latest(up_source[:up_source.index(common)] +
+                                up_target[:up_target.index(common)])
 
     def _chain(self, path: list[str], t: int, tol: int, why: str):
         """Pose of path[0] in the parent of path[-1], composing each edge at time t."""

@@ -8,8 +8,8 @@ per step and per plan: realised time, energy, risk, so the planner and selector 
 
 A pick step first asks the manipulator's plan_approach where the base should stand to pick
 the object and drives there (Navigate to the pose, turning to face the object); a stand-point
-the base cannot reach is left out of the next answer (approach_attempts). The approach and
-the pick are one step: one realised cost.
+the base cannot reach, or from where the pick cannot be planned after all, is left out of the
+next answer (approach_attempts). The approach and the pick are one step: one realised cost.
 
 Before acting, every plan is checked against the task's automaton from the trace executed so
 far: a step after which the task could no longer hold is never taken (the plan is refused with
@@ -61,6 +61,9 @@ from embodied_aif_msgs.msg import (
 )
 from embodied_aif_msgs.srv import PlanApproach
 
+# Pick failures that leave the arm where it was: another stand-point may still do.
+PLANNING_FAILURES = ('collision:', 'unreachable:')
+
 
 class PreemptedError(Exception):
     """The running plan was preempted (new task, new Execute goal, cancel, shutdown)."""
@@ -84,6 +87,9 @@ class Executive(ParamNode):
         Param('arm_joint_prefix', 'panda_joint', 'joint_states names counted as arm joints'),
         Param('approach_before_pick', True, "before a pick, ask the manipulator's plan_approach "
               'where to stand and drive there (off: pick from where the move step ended)'),
+        Param('approach_before_place', True, "before a place, ask the manipulator's "
+              'plan_approach for a free spot on the surface nearest the place and a stand-point '
+              'to put the object down from, and drive there'),
         Param('approach_attempts', 3, 'stand-points tried before a pick fails (one the base '
               'could not reach is left out of the next answer)', low=1, high=20),
         Param('approach_tolerance', 0.03, 'how close to the stand-point the base must get, m',
@@ -344,38 +350,55 @@ class Executive(ParamNode):
         goal, why = self._goal_for(step)
         if goal is None:
             return False, why
-        if step.action == 'pick' and self.param('approach_before_pick'):
-            ok, why = self._approach(handle, run, goal.object_id, events)
-            if not ok:
-                return False, why
+        if step.action == 'pick' and self.param('approach_before_pick') or \
+                step.action == 'place' and self.param('approach_before_place'):
+            return self._approach_and_act(step.action, goal, handle, run, events)
         return self._run_action(step.action, goal, handle, run, events)
 
-    def _approach(self, handle, run, object_id: str, events) -> tuple[bool, str]:
-        """Drive to a stand-point the manipulator can pick ``object_id`` from (facing it)."""
+    def _approach_and_act(self, action: str, goal, handle, run, events) -> tuple[bool, str]:
+        """Drive to a stand-point the manipulator can pick (or place) from, then act.
+
+        For a place, plan_approach also chooses the spot on the surface nearest the step's
+        place. A stand-point the base cannot reach, or from where the arm's motion cannot be
+        planned after all (the base stopped within its tolerance but the arm cannot reach
+        from there), is left out of the next answer, up to approach_attempts stand-points.
+        """
         client = self.approach_client
         if not client.wait_for_service(timeout_sec=self.param('server_timeout')):
             return False, "approach: no 'plan_approach' service is running (the manipulator)"
-        exclude, why = [], ''
+        request = PlanApproach.Request(
+            object_id=goal.object_id, place=action == 'place',
+            exclude_radius=float(self.param('approach_exclude_radius')))
+        if action == 'place':
+            request.place_near = goal.target.pose.position
+        why = ''
         for _attempt in range(self.param('approach_attempts')):
-            future = client.call_async(PlanApproach.Request(
-                object_id=object_id, exclude=exclude,
-                exclude_radius=float(self.param('approach_exclude_radius'))))
+            future = client.call_async(request)
             future.add_done_callback(lambda _: self.wake.set())
             if not self._wait(future.done, 300.0, handle, run):
                 return False, 'approach: plan_approach did not answer'
             answer = future.result()
             if not answer.success:
                 return False, f'approach: {answer.reason}'
-            goal = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE, pose=answer.base_pose,
+            move = Navigate.Goal(mode=Navigate.Goal.GOAL_POSE, pose=answer.base_pose,
                                  align_heading=True,
                                  tolerance=float(self.param('approach_tolerance')))
-            ok, why = self._run_action('move', goal, handle, run, events)
-            if ok or why == 'task':
+            ok, why = self._run_action('move', move, handle, run, events)
+            if ok:
+                if action == 'place':
+                    goal = Place.Goal(object_id=goal.object_id, target=answer.place_target)
+                ok, why = self._run_action(action, goal, handle, run, events)
+                if ok or not why.startswith(PLANNING_FAILURES):
+                    return ok, why
+                what = f'the {action} cannot be planned from it'
+            elif why == 'task':
                 return ok, why
-            exclude.append(answer.base_pose.pose.position)
-            self.get_logger().warning(f'approach to {object_id}: stand-point not reached '
-                                      f'({why}); asking for another')
-        return False, (f"approach: no stand-point for {object_id} reached in "
+            else:
+                what = 'stand-point not reached'
+            request.exclude.append(answer.base_pose.pose.position)
+            self.get_logger().warning(f'approach to {action} {goal.object_id}: {what} ({why}); '
+                                      'asking for another')
+        return False, (f"approach: no stand-point to {action} {goal.object_id} worked in "
                        f"{self.param('approach_attempts')} tries (last: {why})")
 
     def _run_action(self, action: str, goal, handle, run, events) -> tuple[bool, str]:
@@ -432,7 +455,7 @@ class Executive(ParamNode):
             raise PreemptedError('canceled by the client')
         if run != self.run_id:
             raise PreemptedError('preempted by a newer execute goal')
-        if not self.context.ok():
+        if not self.context.ok() or self.closing.is_set():
             raise PreemptedError('the executive is shutting down')
 
     def _feedback(self, handle, plan, k, phase) -> None:

@@ -43,12 +43,14 @@ from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from embodied_aif.models import manipulation as mp
-from embodied_aif.models.transforms import matrix, yaw_quaternion
+from embodied_aif.models.surfaces import rectangle_spots
+from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -62,6 +64,7 @@ from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBeliefArray
 from embodied_aif_msgs.srv import PlanApproach
 
+HERE = 0.05  # m: an excluded point this near the base means "not from where it stands"
 REASONS = ('unknown_object', 'unreachable', 'collision', 'grasp_failed', 'grasp_lost',
            'nothing_held', 'timeout', 'no_input', 'busy', 'bad_goal', 'canceled', 'error')
 DEFAULT_BOXES = [-0.28, -0.21, 0.0, 0.28, 0.21, 0.30,    # the base (the arm's link1 ignores it)
@@ -143,6 +146,10 @@ class Manipulator(ParamNode):
         Param('input_timeout', 2.0, 'joint_states older than this stop a goal, s', low=0.1,
               high=60.0),
         Param('tf_timeout', 2.0, 'longest wait for a transform, s', low=0.0, high=30.0),
+        Param('rest_window', 0.3, 'a goal is planned once the base has not moved in TF for '
+              'this long (node clock), s', low=0.0, high=5.0),
+        Param('rest_tolerance', 0.003, 'how little it may move in that window, m (and rad at '
+              '1 m)', low=0.0, high=0.1),
         Param('default_extent', 0.06, 'object size assumed when a belief has none, m',
               low=0.01, high=0.5),
         Param('support_near_x', 0.30, "the table under an object is assumed to reach back to "
@@ -169,6 +176,16 @@ class Manipulator(ParamNode):
               low=1, high=72),
         Param('approach_slack', 0.05, 'a stand-point must also allow the pick from this far '
               'back or aside (the navigator stops within its tolerance), m', low=0.0, high=0.5),
+        Param('surfaces_topic', 'surfaces', 'support surfaces (perception), where plan_approach '
+              'finds spots to put the held object down', read_only=True),
+        Param('place_edge_margin', 0.1, 'place spots keep this far (plus half the held '
+              "object's size) inside a surface's edge, m", low=0.0, high=1.0),
+        Param('place_clearance', 0.03, 'and this far from other objects, m', low=0.0, high=1.0),
+        Param('place_spacing', 0.05, 'grid of the place spots tried, m', low=0.01, high=0.5),
+        Param('place_spots', 12, 'most place spots tried, nearest the requested point first',
+              low=1, high=200),
+        Param('approach_heading_slack', 0.1, 'and from this far turned either way (the '
+              "navigator's heading_tolerance), rad", low=0.0, high=0.5),
         Param('approach_standoffs', [0.45, 0.55, 0.65, 0.72, 0.8], 'distances from the base origin '
               'to the object tried by plan_approach, m'),
     )
@@ -197,6 +214,9 @@ class Manipulator(ParamNode):
                                  callback_group=inputs)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10,
                                  callback_group=inputs)
+        self.surfaces: ObjectBeliefArray | None = None
+        self.create_subscription(ObjectBeliefArray, self.param('surfaces_topic'),
+                                 self._on_surfaces, LATCHED_QOS, callback_group=inputs)
         self.grid: tuple | None = None  # (OccupancyView, its frame)
         self.create_subscription(OccupancyGrid, self.param('occupancy_topic'), self._on_grid,
                                  LATCHED_QOS, callback_group=inputs)
@@ -264,6 +284,9 @@ class Manipulator(ParamNode):
     def _on_objects(self, msg: ObjectBeliefArray) -> None:
         self.objects = msg
 
+    def _on_surfaces(self, msg: ObjectBeliefArray) -> None:
+        self.surfaces = msg
+
     def _on_grid(self, msg: OccupancyGrid) -> None:
         try:
             view = occupancy_view(msg)
@@ -282,19 +305,51 @@ class Manipulator(ParamNode):
         return mp.panda_arm(mount, self.param('velocity_scale'),
                             self.param('acceleration_scale'))
 
-    def _lookup(self, target: str, source: str, stamp=None) -> np.ndarray:
+    def _lookup(self, target: str, source: str, stamp=None, tolerance_s=None) -> np.ndarray:
         """Transform (4x4) of ``source`` into ``target``, waiting up to tf_timeout for it.
 
-        The latest one, or the one at ``stamp`` (e.g. when the goal arrived: not one from
-        before the base last moved).
+        The latest one, or the one at ``stamp`` (``tolerance_s``: how stale it may be).
         """
         deadline = time.monotonic() + self.param('tf_timeout')
         while True:
             try:
-                return self.tf.lookup(target, source, stamp)
+                return self.tf.lookup(target, source, stamp, tolerance_s)
             except TransformError as exc:
                 if time.monotonic() >= deadline or self.closing.is_set():
                     raise GoalError('no_input', f'tf: {exc}') from exc
+            self.closing.wait(0.05)  # a pause that ends at shutdown
+
+    def _lookup_at_rest(self, target: str, source: str) -> np.ndarray:
+        """The transform once the base is at rest in it (a goal's planning frame).
+
+        Not one from before the goal arrived (under load /tf lags by seconds) and not one
+        while the base still turns after the navigator's stop: the latest transform must be
+        stamped after now, and agree with the one ``rest_window`` before it within
+        ``rest_tolerance`` (m; rad at 1 m). After ``tf_timeout`` the latest is used, with a
+        warning.
+        """
+        start = self.get_clock().now().nanoseconds
+        window = int(self.param('rest_window') * 1e9)
+        deadline = time.monotonic() + self.param('tf_timeout')
+        while True:
+            try:
+                t = self.tf.latest_ns(target, source)
+                latest = self.tf.lookup(target, source, Time(nanoseconds=t))
+                if t == 0:
+                    return latest  # a fixed transform
+                if t < start:
+                    why = f'the latest transform is {(start - t) / 1e9:.2f} s old'
+                else:
+                    before = self.tf.lookup(target, source, Time(nanoseconds=t - window), 0.0)
+                    moved = float(np.max(np.abs(latest[:3, :] - before[:3, :])))
+                    if moved <= self.param('rest_tolerance'):
+                        return latest
+                    why = f'the base moved {moved:.3f} in {window / 1e9:.1f} s'
+            except TransformError as exc:
+                why = str(exc)
+            if time.monotonic() >= deadline or self.closing.is_set():
+                self.get_logger().warning(f'planning with the latest transform: {why}')
+                return self._lookup(target, source)
             self.closing.wait(0.05)  # a pause that ends at shutdown
 
     def _wait_joints(self, handle) -> None:
@@ -519,7 +574,7 @@ class Manipulator(ParamNode):
             self.held = None
         belief, frame, msg = self._belief(object_id)
         base = self.param('base_frame')
-        obj = belief_box(belief, self._lookup(base, frame, self.get_clock().now()),
+        obj = belief_box(belief, self._lookup_at_rest(base, frame),
                          self.param('default_extent'))
         arm = self._arm()
         self._wait_joints(handle)
@@ -532,6 +587,9 @@ class Manipulator(ParamNode):
         if isinstance(plan, mp.PlanFailure):
             raise GoalError(plan.reason, f'{object_id} at ({obj.center[0]:.2f}, '
                           f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {base}: {plan.message}')
+        c = plan.candidate.contact[:3, 3]
+        self.get_logger().info(f'pick {object_id}: {plan.candidate.kind} grasp at ({c[0]:.3f}, '
+                               f'{c[1]:.3f}, {c[2]:.3f}) in {base}')
         self._feedback(handle, Pick, 'approach', 0.0)
         self._gripper(handle, self.param('gripper_open_width'))
         self._move(handle, arm, plan.transit, 'transit to the pre-grasp pose')
@@ -573,10 +631,12 @@ class Manipulator(ParamNode):
         self._feedback(handle, Pick, 'verify', 1.0)
         return f'picked {object_id} ({plan.candidate.kind} grasp; {evidence})'
 
-    def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None) -> None:
+    def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None,
+               keep_clear: tuple[mp.Box, ...] = ()) -> None:
         """Move to carry_position when the way there is free (else stay where the arm is)."""
         carry = np.array(self.param('carry_position'))
-        boxes = boxes_from_list(self.param('base_boxes')) + ([support] if support else [])
+        boxes = boxes_from_list(self.param('base_boxes')) + ([support] if support else []) + \
+            list(keep_clear)
         hit = mp.first_collision(arm, [q, carry], boxes, self.param('collision_margin'),
                                  allow_start=True)
         if hit is not None:
@@ -603,7 +663,7 @@ class Manipulator(ParamNode):
         if not np.all(np.isfinite(xyz)):
             raise GoalError('bad_goal', f'target position {xyz.tolist()} is not finite')
         base = self.param('base_frame')
-        target = (self._lookup(base, frame, self.get_clock().now()) @ [*xyz, 1.0])[:3]
+        target = (self._lookup_at_rest(base, frame) @ [*xyz, 1.0])[:3]
         arm = self._arm()
         q0, _ = self._arm_state()
         support = mp.support_box(target[2], target[:2], self.param('support_near_x'))
@@ -621,6 +681,7 @@ class Manipulator(ParamNode):
         self._feedback(handle, Place, 'release', 0.0)
         self._gripper(handle, self.param('gripper_open_width'))
         released = self._now()
+        extent = np.asarray(self.held['box'].extent, dtype=float)
         self.held = None
         self._feedback(handle, Place, 'retreat', 0.0)
         self._move(handle, arm, plan.depart, 'retreat')
@@ -636,14 +697,16 @@ class Manipulator(ParamNode):
                 evidence += f', perception sees it {off:.3f} m from the target'
         if self.param('stow_after_place'):
             self._wait_joints(handle)
-            self._carry(handle, arm, self._arm_state()[0], support)
+            placed = mp.ObjectBox((target[0], target[1], target[2] + extent[2] / 2), extent,
+                                  0.0).box(0.01, f'the placed {held_id}')
+            self._carry(handle, arm, self._arm_state()[0], support, (placed,))
         self._feedback(handle, Place, 'verify', 1.0)
         return f'placed {held_id} ({evidence})'
 
     # -------------------------------------------------------------- approach
     def _serve_approach(self, request, response):
         try:
-            pose, standoff = self._approach(request)
+            pose, standoff, target = self._approach(request)
         except GoalError as exc:
             response.success, response.reason = False, str(exc)
             self.get_logger().info(f'plan_approach for {request.object_id!r}: {exc}')
@@ -653,15 +716,17 @@ class Manipulator(ParamNode):
             return response
         response.success, response.base_pose, response.standoff = True, pose, float(standoff)
         p = pose.pose.position
+        what = request.object_id
+        if target is not None:
+            response.place_target = target
+            t = target.pose.position
+            what = f'the place spot ({t.x:.2f}, {t.y:.2f}, {t.z:.2f})'
         response.reason = (f'stand at ({p.x:.2f}, {p.y:.2f}) in {pose.header.frame_id}, '
-                           f'{standoff:.2f} m from {request.object_id}')
+                           f'{standoff:.2f} m from {what}')
         return response
 
-    def _approach(self, request) -> tuple[PoseStamped, float]:
-        """The base pose to pick ``request.object_id`` from (beliefs' frame) and its standoff."""
-        object_id = request.object_id.strip()
-        if not object_id:
-            raise GoalError('bad_goal', 'empty object_id')
+    def _approach(self, request) -> tuple[PoseStamped, float, PoseStamped | None]:
+        """Where the base should stand (beliefs' frame), its standoff, and a place's target."""
         exclude = [(p.x, p.y) for p in request.exclude]
         radius = float(request.exclude_radius) or 0.3
         if not (all(math.isfinite(v) for xy in exclude for v in xy) and
@@ -671,13 +736,26 @@ class Manipulator(ParamNode):
             raise GoalError('no_input', "no occupancy grid received on "
                             f"'{self.param('occupancy_topic')}': free space unknown")
         grid, grid_frame = self.grid
-        belief, frame, _ = self._belief(object_id)
+        if request.place:
+            near = request.place_near
+            if not all(math.isfinite(v) for v in (near.x, near.y)):
+                raise GoalError('bad_goal', 'place_near must be finite')
+            if self.held is None:
+                raise GoalError('nothing_held', 'no object was picked by this node')
+            if request.object_id.strip() not in ('', self.held['id']):
+                raise GoalError('bad_goal', f"holding {self.held['id']!r}, not "
+                                f'{request.object_id!r}')
+            if self.surfaces is None or not self.surfaces.objects:
+                raise GoalError('no_input', 'no support surfaces received on '
+                                f"'{self.param('surfaces_topic')}'")
+            frame = self.surfaces.header.frame_id.lstrip('/') or self.param('base_frame')
+            skip = self.held['id']
+        else:
+            skip = request.object_id.strip()
+            if not skip:
+                raise GoalError('bad_goal', 'empty object_id')
+            belief, frame, _ = self._belief(skip)
         t_grid = np.eye(4) if grid_frame in ('', frame) else self._lookup(grid_frame, frame)
-        robot = self._lookup(frame, self.param('base_frame'))[:2, 3]
-        obj = belief_box(belief, np.eye(4), self.param('default_extent'))
-        others = self._other_objects(self.objects, object_id, frame)
-        arm = self._arm()
-        q0, _ = self._arm_state()
         clearance, occupied = self.param('stand_clearance'), self.param('occupied_threshold')
 
         def free(x: float, y: float, _heading: float) -> bool:
@@ -686,25 +764,66 @@ class Manipulator(ParamNode):
             gx, gy = (t_grid @ [x, y, 0.0, 1.0])[:2]
             return grid.footprint_free(gx, gy, clearance, occupied)
 
-        found = mp.plan_approach(arm, q0, obj, boxes_from_list(self.param('base_boxes')), free,
-                                 start_xy=robot, headings=self.param('approach_headings'),
-                                 standoffs=tuple(self.param('approach_standoffs')),
-                                 support_near_x=self.param('support_near_x'),
-                                 config=self._grasp_config(), ik=self._ik_config(),
-                                 margin=self.param('collision_margin'), rng=self.rng,
-                                 slack=self.param('approach_slack'), others=others)
+        others = self._other_objects(self.objects, skip, frame)
+        q0, _ = self._arm_state()
+        here = self._lookup(frame, self.param('base_frame'))
+        # where the base stands is tried first, unless the caller left it out (it already
+        # failed from there); a stand-point it could not reach leaves it in
+        current = None if any(math.hypot(here[0, 3] - ex, here[1, 3] - ey) < HERE
+                              for ex, ey in exclude) else \
+            (here[0, 3], here[1, 3], math.atan2(here[1, 0], here[0, 0]))
+        common = dict(start_xy=here[:2, 3], current=current,
+                      headings=self.param('approach_headings'),
+                      standoffs=tuple(self.param('approach_standoffs')),
+                      support_near_x=self.param('support_near_x'),
+                      config=self._grasp_config(), ik=self._ik_config(),
+                      margin=self.param('collision_margin'), rng=self.rng,
+                      slack=self.param('approach_slack'),
+                      heading_slack=self.param('approach_heading_slack'), others=others)
+        if request.place:
+            spots = self._place_spots((near.x, near.y), others)
+            found = mp.plan_place_approach(self._arm(), q0, spots, self.held['candidate'],
+                                           boxes_from_list(self.param('base_boxes')), free,
+                                           **common)
+            where = f'the surface nearest ({near.x:.2f}, {near.y:.2f}) in {frame}'
+        else:
+            obj = belief_box(belief, np.eye(4), self.param('default_extent'))
+            found = mp.plan_approach(self._arm(), q0, obj,
+                                     boxes_from_list(self.param('base_boxes')), free, **common)
+            c = obj.center
+            where = f'{skip} at ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) in {frame}'
         if isinstance(found, mp.PlanFailure):
-            raise GoalError(found.reason, f'{object_id} at ({obj.center[0]:.2f}, '
-                            f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {frame}: '
-                            f'{found.message}')
+            raise GoalError(found.reason, f'{where}: {found.message}')
+        stamp = self.get_clock().now().to_msg()
         pose = PoseStamped()
-        pose.header.frame_id = frame
-        pose.header.stamp = self.get_clock().now().to_msg()
+        pose.header.frame_id, pose.header.stamp = frame, stamp
         pose.pose.position.x, pose.pose.position.y = float(found.x), float(found.y)
-        q = yaw_quaternion(found.heading)
         o = pose.pose.orientation
-        o.x, o.y, o.z, o.w = (float(v) for v in q)
-        return pose, found.standoff
+        o.x, o.y, o.z, o.w = (float(v) for v in yaw_quaternion(found.heading))
+        target = None
+        if found.target is not None:
+            target = PoseStamped()
+            target.header.frame_id, target.header.stamp = frame, stamp
+            t = target.pose.position
+            t.x, t.y, t.z = (float(v) for v in found.target)
+            target.pose.orientation.w = 1.0
+        return pose, found.standoff, target
+
+    def _place_spots(self, near, others) -> np.ndarray:
+        """Free points (x, y, z) on the surface nearest ``near`` (surfaces' frame), best first."""
+        surfaces = sorted(self.surfaces.objects, key=lambda s: math.hypot(
+            s.pose.pose.position.x - near[0], s.pose.pose.position.y - near[1]))
+        surface = surfaces[0]
+        p, q = surface.pose.pose.position, surface.pose.pose.orientation
+        held = self.held['box'].extent
+        size = 0.5 * math.hypot(held[0], held[1])
+        clear = [(o.center[:2], 0.5 * math.hypot(o.extent[0], o.extent[1]) + size +
+                  self.param('place_clearance')) for _, o in others]
+        xy = rectangle_spots((p.x, p.y), quaternion_yaw([q.x, q.y, q.z, q.w]),
+                             surface.extent.x, surface.extent.y,
+                             self.param('place_edge_margin') + size, self.param('place_spacing'),
+                             near=near, keep_clear=clear, limit=self.param('place_spots'))
+        return np.column_stack([xy, np.full(len(xy), p.z)])
 
     # -------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:

@@ -23,7 +23,11 @@ detour); the model also drives the last metres from the goal's place to the goal
 Obstacles above the scan plane (table tops, shelf boards) enter the scan as virtual returns:
 with ``overhead_obstacles`` (off by default until measured) the overhead layer's occupied
 cells within ``overhead_range``; and, where the base stalls with a clear scan, a short
-virtual obstacle kept for ``stall_memory`` seconds. With no goal
+virtual obstacle kept for ``stall_memory`` seconds. A pose goal is kept in the odometry frame
+(it moves with the map's correction when the map re-localises). Within ``dock_distance`` of a
+goal with a heading the base docks (slow, the front's clearance); a docking approach that
+stalls is aborted at once ("docking stopped short"), so that whoever chose the stand-point
+(the executive, from the manipulator's plan_approach) can choose another. With no goal
 and ``explore_when_idle`` it explores. A goal ends with a clear result: reached; or aborted
 with a reason (outside the known world, unknown place, unreachable, stuck, lost, no input,
 timed out, pre-empted); or cancelled.
@@ -56,7 +60,7 @@ from sensor_msgs.msg import Image, LaserScan
 
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models import place_planning as pp
-from embodied_aif.models.local_control import ControllerConfig, turn_to_heading
+from embodied_aif.models.local_control import ControllerConfig, scan_points, turn_to_heading
 from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for tests
     clear_ahead,
     fuse_points,
@@ -124,7 +128,7 @@ class Navigator(ParamNode):
         Param('explore_when_idle', True, 'explore the building while no goal is active'),
         Param('goal_tolerance', 0.3, 'distance to a goal point that counts as reached, m '
               '(when the goal does not say)', low=0.05, high=5.0),
-        Param('heading_tolerance', 0.1, 'a goal heading counts as reached within this, rad',
+        Param('heading_tolerance', 0.04, 'a goal heading counts as reached within this, rad',
               low=0.01, high=1.0),
         Param('world_margin', 3.0, 'a goal pose farther than this from every known or '
               'hypothesised place is outside the known world, m', low=0.1, high=100.0),
@@ -443,7 +447,7 @@ class Navigator(ParamNode):
             goal_handle.abort()
             return Navigate.Result(success=False, reason=why, reached_place=-1)
         while not job.done.wait(0.5):  # woken by the control loop; the timeout checks shutdown
-            if not self.context.ok():
+            if not self.context.ok() or self.closing.is_set():
                 job.outcome = ('aborted', 'the navigator is shutting down')
                 break
         status, reason = job.outcome
@@ -588,14 +592,16 @@ class Navigator(ParamNode):
         before = self.state
         config = self.nav_config if job.tolerance <= 0 else \
             dataclasses.replace(self.nav_config, goal_tolerance=job.tolerance)
-        if job.heading is not None and job.final_xy is not None and \
-                np.linalg.norm(pose[:2] - job.final_xy) <= self.param('dock_distance'):
+        docking = job.heading is not None and job.final_xy is not None and \
+            np.linalg.norm(pose[:2] - job.final_xy) <= self.param('dock_distance')
+        if docking:
             # docking: slow, with the front's clearance instead of the full circle's
             control = dataclasses.replace(config.control, robot_radius=self.param('dock_radius'),
                                           margin=0.0, max_v=min(config.control.max_v, 0.2))
             config = dataclasses.replace(config, control=control)
         cmap2, state, (v, w), info = pp.navigation_step(
-            cmap, before, pose, ranges, angles, scan.range_min, scan.range_max, job.goal, config)
+            cmap, before, pose, ranges, angles, scan.range_min, scan.range_max,
+            self._map_goal(job, cmap), config)
         self.state, job.status = state, info['status']
         status, reason = info['status'], info.get('reason', '')
         if state.last_plan is not None and state.last_plan is not before.last_plan:
@@ -604,7 +610,18 @@ class Navigator(ParamNode):
             self._report_blocked(job, cmap, cmap2, reason)
         self.status = (f'{job.label}: {status} {reason}'.strip(), DiagnosticStatus.OK)
         self._feedback(job, cmap, pose, info)
-        if status == 'goal_reached' and job.heading is not None:
+        if docking and status == 'blocked' and not self.state.approaching and \
+                reason.startswith('the goal point is not reachable'):
+            # a stand-point the front cannot get to (something new on the way or at it): say
+            # so at once, whoever sent it picks another; no detour through distant places
+            near = scan_points(ranges, angles, scan.range_min, scan.range_max)
+            what = ''
+            if len(near):
+                k = int(np.argmin(np.linalg.norm(near, axis=1)))
+                what = (f'; nearest return {np.linalg.norm(near[k]):.2f} m at '
+                        f'{math.degrees(math.atan2(near[k][1], near[k][0])):.0f} deg')
+            self._finish(job, 'aborted', f'unreachable: docking stopped short: {reason}{what}')
+        elif status == 'goal_reached' and job.heading is not None:
             w, aligned = turn_to_heading(float(pose[2]), job.heading,
                                          self.param('max_angular_speed'),
                                          self.param('heading_tolerance'))
@@ -659,11 +676,22 @@ class Navigator(ParamNode):
             return ranges
         return fuse_points(ranges, angles, pose, np.vstack(points), range_max)
 
+    @staticmethod
+    def _map_goal(job: Job, cmap: cm.CognitiveMap):
+        """The job's goal for the planner: a pose goal, given in odom, in the map frame now.
+
+        Odometry is continuous where the map's correction (offset) may jump when the map
+        re-localises; the goal stays where odometry put it, so it moves with the correction.
+        """
+        if job.goal is None or job.goal.pose is None or job.final_xy is None:
+            return job.goal
+        return pp.Goal(pose=tuple(float(v) for v in np.asarray(job.final_xy) + cmap.offset[:2]))
+
     def _check_world(self, job: Job, cmap: cm.CognitiveMap) -> bool:
-        if job.goal is None or job.goal.pose is None:
+        goal = self._map_goal(job, cmap)
+        if goal is None or goal.pose is None:
             return True
-        gap = float(np.min(np.linalg.norm(cmap.poses[:, :2] - np.asarray(job.goal.pose),
-                                          axis=1)))
+        gap = float(np.min(np.linalg.norm(cmap.poses[:, :2] - np.asarray(goal.pose), axis=1)))
         if gap > self.param('world_margin'):
             self._finish(job, 'aborted', f'goal ({job.goal.pose[0]:.2f}, {job.goal.pose[1]:.2f})'
                          f' is outside the known world: {gap:.2f} m from the nearest known or '

@@ -19,6 +19,12 @@ Publishes, stamped with the frame's stamp, in map_frame:
                                 category and its probability) and the 3-sigma position
                                 ellipsoid per object; DELETE markers for objects that are gone
   ~/points                      sensor_msgs/PointCloud2 of the object points (x, y, z, rgb)
+  surfaces                      embodied_aif_msgs/ObjectBeliefArray of the support surfaces
+                                (table tops, shelf boards, trays: the horizontal planes the
+                                segmentation removed, grown over frames by models.surfaces),
+                                each an ObjectBelief of category 'surface': the centre of its
+                                top, its yaw, extent (length, width, 0); also as flat boxes on
+                                ~/markers (namespace 'surface')
   /diagnostics                  diagnostic_msgs/DiagnosticArray: latency, objects tracked,
                                 frames processed and skipped, by cause, tracks born, matched,
                                 removed and whose shape belief a view restarted
@@ -42,6 +48,7 @@ and empty shape codes.
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -73,8 +80,16 @@ from embodied_aif.models.segmentation import (
     backproject,
     segment_frame,
 )
+from embodied_aif.models.surfaces import SurfaceConfig, SurfaceMap, plane_points
 from embodied_aif.models.transforms import covariance_ellipsoid
-from embodied_aif.nodes._common import SENSOR_QOS, Param, ParamNode, image_pixels, node_main
+from embodied_aif.nodes._common import (
+    LATCHED_QOS,
+    SENSOR_QOS,
+    Param,
+    ParamNode,
+    image_pixels,
+    node_main,
+)
 from embodied_aif.nodes._tf import NS, TfBuffer, TfListener, TransformError
 from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
 
@@ -187,6 +202,10 @@ class Perception(ParamNode):
         Param('height_temperature', 0.5, 'tempering of the per-view likelihood of a '
               'cluster\'s measured height under the categories\' height ranges (0: off)',
               low=0.0, high=1.0),
+        Param('surface_cell', 0.04, 'grid of the support surfaces, m', low=0.01, high=0.5,
+              read_only=True),
+        Param('surface_min_height', 0.15, 'lowest support surface (the floor is not one), m',
+              low=0.0, high=5.0, read_only=True),
     )
 
     def __init__(self, **kwargs):
@@ -206,6 +225,8 @@ class Perception(ParamNode):
         self._last_processed_ns: int | None = None
         self._marker_ids: dict[str, int] = {}
         self._next_marker = 0
+        self._surfaces = SurfaceMap(SurfaceConfig(cell=self.param('surface_cell'),
+                                                  min_height=self.param('surface_min_height')))
         self._classifier: ObjectClassifier | None = None
         try:
             self._classifier = ObjectClassifier.from_file(
@@ -215,6 +236,7 @@ class Perception(ParamNode):
 
         self.tf = TfBuffer(cache_s=10.0)
         self.pub_objects = self.create_publisher(ObjectBeliefArray, 'objects', 10)
+        self.pub_surfaces = self.create_publisher(ObjectBeliefArray, 'surfaces', LATCHED_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', 10)
         self.pub_points = self.create_publisher(PointCloud2, '~/points', SENSOR_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -305,6 +327,7 @@ class Perception(ParamNode):
             if self._reset_requested:
                 self._reset_requested = False
                 self._scene = empty_scene(self._names)
+                self._surfaces = SurfaceMap(self._surfaces.config)
                 self._last_processed_ns = None
                 self.get_logger().info('clock jumped back: beliefs and transforms cleared')
         if frame is None:
@@ -369,6 +392,7 @@ class Perception(ParamNode):
                                    f'{self._scene.stamp:.3f} s: the clock jumped back, beliefs '
                                    'cleared')
             self._scene = empty_scene(self._names)
+            self._surfaces = SurfaceMap(self._surfaces.config)
         elif frame.stamp_ns < self._scene.stamp * NS - 1e3:
             raise FrameError('stale', f'stamp {frame.stamp_ns / NS:.3f} s is older than the '
                              f'beliefs ({self._scene.stamp:.3f} s)')
@@ -403,8 +427,9 @@ class Perception(ParamNode):
             raise FrameError('update', f'belief update failed: {exc}') from exc
         self._last_processed_ns = frame.stamp_ns
         header = Header(stamp=_stamp_msg(frame.stamp_ns), frame_id=self.param('map_frame'))
+        self._update_surfaces(depth, intrinsics, t_map_cam, result, config)
         self._publish_objects(header)
-        self._publish_markers(header, previous)
+        self._publish_markers(header, previous, self._publish_surfaces(header))
         if self.param('publish_points'):
             self._publish_points(header, depth, rgb, intrinsics, t_map_cam, result.labels,
                                  config)
@@ -444,14 +469,43 @@ class Perception(ParamNode):
             msg.objects.append(belief)
         self.pub_objects.publish(msg)
 
+    def _update_surfaces(self, depth, intrinsics, t_map_cam, result, config) -> None:
+        """Grow the support surfaces by the frame's horizontal planes."""
+        plane = np.where(result.labels == -2, depth, np.nan)
+        points, _ = backproject(plane, intrinsics, t_map_cam, config.min_depth, config.max_depth)
+        self._surfaces.integrate(plane_points(points, result.planes, self._surfaces.config))
+
+    def _publish_surfaces(self, header: Header) -> list[Marker]:
+        """Publish the surfaces; return their markers (published with the objects')."""
+        msg, markers = ObjectBeliefArray(header=header), []
+        cell = self._surfaces.config.cell
+        for surface in self._surfaces.surfaces:
+            cx, cy, yaw, length, width = surface.rectangle(cell)
+            belief = ObjectBelief(header=header, id=f'surface_{surface.id}',
+                                  category_names=['surface'], category_probs=[1.0],
+                                  last_seen=header.stamp)
+            p, q = belief.pose.pose.position, belief.pose.pose.orientation
+            p.x, p.y, p.z = cx, cy, float(surface.height)
+            q.z, q.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            belief.extent.x, belief.extent.y = length, width
+            msg.objects.append(belief)
+            box = Marker(header=header, ns='surface', id=surface.id, type=Marker.CUBE,
+                         action=Marker.ADD)
+            box.pose = belief.pose.pose
+            box.scale.x, box.scale.y, box.scale.z = length, width, 0.01
+            box.color.g, box.color.b, box.color.a = 0.6, 0.9, 0.35
+            markers.append(box)
+        self.pub_surfaces.publish(msg)
+        return markers
+
     def _marker_id(self, object_id: str) -> int:
         if object_id not in self._marker_ids:
             self._marker_ids[object_id] = self._next_marker
             self._next_marker += 1
         return self._marker_ids[object_id]
 
-    def _publish_markers(self, header: Header, previous) -> None:
-        markers = MarkerArray()
+    def _publish_markers(self, header: Header, previous, extra: list[Marker]) -> None:
+        markers = MarkerArray(markers=list(extra))
         for obj in self._scene.objects:
             mid = self._marker_id(obj.id)
             colour = obj.colour if np.all(np.isfinite(obj.colour)) else (0.6, 0.6, 0.6)

@@ -76,6 +76,8 @@ class StackHarness:
         nodes = [*self.nodes, self.probe]
         for node in nodes:  # stop taking new work first, then let the executor drain
             self.executor.remove_node(node)
+            if isinstance(getattr(node, 'closing', None), threading.Event):
+                node.closing.set()  # running action goals end instead of waiting on
         time.sleep(0.2)
         self.executor.shutdown()
         self.thread.join(timeout=10)

@@ -295,3 +295,20 @@ def test_a_pick_first_drives_to_a_stand_point_and_asks_again_when_one_is_unreach
     result = h.result(h.execute(Execute.Goal(max_replans=0)))
     assert not result.success and 'approach: unreachable' in result.reason, result.reason
     assert h.fakes.calls[first:] == []
+    # reached, but the pick cannot be planned from there (the base stopped within its
+    # tolerance): another stand-point is asked for, each failed one left out
+    h.fakes.script[('pick', 'wedged_mug')] = (0.1, False, 'collision: every grasp collides')
+    asked.clear()
+    new_task(h, 'm', 'F holding_wedged_mug')
+    pick = PlanStep(action='pick', target='wedged_mug', labels=['at_place_0',
+                                                                'holding_wedged_mug'])
+    h.pub_plan.publish(plan_msg('m/0', [], extra=[pick]))
+    first = len(h.fakes.calls)
+    result = h.result(h.execute(Execute.Goal(max_replans=0)))
+    assert not result.success and 'worked in 3 tries' in result.reason, result.reason
+    assert 'collision' in result.reason, result.reason
+    assert h.fakes.calls[first:] == [('move', 'pose_1.0_aligned'), ('move', 'pose_2.0_aligned'),
+                                     ('pick', 'wedged_mug'), ('move', 'pose_3.0_aligned'),
+                                     ('pick', 'wedged_mug')]
+    assert asked == [('wedged_mug', []), ('wedged_mug', [(1.0, 0.0)]),
+                     ('wedged_mug', [(1.0, 0.0), (2.0, 0.0)])]

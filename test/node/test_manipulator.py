@@ -239,7 +239,14 @@ def test_plan_approach_stands_the_base_where_the_arm_reaches_the_object(harness)
     assert not answer.success and answer.reason.startswith('unknown_object:'), answer.reason
     grids.publish(grid_msg(100))  # nowhere to stand
     assert harness.wait(lambda: harness.manipulator.grid[0].data[0, 0] == 100, 30.0)
+    # ... but where the base stands (the bottle in reach) it can pick without a drive
     answer = ask_approach(harness, TARGET)
+    assert answer.success, answer.reason
+    robot = harness.latest('/robot/odom').pose.pose.position
+    here = answer.base_pose.pose.position
+    assert math.hypot(here.x - robot.x, here.y - robot.y) < 0.01
+    # unless that was left out: then nowhere
+    answer = ask_approach(harness, TARGET, exclude=[np.array([robot.x, robot.y])], radius=0.3)
     assert not answer.success and answer.reason.startswith('unreachable:'), answer.reason
     assert 'no free base pose' in answer.reason
     assert harness.truth().attached is None  # planning moved nothing

@@ -42,6 +42,7 @@ TOPICS = {
     '/robot/head_camera/depth/image_rect': (Image, SENSOR_QOS),
     '/robot/head_camera/camera_info': (CameraInfo, SENSOR_QOS),
     '/crafted/objects': (ObjectBeliefArray, 10),
+    '/robot/surfaces': (ObjectBeliefArray, LATCHED_QOS),
     '/crafted/perception/markers': (MarkerArray, 10),
 }
 
@@ -183,6 +184,36 @@ def test_objects_match_ground_truth_in_view(harness):
     # codes differ between objects (the encoder sees different crops)
     codes = np.array([obj.shape_code for obj in beliefs.objects])
     assert len(codes) < 2 or np.ptp(codes, axis=0).max() > 1e-3
+
+
+def test_the_table_top_is_a_surface_under_the_objects(harness):
+    h = harness
+    assert h.wait(lambda: h.latest('/robot/surfaces') is not None and
+                  len(h.latest('/robot/surfaces').objects) > 0, 60), 'no surfaces published'
+    surfaces = h.latest('/robot/surfaces')
+    assert surfaces.header.frame_id == 'odom'
+    truth = h.latest('/robot/ground_truth/objects')
+    t_world_base = pose_matrix(h.latest('/robot/ground_truth/robot_pose').pose)
+    t_odom_world = pose_matrix(h.latest('/robot/odom').pose.pose) @ np.linalg.inv(t_world_base)
+    bottoms = np.array([(t_odom_world @ [o.pose.pose.position.x, o.pose.pose.position.y,
+                                         o.pose.pose.position.z - o.extent.z / 2, 1.0])[:3]
+                        for o in truth.objects])
+    table_z = float(np.median(bottoms[:, 2]))  # most objects stand on the table, some on the tray
+    on_table = bottoms[np.abs(bottoms[:, 2] - table_z) < 0.02]
+    found = []
+    for s in surfaces.objects:
+        assert s.category_names == ['surface'] and s.extent.x >= s.extent.y > 0
+        p, q = s.pose.pose.position, s.pose.pose.orientation
+        yaw = 2 * math.atan2(q.z, q.w)
+        c, si = math.cos(yaw), math.sin(yaw)
+        local = (on_table[:, :2] - [p.x, p.y]) @ np.array([[c, -si], [si, c]])
+        inside = np.all(np.abs(local) <= np.array([s.extent.x, s.extent.y]) / 2 + 0.05, axis=1)
+        found.append((abs(p.z - table_z), int(inside.sum()), s.id))
+    # one surface at the table's height, under most of the objects that stand on it
+    best = min(found)
+    assert best[0] < 0.03 and best[1] >= 0.6 * len(on_table), (table_z, len(on_table), found)
+    markers = [m for m in h.latest('/robot/perception/markers').markers if m.ns == 'surface']
+    assert len(markers) == len(surfaces.objects)
 
 
 def test_markers_points_and_diagnostics(harness):

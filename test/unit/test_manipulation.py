@@ -249,3 +249,61 @@ def test_plan_approach_finds_a_free_base_pose_facing_the_object_and_says_when_no
     assert isinstance(walled, m.PlanFailure) and 'no free base pose' in walled.message
     with pytest.raises(ValueError, match='headings'):
         m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, headings=0)
+
+
+def test_plan_approach_leaves_room_for_the_bases_heading_error():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
+
+    def free(x, y, heading=0.0):
+        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
+
+    found = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
+                            heading_slack=0.15)
+    assert isinstance(found, m.Approach), found
+    # the pick is planned again from the pose turned by the slack, either way: both work
+    for turn in (0.15, -0.15):
+        to_base = np.linalg.inv(m.base_to_map(found.x, found.y, found.heading + turn))
+        local = m.ObjectBox((to_base @ [*bottle.center, 1.0])[:3], bottle.extent, -found.heading
+                            - turn)
+        table = m.support_box(local.bottom, local.center[:2], 0.30)
+        assert isinstance(m.plan_pick(arm, np.array(m.CARRY), local, BASE, table), m.MotionPlan)
+
+
+def test_ik_offers_other_arm_postures_for_one_pose():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    target = m.top_down_pose((0.6, -0.1, 0.75), 0.3)
+    found = [r.q for r in m.ik_solutions(arm, target, (np.array(m.CARRY),)) if r.success]
+    assert len(found) >= 2
+    for q in found:
+        assert m.pose_error(target, m.tool_pose(arm, q))[0] < 0.005
+    # at least two of them are postures the planner tries separately (0.1 rad apart)
+    spread = max(float(np.max(np.abs(a - b))) for a in found for b in found)
+    assert spread > 0.1
+
+
+def test_plan_place_approach_finds_where_to_stand_to_put_the_held_object_down():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    bottle = m.ObjectBox((0.73, 0.0, 0.72), (0.058, 0.058, 0.167))
+    held = m.plan_pick(arm, np.array(m.CARRY), bottle, BASE,
+                       m.support_box(bottle.bottom, bottle.center[:2], 0.30))
+    assert isinstance(held, m.MotionPlan), held
+
+    def free(x, y, heading=0.0):  # a 0.62 m table over [3, 4] x [1, 2]; base radius 0.4
+        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
+
+    # the first spot is in the middle of the table, out of reach from every side
+    spots = [(3.5, 1.5, 0.62), (3.2, 1.3, 0.62), (3.15, 1.8, 0.62)]
+    found = m.plan_place_approach(arm, held.depart[-1], spots, held.candidate, BASE, free,
+                                  start_xy=(1.0, 1.5))
+    assert isinstance(found, m.Approach), found
+    assert found.target is not None and tuple(found.target) in spots[1:]
+    assert free(found.x, found.y)
+    release = m.base_to_map(found.x, found.y, found.heading) @ m.tool_pose(
+        arm, found.plan.approach[-1])
+    assert np.linalg.norm(release[:2, 3] - found.target[:2]) < 0.01
+    none = m.plan_place_approach(arm, held.depart[-1], spots[:1], held.candidate, BASE, free)
+    assert isinstance(none, m.PlanFailure) and 'none of 1 spots' in none.message
+    empty = m.plan_place_approach(arm, held.depart[-1], np.zeros((0, 3)), held.candidate, BASE,
+                                  free)
+    assert isinstance(empty, m.PlanFailure) and 'no free spot' in empty.message

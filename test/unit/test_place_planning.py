@@ -655,3 +655,21 @@ def test_turn_to_heading_turns_the_short_way_and_stops_within_the_tolerance():
         turn_to_heading(math.nan, 0.0, 1.2, 0.1)
     with pytest.raises(ValueError, match='min_angular'):
         turn_to_heading(0.0, 1.0, 0.1, 0.1)
+
+
+def test_a_tight_pose_goal_is_driven_into_not_stopped_at_the_controllers_tolerance():
+    # a stand-point 10 cm ahead with a 3 cm tolerance (the executive's approach before a
+    # pick): the local controller's own 15 cm stopping distance must not end the drive short
+    cmap = corridor(4)
+    free = np.full(360, np.inf)
+    cfg = NavigatorConfig(map=CFG, goal_tolerance=0.03)
+    assert cfg.control.goal_tolerance > 0.1
+    state, (x, y) = NavigatorState(), (0.0, 0.0)
+    for _ in range(60):
+        cmap, state, (v, w), info = navigation_step(cmap, state, (x, y, 0.0), free, ANGLES,
+                                                    0.05, 8.0, Goal(pose=(0.1, 0.0)), cfg)
+        if info['status'] == 'goal_reached':
+            break
+        assert v > 0.0, info
+        x += v * 0.1
+    assert info['status'] == 'goal_reached' and abs(x - 0.1) <= 0.03
