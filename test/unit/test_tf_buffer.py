@@ -89,6 +89,12 @@ def test_latest_common_time(robot):
     m = robot.lookup('map', 'base_link', None, tolerance_s=0.0)
     np.testing.assert_allclose(m, matrix([2.0, 3.0, 0.0], yaw(math.pi / 2))
                                @ matrix([0.5, 0, 0], yaw(0.05)), atol=1e-12)
+    # that time itself, in ns (what a caller waits on before planning); 0 for static paths
+    assert robot.latest_ns('map', 'base_link') == to_ns(0.5)
+    assert robot.latest_ns('odom', 'camera_optical') == to_ns(1.0)
+    assert robot.latest_ns('base_link', 'camera_optical') == 0
+    with pytest.raises(TransformError, match='unknown frame'):
+        robot.latest_ns('odom', 'nowhere')
 
 
 def test_extrapolation_errors_and_tolerance(robot):
