@@ -892,6 +892,13 @@ def _in_base(box: ObjectBox, to_base: np.ndarray, heading: float) -> ObjectBox:
     return ObjectBox((to_base @ [*box.center, 1.0])[:3], box.extent, _wrap(box.yaw - heading))
 
 
+def _obstacles_from(base_boxes: Sequence[Box], others, to_base: np.ndarray,
+                    heading: float) -> list[Box]:
+    """The base's boxes and the other objects (map frame) in a base pose's frame."""
+    return list(base_boxes) + [_in_base(o, to_base, heading).box(0.0, f'object {name}')
+                               for name, o in others]
+
+
 def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
                   standoffs: Sequence[float], slack: float, heading_slack: float, what: str,
                   current=None) -> Approach | PlanFailure:
@@ -974,9 +981,8 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
         to_base = np.linalg.inv(base_to_map(x, y, heading))
         local = _in_base(obj, to_base, heading)
         support = support_box(local.bottom, local.center[:2], support_near_x)
-        obstacles = list(base_boxes) + [_in_base(o, to_base, heading).box(0.0, f'object {name}')
-                                        for name, o in others]
-        return plan_pick(arm, q_start, local, obstacles, support, config, ik, margin, rng=rng)
+        return plan_pick(arm, q_start, local, _obstacles_from(base_boxes, others, to_base, heading),
+                         support, config, ik, margin, rng=rng)
 
     return _stand_points(obj.center[:2], free, pick_from, start_xy=start_xy, headings=headings,
                          standoffs=standoffs, slack=slack, heading_slack=heading_slack,
@@ -1006,10 +1012,9 @@ def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
             to_base = np.linalg.inv(base_to_map(x, y, heading))
             local = (to_base @ [*target, 1.0])[:3]
             support = support_box(local[2], local[:2], support_near_x)
-            obstacles = list(base_boxes) + [
-                _in_base(o, to_base, heading).box(0.0, f'object {name}') for name, o in others]
-            return plan_place(arm, q_start, local, held, obstacles, support, config, ik, margin,
-                              rng=rng)
+            return plan_place(arm, q_start, local, held,
+                              _obstacles_from(base_boxes, others, to_base, heading), support,
+                              config, ik, margin, rng=rng)
 
         found = _stand_points(target[:2], free, place_from, start_xy=start_xy,
                               headings=headings, standoffs=standoffs, slack=slack,

@@ -486,7 +486,8 @@ def _final_approach(cmap, state, pose, ranges, angles, range_min, range_max, goa
                 state, approach_failed=(*state.approach_failed, p.start),
                 blocked_marks=state.blocked_marks + 1)
             return cmap, state, (0.0, 0.0), {'status': 'blocked', 'target': -1,
-                                             'reason': reason, 'plan': p}
+                                             'reason': reason, 'plan': p,
+                                             'final_approach': True}
         return cmap, state, (0.0, 0.0), {'status': 'goal_unreachable', 'target': -1,
                                          'reason': reason, 'plan': p}
     # the controller's own stopping distance must not end the drive outside the goal's
@@ -518,7 +519,8 @@ def navigation_step(cmap: CognitiveMap, state: NavigatorState, raw_pose, ranges:
     metres from the goal's place to the goal point) / 'invalid_input' (non-finite odometry:
     stand still); with a terminal status ('goal_reached' within ``goal_tolerance``,
     'explored', 'goal_unreachable', also after ``max_blocked`` blocked attempts: start a new
-    :class:`NavigatorState` per goal) the command is (0, 0).
+    :class:`NavigatorState` per goal) the command is (0, 0). ``info['final_approach']`` is
+    True on a 'blocked' step when the last metres to the goal point stalled.
     """
     raw = np.asarray(raw_pose, dtype=float).ravel()
     if raw.shape != (3,):

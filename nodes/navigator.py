@@ -610,8 +610,7 @@ class Navigator(ParamNode):
             self._report_blocked(job, cmap, cmap2, reason)
         self.status = (f'{job.label}: {status} {reason}'.strip(), DiagnosticStatus.OK)
         self._feedback(job, cmap, pose, info)
-        if docking and status == 'blocked' and not self.state.approaching and \
-                reason.startswith('the goal point is not reachable'):
+        if docking and status == 'blocked' and info.get('final_approach'):
             # a stand-point the front cannot get to (something new on the way or at it): say
             # so at once, whoever sent it picks another; no detour through distant places
             near = scan_points(ranges, angles, scan.range_min, scan.range_max)
