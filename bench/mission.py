@@ -1,12 +1,19 @@
 """`embodied-aif bench mission`: the main job over many seeds and two building layouts.
 
 Each run is `embodied-aif demo` in a subprocess (the whole stack, composed, headless) on one
-seed: explore, map, plan the default task (reach the farthest place outside the hazard room,
-`F at_place_N & G !in_hazard`) with the default preference, select, execute for several
-episodes while learning costs. Layouts: the default 2x2 building and an unseen 3x3 one
-(grid3x3, never used to tune anything). Reported:
+seed: explore, map, perceive, plan the default task with the default preference, select,
+execute for several episodes while learning costs. The default task is a fetch: bring a
+perceived mug to the farthest table in reach outside the hazard room
+(`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where the mug is
+now); when perception offers no such mug and table, the demo falls back to reaching the
+farthest place outside the hazard room (`F at_place_N & G !in_hazard`). Layouts: the
+default 2x2 building and an unseen 3x3 one (grid3x3, never used to tune anything). Reported:
 
-- success_rate / success_rate_unseen_layout: episodes whose task holds, over all episodes;
+- success_rate / success_rate_unseen_layout: episodes whose task holds, over all episodes
+  (a fetch episode succeeds only if the simulator's object really stands on the table);
+- fetch_rate: the fraction of episodes that were fetches (the rest fell back to moves);
+  fetch_success_rate: succeeded fetches over fetch episodes; fetch_true_category_rate: of
+  the fetched objects, the fraction that really were of the asked category;
 - dfa_violations: episodes whose ground-truth robot trail entered the hazard room (the
   simulator's room topic, independent of the agent's own labels) — must be 0;
 - mean_episode_time_s: realised time of successful episodes;
@@ -75,6 +82,7 @@ def measure(args) -> dict:
     explore_s, episodes = (40.0, 2) if args.quick else (80.0, 3)
     seeds = list(args.seeds)[:1] if args.quick else list(args.seeds)
     figures, runs, walls, times, regrets, violations = {}, [], [], [], [], 0
+    fetches = []
     for layout, scenario in LAYOUTS.items():
         successes = total = 0
         for seed in seeds:
@@ -85,12 +93,14 @@ def measure(args) -> dict:
             total += episodes  # an episode that never ran counts as a failure
             successes += len(ok)
             violations += sum(bool(e.get('entered_hazard')) for e in eps)
+            fetches += [e for e in eps if 'fetch' in e]
             times += [e['realised'][0] for e in ok if e.get('realised')]
             realised = [e['realised'] for e in eps if len(e.get('realised', [])) == 3]
             regrets += empirical_regret(np.array(realised)) if realised else []
             if 'wall_s' in summary:
                 walls.append(summary['wall_s'])
             run = {'layout': layout, 'seed': seed, 'succeeded': len(ok), 'episodes': len(eps),
+                   'task': summary.get('stages', {}).get('fetch', ''),
                    'places': summary.get('map', {}).get('places', 0),
                    'wall_s': summary.get('wall_s'),
                    'failures': [e.get('reason', '') for e in eps if not e.get('success')]}
@@ -101,7 +111,15 @@ def measure(args) -> dict:
                      f"wall {summary.get('wall_s')} s {run.get('error', '')}")
         key = 'success_rate' if layout == 'default' else 'success_rate_unseen_layout'
         figures[key] = successes / max(total, 1)
+    n_runs = len(LAYOUTS) * len(seeds) * episodes
     figures.update({
+        'fetch_rate': len(fetches) / max(n_runs, 1),
+        'fetch_success_rate': (sum(bool(e.get('success')) for e in fetches) / len(fetches)
+                               if fetches else None),
+        'fetch_true_category_rate': (
+            sum(e['fetch']['true_category'] == e['fetch']['category'] for e in fetches)
+            / len(fetches)
+            if fetches else None),
         'dfa_violations': violations,
         'mean_episode_time_s': statistics.fmean(times) if times else None,
         'pareto_regret': statistics.fmean(regrets) if regrets else None,

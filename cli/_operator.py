@@ -19,12 +19,14 @@ from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from embodied_aif_msgs.action import Execute, Navigate
 from embodied_aif_msgs.msg import (
     CognitiveMap,
+    ObjectBeliefArray,
     ParetoPlan,
     ParetoPlanArray,
     PlanOutcome,
     Preference,
     TaskSpec,
 )
+from embodied_aif_msgs.srv import PlanApproach
 
 
 class Operator:
@@ -37,6 +39,7 @@ class Operator:
         self.map = None
         self.plans = None
         self.selected = None
+        self.objects = self.surfaces = self.truth_objects = None
         self.truth_path = []
         self.rooms = set()
         self.room_log = []
@@ -50,6 +53,10 @@ class Operator:
         n.create_subscription(CognitiveMap, 'cognitive_map', self._set('map'), LATCHED_QOS)
         n.create_subscription(ParetoPlanArray, 'pareto_plans', self._set('plans'), LATCHED_QOS)
         n.create_subscription(ParetoPlan, 'selected_plan', self._set('selected'), LATCHED_QOS)
+        n.create_subscription(ObjectBeliefArray, 'objects', self._set('objects'), 10)
+        n.create_subscription(ObjectBeliefArray, 'surfaces', self._set('surfaces'), LATCHED_QOS)
+        n.create_subscription(ObjectBeliefArray, 'ground_truth/objects',
+                              self._set('truth_objects'), 10)
         n.create_subscription(PoseStamped, 'ground_truth/robot_pose', self._on_truth, 10)
         n.create_subscription(String, 'ground_truth/room', self._on_room, LATCHED_QOS)
         n.create_subscription(Odometry, 'odom', self._on_odom, 10)
@@ -63,6 +70,7 @@ class Operator:
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.navigate = ActionClient(n, Navigate, 'navigate')
         self.executive = ActionClient(n, Execute, 'execute')
+        self.approach = n.create_client(PlanApproach, 'plan_approach')
 
     # ------------------------------------------------------------ inputs
     def _set(self, name):
@@ -185,6 +193,16 @@ class Operator:
         cost = [self.clock - t0, self.distance - d0, self.proximity - r0]
         return result.success, result.reason, cost
 
+
+    def approach_reason(self, object_id: str) -> str:
+        """'' when the manipulator finds a stand-point to pick the object from, else why not."""
+        if not self.approach.wait_for_service(timeout_sec=30.0):
+            return 'no plan_approach service'
+        future = self.approach.call_async(PlanApproach.Request(object_id=object_id))
+        if not self.wait_reply(future, 60.0):
+            return 'plan_approach did not answer'
+        reply = future.result()
+        return '' if reply.success else reply.reason
 
     def execute(self, plan_id: str, sim_timeout: float, max_replans: int = 2):
         """Run a plan through the executive; return (Execute result, step records)."""

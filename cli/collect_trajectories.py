@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from embodied_aif.sim.trajectories import CollectConfig, collect
+from embodied_aif.sim.trajectories import DEFAULT_FOV_DEG, CollectConfig, collect
 
 
 def main(argv=None) -> int:
@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     parser.add_argument('--action-period', type=float, default=0.5,
                         help='seconds each (linear, angular) command is held')
     parser.add_argument('--episodes-per-shard', type=int, default=4)
+    parser.add_argument('--fov', type=float, default=DEFAULT_FOV_DEG,
+                        help='field of view of the square camera at the head camera pose '
+                             '(deg, default 90)')
     parser.add_argument('--retextured', action='store_true',
                         help='also render every step with random wall and floor looks '
                              '(images_retextured, for training texture-blind place codes)')
@@ -32,7 +35,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = CollectConfig(scenario=args.scenario, episodes=args.episodes, steps=args.steps,
-                               seed=args.seed, image_size=args.image_size,
+                               seed=args.seed, image_size=args.image_size, fov_deg=args.fov,
                                action_period=args.action_period,
                                episodes_per_shard=args.episodes_per_shard,
                                retextured=args.retextured,

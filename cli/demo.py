@@ -72,14 +72,17 @@ def hazard_region(building, room: tuple[int, int], world_from_odom) -> str:
     """
     w, d = building.room_size
     r, c = room
+    corners = [odom_from_world(x, y, world_from_odom)
+               for x, y in ((c * w, r * d), ((c + 1) * w, r * d), ((c + 1) * w, (r + 1) * d),
+                            (c * w, (r + 1) * d))]
+    return 'hazard:' + ';'.join(f'{x:.3f},{y:.3f}' for x, y in corners)
+
+
+def odom_from_world(x: float, y: float, world_from_odom) -> tuple[float, float]:
+    """A world-frame point in the odom frame whose pose in the world is (x0, y0, yaw)."""
     x0, y0, yaw = world_from_odom
     cos, sin = math.cos(yaw), math.sin(yaw)
-    corners = []
-    for x, y in ((c * w, r * d), ((c + 1) * w, r * d), ((c + 1) * w, (r + 1) * d),
-                 (c * w, (r + 1) * d)):
-        dx, dy = x - x0, y - y0
-        corners.append(f'{cos * dx + sin * dy:.3f},{-sin * dx + cos * dy:.3f}')
-    return 'hazard:' + ';'.join(corners)
+    return cos * (x - x0) + sin * (y - y0), -sin * (x - x0) + cos * (y - y0)
 
 
 def hazard_room(args) -> tuple[tuple[int, int] | None, object]:
@@ -129,7 +132,6 @@ def play(args, op, names: set, summary: dict) -> None:
     """The mission, stage by stage, with what the stack has (op: the demo's Operator)."""
     from embodied_aif.cli._operator import preference_msg
     from embodied_aif.models.task_world import parse_regions
-    from embodied_aif_msgs.msg import TaskSpec
 
     stages = summary['stages']
     if not op.wait_sim(lambda: op.clock > 0.5, 5.0, wall_limit=120):
@@ -161,17 +163,22 @@ def play(args, op, names: set, summary: dict) -> None:
         stages['task'] = 'skipped: no cognitive map to plan on'
         return
     regions = parse_regions(summary.get('regions', []))
-    if args.task:
-        formula = args.task
-    elif regions:
-        formula = f'F at_place_{_farthest_place(op.map, regions)} & G !in_hazard'
-    else:
-        formula = f'F at_place_{_farthest_place(op.map)}'
     preference = json.loads(Path(args.preference).read_text()) if args.preference \
         else DEFAULT_PREFERENCE
     op.pub_pref.publish(preference_msg(preference))
-    op.pub_task.publish(TaskSpec(id='demo', formula=formula))
-    if not op.wait_sim(lambda: op.selected is not None, float('inf'), wall_limit=180):
+    fetch = None
+    if args.task:
+        formula = args.task
+    else:
+        fetch = default_fetch(args, op, names, regions, summary)
+        if fetch is not None:
+            formula = fetch.formula
+        elif regions:
+            formula = f'F at_place_{_farthest_place(op.map, regions)} & G !in_hazard'
+        else:
+            formula = f'F at_place_{_farthest_place(op.map)}'
+    task_id = 'demo-0' if fetch else 'demo'
+    if not pose_task(op, task_id, formula):
         why = op.plans.reason if op.plans else 'no plans'
         stages['task'] = f'task {formula!r}: no plan selected ({why})'
         return
@@ -181,26 +188,23 @@ def play(args, op, names: set, summary: dict) -> None:
     if 'executive' not in names:
         stages['execution'] = 'skipped: the stack has no executive'
         return
-    episodes = []
+    episodes, failed_picks = [], set()
     home = op.map.current_place
     for episode in range(args.episodes):
-        plan = op.selected
-        log(f'episode {episode}: plan {plan.id} predicted cost {np.round(plan.expected_cost, 2)}')
-        selection = selection_record(op, plan)
-        t_start = op.clock
-        result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
-        rooms = op.rooms_between(t_start, op.clock)
-        record = {'episode': episode, 'plan': result.plan_id or plan.id,
-                  'predicted': list(plan.expected_cost), 'steps': steps,
-                  'success': bool(result.success), 'reason': result.reason,
-                  'replans': int(result.replans), 'rooms': sorted(rooms),
-                  'entered_hazard': summary.get('hazard_room', '-') in rooms,
-                  'realised': [round(float(c), 3) for c in result.realised_cost],
-                  'selection': selection}
-        log(f"episode {episode}: {'succeeded' if result.success else 'failed'} "
-            f'({result.reason}); realised cost {record["realised"]}')
-        episodes.append(record)
-        if episode + 1 < args.episodes:  # go back to the start place for the next episode
+        if fetch is not None and episode:  # the next fetch: to the farthest table from it now
+            fetch = fetch_task(op, [fetch.category], regions, prefer=fetch.object_id,
+                               exclude=failed_picks)
+            if isinstance(fetch, str) or not pose_task(op, f'demo-{episode}', fetch.formula):
+                why = fetch if isinstance(fetch, str) else \
+                    f'no plan selected ({op.plans.reason if op.plans else "no plans"})'
+                log(f'episode {episode}: no fetch task: {why}')
+                episodes.append({'episode': episode, 'success': False, 'reason': why,
+                                 'entered_hazard': False, 'realised': [], 'predicted': []})
+                break
+        episodes.append(run_episode(args, op, episode, summary, fetch))
+        failed_picks |= {s['target'] for s in episodes[-1]['steps']
+                         if s['action'] == 'pick' and not s['success']}
+        if fetch is None and episode + 1 < args.episodes:  # back to the start place
             op.navigate_to_place(home, args.step_timeout_s)
             op.wait_sim(lambda: False, 2.0)
     summary['episodes'] = episodes
@@ -208,6 +212,152 @@ def play(args, op, names: set, summary: dict) -> None:
     summary['hazard_entries'] = sum(e['entered_hazard'] for e in episodes)
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
+
+
+def pose_task(op, task_id: str, formula: str) -> bool:
+    """Publish a task; wait (wall-clock bounded) until a plan of it is selected."""
+    from embodied_aif_msgs.msg import TaskSpec
+
+    op.pub_task.publish(TaskSpec(id=task_id, formula=formula))
+    return op.wait_sim(lambda: op.selected is not None and op.plans is not None
+                       and op.plans.task_id == task_id
+                       and op.selected.id.startswith(f'{task_id}/'), float('inf'),
+                       wall_limit=180)
+
+
+def run_episode(args, op, episode: int, summary: dict, fetch) -> dict:
+    """Execute the selected plan; the episode's record (fetch: checked on ground truth)."""
+    plan = op.selected
+    log(f'episode {episode}: plan {plan.id} predicted cost {np.round(plan.expected_cost, 2)}')
+    selection = selection_record(op, plan)
+    truth = true_object(op, fetch.object_id) if fetch is not None else None
+    t_start = op.clock
+    result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
+    rooms = op.rooms_between(t_start, op.clock)
+    record = {'episode': episode, 'plan': result.plan_id or plan.id,
+              'predicted': list(plan.expected_cost), 'steps': steps,
+              'success': bool(result.success), 'reason': result.reason,
+              'replans': int(result.replans), 'rooms': sorted(rooms),
+              'entered_hazard': summary.get('hazard_room', '-') in rooms,
+              'realised': [round(float(c), 3) for c in result.realised_cost],
+              'selection': selection}
+    if fetch is not None:
+        op.wait_sim(lambda: False, 2.0)  # the ground truth of the object at rest
+        record['fetch'] = {'category': fetch.category, 'object': fetch.object_id,
+                           'surface': fetch.surface_id,
+                           'place': fetch.place, 'formula': fetch.formula,
+                           'true_object': truth[0] if truth else None,
+                           'true_category': truth[1] if truth else None,
+                           'delivered': delivered(op, truth[0] if truth else None,
+                                                  fetch.surface_id)}
+        # success means the object really is on the table, not only that every step ended well
+        record['success'] = record['success'] and record['fetch']['delivered']
+    log(f"episode {episode}: {'succeeded' if record['success'] else 'failed'} "
+        f'({result.reason}); realised cost {record["realised"]}')
+    return record
+
+
+def default_fetch(args, op, names: set, regions: dict, summary: dict):
+    """The default fetch task (--fetch CATEGORY to the farthest table), or None and why not."""
+    stages = summary['stages']
+    if args.fetch == 'none':
+        return None
+    if not {'perception', 'manipulator'} <= names:
+        stages['fetch'] = 'skipped: the stack has no perception/manipulator'
+        return None
+    op.wait_sim(lambda: op.surfaces is not None and op.objects is not None, 10.0,
+                wall_limit=60)
+    with op.lock:
+        objects, surfaces = seen(op.objects), seen(op.surfaces)
+    summary['perceived'] = {  # what the task was chosen from
+        'objects': {k: [o.category, round(o.prob, 3),
+                        *(round(v, 3) for v in (o.x, o.y, o.z, o.length, o.width))]
+                    for k, o in objects.items()},
+        'surfaces': {k: [round(v, 3) for v in (o.x, o.y, o.z, o.length, o.width)]
+                     for k, o in surfaces.items()}}
+    fetch = fetch_task(op, [c for c in args.fetch.split(',') if c], regions)
+    if isinstance(fetch, str):
+        stages['fetch'] = f'no fetch task ({fetch}): a move-only task instead'
+        log(stages['fetch'])
+        return None
+    stages['fetch'] = (f'bring {fetch.object_id} ({fetch.category}) to {fetch.surface_id} at '
+                       f'place {fetch.place}')
+    log(stages['fetch'])
+    return fetch
+
+
+def seen(msg) -> dict:
+    """Beliefs (ObjectBeliefArray) as task_world.Seen by id: most probable category, box."""
+    from embodied_aif.models.task_world import Seen
+    from embodied_aif.models.transforms import quaternion_yaw
+
+    out = {}
+    for o in msg.objects if msg is not None else ():
+        p, q = o.pose.pose.position, o.pose.pose.orientation
+        probs = list(o.category_probs)
+        k = int(np.argmax(probs)) if probs else -1
+        category = o.category_names[k] if 0 <= k < len(o.category_names) else ''
+        out[o.id] = Seen(p.x, p.y, p.z, category, float(probs[k]) if probs else 0.0,
+                         quaternion_yaw([q.x, q.y, q.z, q.w]), o.extent.x, o.extent.y)
+    return out
+
+
+def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude=()):
+    """models.task_world.choose_fetch over the operator's latest beliefs and map.
+
+    The categories are tried in order; the first that gives a task wins, else the reasons.
+    """
+    from embodied_aif.models.task_world import choose_fetch
+
+    with op.lock:
+        objects, surfaces, cmap = op.objects, op.surfaces, op.map
+    places = {p.id: (p.pose.position.x, p.pose.position.y) for p in cmap.places}
+
+    def reachable(object_id: str) -> bool:
+        why = op.approach_reason(object_id)
+        if why:
+            log(f'not fetching {object_id}: {why}')
+        return not why
+
+    reasons = []
+    for category in categories:
+        fetch = choose_fetch(seen(objects), seen(surfaces), places, category, regions=regions,
+                             prefer=prefer, exclude=exclude, reachable=reachable)
+        if not isinstance(fetch, str):
+            return fetch
+        reasons.append(fetch)
+    return '; '.join(reasons) or 'no category to fetch'
+
+
+def true_object(op, object_id: str) -> tuple[str, str] | None:
+    """Evaluation: the simulated object (name, category) nearest a belief, within 0.15 m."""
+    with op.lock:
+        belief, truth = seen(op.objects).get(object_id), op.truth_objects
+    pose = op.world_from_odom()
+    if belief is None or truth is None or pose is None:
+        return None
+    best = None
+    for o in truth.objects:
+        xy = odom_from_world(o.pose.pose.position.x, o.pose.pose.position.y, pose)
+        d = math.hypot(xy[0] - belief.x, xy[1] - belief.y)
+        if d < 0.15 and (best is None or d < best[0]):
+            best = (d, o.id, o.category_names[0] if o.category_names else '')
+    return best[1:] if best else None
+
+
+def delivered(op, name: str | None, surface_id: str) -> bool:
+    """Evaluation: whether the simulated object stands on the believed surface now."""
+    with op.lock:
+        surface, truth = seen(op.surfaces).get(surface_id), op.truth_objects
+    pose = op.world_from_odom()
+    if name is None or surface is None or truth is None or pose is None:
+        return False
+    for o in truth.objects:
+        if o.id == name:
+            p = o.pose.pose.position
+            return surface.contains(*odom_from_world(p.x, p.y, pose), margin=0.05) \
+                and surface.z < p.z < surface.z + 0.3
+    return False
 
 
 def selection_record(op, plan) -> dict:
@@ -451,8 +601,15 @@ def register(subparsers) -> None:
                         help='stack file (default config/sim.yaml)')
     parser.add_argument('--scenario', default='default', help='simulator scenario')
     parser.add_argument('--seed', type=int, default=0, help='seed of world and noise')
-    parser.add_argument('--task', help="LTLf task (default: 'F at_place_<farthest place>')")
+    parser.add_argument('--task', help="LTLf task (default: the --fetch task, else 'F "
+                                       "at_place_<farthest place>')")
     parser.add_argument('--preference', help='PREFERENCE.json (default: a balanced one)')
+    parser.add_argument('--fetch', default='mug,can,bottle,box',
+                        help='default task: bring an object of these categories (the first that '
+                             'perception offers graspable and reachable) to the farthest table '
+                             "in reach outside the hazard room, once per episode; 'none' or a "
+                             'stack without perception and manipulator: a move-only task '
+                             '(default mug,can,bottle,box)')
     parser.add_argument('--hazard-room', default='',
                         help="ROW,COL of a room the default task avoids (G !in_hazard); default "
                              "the room opposite the start room; 'none' for no hazard")

@@ -36,6 +36,9 @@ def main(argv=None) -> int:
                         help='probability that an observation on the InfoNCE h(o) side is its '
                              'retextured view (data collected with --retextured; default: '
                              'the preset)')
+    parser.add_argument('--cnn-depth', type=int, default=None,
+                        help="channels of the encoder's first conv layer (doubling per layer; "
+                             'default: the preset)')
     parser.add_argument('--retexture-posterior', type=float, default=None,
                         help='probability that a sequence is filtered from its retextured '
                              'views (default: the preset)')
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
     try:
         overrides = {name: value for name, value in
                      (('retexture', args.retexture),
-                      ('retexture_posterior', args.retexture_posterior)) if value is not None}
+                      ('retexture_posterior', args.retexture_posterior),
+                      ('cnn_depth', args.cnn_depth)) if value is not None}
         model_config = preset(args.objective, args.size, **overrides)
         train_config = TrainConfig(steps=args.steps, batch=args.batch, seq_len=args.seq_len,
                                    lr=args.lr, seed=args.seed, log_every=args.log_every,

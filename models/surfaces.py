@@ -3,9 +3,11 @@
 Segmentation removes the horizontal planes it finds under objects (models.segmentation); this
 module keeps them. Each frame's points within ``inlier_distance`` of a horizontal plane between
 ``min_height`` and ``max_height`` are binned into ``cell``-sized cells of the map's x-y plane;
-a surface is a height and the cells seen on it. Cells of a new frame join a surface of the same
-height (within ``height_tolerance``) that they touch, so a table seen piecewise from several
-viewpoints grows into one surface; surfaces that a frame connects are merged.
+a surface is a height and the cells seen on it. A frame's cells first go through a 3x3
+opening, which drops thin bands (a wall cut at the plane's height would otherwise join the
+table standing against it and stretch it along the wall). Cells of a new frame join a surface
+of the same height (within ``height_tolerance``) that they touch, so a table seen piecewise
+from several viewpoints grows into one surface; surfaces that a frame connects are merged.
 
 ``place_spots`` answers where a held object may be put down: cells of a surface at least
 ``edge_margin`` inside its edge (every cell that near is surface too) and clear of the objects
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,23 @@ def _touches(cells: dict, new: Iterable[tuple[int, int]]) -> bool:
                for dj in (-1, 0, 1))
 
 
+def _opened(cells: dict) -> dict:
+    """The cells that survive a 3x3 opening (erosion, then dilation).
+
+    Thin bands (a wall cut at the plane's height, the rim of a tray) go, so they cannot join
+    a table they touch and stretch it along the wall; a table's own edge cells come back
+    with the dilation.
+    """
+    if not cells:
+        return cells
+    ij = np.array(list(cells), dtype=int)
+    lo = ij.min(axis=0) - 1
+    grid = np.zeros(tuple(ij.max(axis=0) - lo + 2), dtype=bool)
+    grid[tuple((ij - lo).T)] = True
+    kept = ndimage.binary_opening(grid, structure=np.ones((3, 3), dtype=bool))
+    return {key: n for key, n in cells.items() if kept[key[0] - lo[0], key[1] - lo[1]]}
+
+
 def _components(cells: dict) -> list[dict]:
     """The 8-connected parts of a cell set."""
     left, parts = set(cells), []
@@ -148,7 +168,7 @@ class SurfaceMap:
         for height, xy in observed:
             ij, counts = np.unique(np.floor(np.asarray(xy, float) / cfg.cell).astype(int),
                                    axis=0, return_counts=True)
-            cells = {(int(i), int(j)): int(n) for (i, j), n in zip(ij, counts)}
+            cells = _opened({(int(i), int(j)): int(n) for (i, j), n in zip(ij, counts)})
             for part in _components(cells):
                 self._add(height, part)
 

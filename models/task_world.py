@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,3 +231,160 @@ class CostMemory:
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f'{source}: {exc}') from None
         return memory
+
+
+# ----------------------------------------------------------------------- fetch tasks
+@dataclass(frozen=True)
+class Seen:
+    """An object or a support surface as the beliefs have it (map-plane rectangle).
+
+    x, y, z: centre (a surface's z is its top); yaw, length, width: the rectangle of a
+    surface (objects: 0); category and prob: the most probable category of an object.
+    """
+
+    x: float
+    y: float
+    z: float
+    category: str = 'surface'
+    prob: float = 1.0
+    yaw: float = 0.0
+    length: float = 0.0
+    width: float = 0.0
+
+    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
+        """Whether (x, y) lies on the rectangle, grown by margin."""
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        u = c * (x - self.x) + s * (y - self.y)
+        v = -s * (x - self.x) + c * (y - self.y)
+        return abs(u) <= self.length / 2 + margin and abs(v) <= self.width / 2 + margin
+
+
+@dataclass(frozen=True)
+class FetchTask:
+    """'Bring the <category> to the table at place N': the object, where to, the formula."""
+
+    object_id: str
+    surface_id: str
+    place: int
+    formula: str
+    category: str = ''
+
+
+@dataclass(frozen=True)
+class FetchRules:
+    """What the fetch chooser counts as a graspable object and as a table to put it on.
+
+    heights: support-surface heights the arm reaches (m); min_prob: the least probability of
+    the wanted category; max_grip: the widest an object's narrower side may be (the gripper's
+    opening less a margin); min_side / max_side: a receiving table's shorter side (trays and
+    shelf boards are left out) and longer side (a wider 'surface' is several merged or a
+    misperceived one); min_distance: how far the table must be from the object (m); min_gap:
+    the least distance from the object's centre to another object's (m; closer ones leave the
+    fingers no room; beliefs within ``same`` of it are taken for duplicates of it).
+    """
+
+    heights: tuple[float, float] = (0.4, 0.85)
+    min_prob: float = 0.4
+    max_grip: float = 0.075
+    min_side: float = 0.5
+    max_side: float = 2.0
+    min_distance: float = 1.5
+    min_gap: float = 0.2
+    same: float = 0.03
+    support_margin: float = 0.05
+
+    def reachable(self, height: float) -> bool:
+        """Whether a support surface at this height is in the arm's reach."""
+        return self.heights[0] <= height <= self.heights[1]
+
+
+def _support(obj: Seen, surfaces: Mapping[str, Seen], margin: float) -> str | None:
+    """The surface an object stands on: the highest under it, below its centre.
+
+    Of the surfaces at that height (within 3 cm) the smallest: the tightest summary of it.
+    """
+    under = [(s.z, s.length * s.width, sid) for sid, s in surfaces.items()
+             if s.z < obj.z and s.contains(obj.x, obj.y, margin)]
+    if not under:
+        return None
+    top = max(z for z, _, _ in under)
+    return min((area, sid) for z, area, sid in under if z > top - 0.03)[1]
+
+
+def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
+                 places: Mapping[int, Sequence[float]], category: str, *,
+                 regions: Mapping[str, Sequence] | None = None, prefer: str | None = None,
+                 exclude: Iterable[str] = (), rules: FetchRules | None = None,
+                 reachable: Callable[[str], bool] | None = None) -> FetchTask | str:
+    """A fetch task over the beliefs, or the reason there is none.
+
+    The object: of `category` (at least rules.min_prob), narrow enough to grasp, clear of the
+    other objects, standing on a table-sized surface in reach, not in `exclude` (e.g. objects
+    a pick failed on); `prefer` if it qualifies, else the most probable. With `reachable`,
+    only an object for which reachable(id) holds (e.g. the manipulator finds a stand-point to
+    pick it from), asked in that order and only for objects with a table to go to.
+
+    The table: a surface in reach, table-sized, outside every region, at least
+    rules.min_distance from the object, the farthest such. Its place is the map place nearest
+    its centre, which must lie outside every region, differ from the object's nearest place,
+    and have that table as its nearest surface (the executive puts the object on the surface
+    nearest the step's place). Formula: ``F <object>_on_place_<N>``, and ``G !in_<region>``
+    for every region.
+    """
+    rules = rules or FetchRules()
+    regions = regions or {}
+    if not places:
+        return 'no places on the map'
+    ids = sorted(places)
+    xy = np.array([places[i][:2] for i in ids], dtype=float).reshape(len(ids), 2)
+
+    def nearest_place(x: float, y: float) -> int:
+        return ids[int(np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y)))]
+
+    def nearest_surface(x: float, y: float) -> str:
+        return min(surfaces, key=lambda sid: math.hypot(surfaces[sid].x - x,
+                                                        surfaces[sid].y - y))
+
+    def table_sized(s: Seen) -> bool:
+        return rules.min_side <= min(s.length, s.width) and max(s.length, s.width) \
+            <= rules.max_side
+
+    def crowded(oid: str, obj: Seen) -> bool:
+        return any(rules.same < math.hypot(o.x - obj.x, o.y - obj.y) < rules.min_gap
+                   for k, o in objects.items() if k != oid)
+
+    excluded = set(exclude)
+    candidates = []
+    for oid, obj in objects.items():
+        if obj.category != category or obj.prob < rules.min_prob or oid in excluded \
+                or min(obj.length, obj.width) > rules.max_grip or crowded(oid, obj):
+            continue
+        support = _support(obj, surfaces, rules.support_margin)
+        if support is None or not rules.reachable(surfaces[support].z) \
+                or not table_sized(surfaces[support]) or region_labels((obj.x, obj.y), regions):
+            continue
+        candidates.append((oid != prefer, -obj.prob, oid, support))
+    if not candidates:
+        return f'no graspable {category} seen standing on a table in reach'
+    tables = {sid: s for sid, s in surfaces.items()
+              if rules.reachable(s.z) and table_sized(s) and not region_labels((s.x, s.y), regions)}
+    for _, _, oid, support in sorted(candidates):
+        obj = objects[oid]
+        options = []
+        for sid, table in tables.items():
+            distance = math.hypot(table.x - obj.x, table.y - obj.y)
+            place = nearest_place(table.x, table.y)
+            if sid == support or distance < rules.min_distance \
+                    or place == nearest_place(obj.x, obj.y) \
+                    or region_labels(places[place][:2], regions) \
+                    or nearest_surface(*places[place][:2]) != sid:
+                continue
+            options.append((distance, sid, place))
+        if options and (reachable is None or reachable(oid)):
+            _, sid, place = max(options)
+            avoid = ''.join(f' & G !in_{name}' for name in sorted(regions))
+            return FetchTask(oid, sid, place, f'F {oid}_on_{place_name(place)}{avoid}',
+                             category)
+    return f'no table in reach to bring a {category} to (outside the regions, ' \
+           f'{rules.min_distance} m away, nearest to a place of its own)' + \
+        (f', or no such {category} the arm can reach' if reachable is not None else '')

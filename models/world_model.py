@@ -138,7 +138,7 @@ def preset(objective: str, size: str = 'small', **overrides) -> WorldModelConfig
     """
     if size == 'small':
         base = {'image_size': 32, 'deter': 128, 'stoch': 16, 'hidden': 128, 'embed': 128,
-                'cnn_depth': 8 if objective == 'contrastive' else 16,
+                'cnn_depth': 5 if objective == 'contrastive' else 16,
                 'augment': 0.8 if objective == 'contrastive' else 0.0,
                 'retexture': 0.8 if objective == 'contrastive' else 0.0}
     elif size == 'tiny':

@@ -13,7 +13,7 @@ joint_states (sensor_msgs/JointState), /tf and /tf_static (the beliefs' frame in
 (nav_msgs/OccupancyGrid: the cognitive map's grid, for plan_approach only).
 Publishes: arm_controller/joint_trajectory (trajectory_msgs/JointTrajectory, positions and
 velocities, time-parameterised), gripper/command (std_msgs/Float64: opening width, m),
-/diagnostics.
+held_object (std_msgs/String, latched: the held object's id, '' for none), /diagnostics.
 
 A goal is planned by :mod:`embodied_aif.models.manipulation` (top-down or side grasp poses
 from the object belief, IK, straight approach and lift, collision checks against the table
@@ -45,7 +45,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from embodied_aif.models import manipulation as mp
@@ -200,7 +200,7 @@ class Manipulator(ParamNode):
         self.joint_event = threading.Event()
         self.joints: tuple | None = None     # (positions dict, velocities dict, ns)
         self.objects: ObjectBeliefArray | None = None
-        self.held: dict | None = None        # id, candidate, box of the held object
+        self._held: dict | None = None       # id, candidate, box of the held object
         self.phase = 'idle'
         self.last_result = ''
         self.counts = {'pick_succeeded': 0, 'pick_failed': 0, 'place_succeeded': 0,
@@ -225,6 +225,8 @@ class Manipulator(ParamNode):
         self.pub_gripper = self.create_publisher(Float64, self.param('gripper_topic'),
                                                  COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.pub_held = self.create_publisher(String, 'held_object', LATCHED_QOS)
+        self.held = None  # published: '' (nothing held)
         goals = ReentrantCallbackGroup()
         self.pick_server = ActionServer(
             self, Pick, 'pick', execute_callback=self._execute_pick,
@@ -826,6 +828,17 @@ class Manipulator(ParamNode):
         return np.column_stack([xy, np.full(len(xy), p.z)])
 
     # -------------------------------------------------------------- diagnostics
+    @property
+    def held(self) -> dict | None:
+        """The held object (id, candidate, box), or None."""
+        return self._held
+
+    @held.setter
+    def held(self, value: dict | None) -> None:
+        """Set, and tell the task planner on ``held_object`` (its id, '' for none)."""
+        self._held = value
+        self.pub_held.publish(String(data=value['id'] if value else ''))
+
     def _publish_diagnostics(self) -> None:
         age = 'never' if self.joints is None else \
             f'{(self._now() - self.joints[2]) / NS:.2f}'

@@ -21,10 +21,11 @@ places are chosen by expected free energy over the places graph, the robot is dr
 local controller, and an edge without progress is marked blocked and re-planned around (a
 detour); the model also drives the last metres from the goal's place to the goal point.
 Obstacles above the scan plane (table tops, shelf boards) enter the scan as virtual returns:
-with ``overhead_obstacles`` (off by default until measured) the overhead layer's occupied
-cells within ``overhead_range``; and, where the base stalls with a clear scan, a short
-virtual obstacle kept for ``stall_memory`` seconds. A pose goal is kept in the odometry frame
-(it moves with the map's correction when the map re-localises). Within ``dock_distance`` of a
+with ``overhead_obstacles`` (on by default: without it the demo's robot wedged itself under
+a table top while exploring) the overhead layer's occupied cells within ``overhead_range``;
+and, where the base stalls with a clear scan, a short virtual obstacle kept for
+``stall_memory`` seconds. A pose goal is kept in the odometry frame (it moves with the map's
+correction when the map re-localises). Within ``dock_distance`` of a
 goal with a heading the base docks (slow, the front's clearance); a docking approach that
 stalls is aborted at once ("docking stopped short"), so that whoever chose the stand-point
 (the executive, from the manipulator's plan_approach) can choose another. With no goal
@@ -161,7 +162,7 @@ class Navigator(ParamNode):
         Param('stall_time', 0.4, 'driving forward without moving this long, with nothing '
               'in the scan to explain it, leaves a virtual obstacle ahead, s', low=0.05,
               high=10.0),
-        Param('overhead_obstacles', False, "treat the cognitive map's overhead layer (what the "
+        Param('overhead_obstacles', True, "treat the cognitive map's overhead layer (what the "
               'head camera saw above the scan plane: table tops, shelves) as obstacles',
               read_only=True),
         Param('overhead_range', 2.5, 'overhead obstacles within this of the robot are added '

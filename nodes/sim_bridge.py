@@ -49,6 +49,7 @@ from embodied_aif.nodes._common import (
     ParamNode,
     node_main,
 )
+from embodied_aif.sim.render_worker import RenderWorker, snapshot
 from embodied_aif.sim.robot import ARM_JOINTS, robot_urdf
 from embodied_aif.sim.sensors import CameraConfig
 from embodied_aif.sim.simulation import CAMERAS, Limits, Rates, Simulation
@@ -107,6 +108,10 @@ class SimBridge(ParamNode):
         Param('wrist_camera_height', 120, 'wrist camera height, px', low=12, high=1080,
               read_only=True),
         Param('render_unsubscribed', False, 'render cameras even when nobody subscribes'),
+        Param('render_process', True, 'render the cameras in a second process (a mirror of the '
+              "world): PyBullet's CPU renderer holds the interpreter lock, which starves the "
+              "ROS callbacks of nodes composed in this process (off with the GUI)",
+              read_only=True),
         Param('max_linear_speed', 1.0, 'base speed limit, m/s', low=0.01, high=5.0,
               read_only=True),
         Param('max_angular_speed', 1.5, 'base turn-rate limit, rad/s', low=0.01, high=10.0,
@@ -129,6 +134,10 @@ class SimBridge(ParamNode):
         self._commands: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self.sim = self._make_simulation()
+        self._renderer = None
+        if self.param('render_process') and not self.param('gui'):
+            self._renderer = RenderWorker(self.param('scenario'), self.param('seed'),
+                                          self.sim.cameras, self.sim.robot_config)
         self._reset_state(self.param('seed'))
 
         self.pub_clock = self.create_publisher(Clock, '/clock', 10)
@@ -224,6 +233,8 @@ class SimBridge(ParamNode):
         with self._lock:
             try:
                 self.sim.reset(scenario, int(request.seed))
+                if self._renderer is not None:
+                    self._renderer.reset(scenario, int(request.seed))
             except (ValueError, OSError) as exc:
                 response.success = False
                 response.message = f'reset failed, simulation unchanged: {exc}'
@@ -388,7 +399,10 @@ class SimBridge(ParamNode):
 
     def _publish_camera(self, name: str, t: Time) -> None:
         start = time.perf_counter()
-        frame = self.sim.render(name)
+        if self._renderer is not None:  # waits on a pipe: the lock is free meanwhile
+            frame = self._renderer.result(self._renderer.submit(name, snapshot(self.sim)))
+        else:
+            frame = self.sim.render(name)
         self._stats['render_ms'][name] += 1000 * (time.perf_counter() - start)
         self._stats['renders'][name] += 1
         h, w = frame.depth.shape
@@ -462,6 +476,8 @@ class SimBridge(ParamNode):
             thread.join(timeout=5.0)
         if getattr(self, 'sim', None) is not None:
             self.sim.close()
+        if getattr(self, '_renderer', None) is not None:
+            self._renderer.close()
         return super().destroy_node()
 
 

@@ -1,7 +1,9 @@
 """task_planner: the exact Pareto set of plans that satisfy a temporal-logic task.
 
 Subscribes: task (embodied_aif_msgs/TaskSpec), cognitive_map (CognitiveMap), objects
-(ObjectBeliefArray), plan_outcome (PlanOutcome: realised step costs update the cost beliefs).
+(ObjectBeliefArray), held_object (std_msgs/String, latched: the manipulator's held object, ''
+for none; plans start holding it), plan_outcome (PlanOutcome: realised step costs update the
+cost beliefs).
 Publishes: pareto_plans (ParetoPlanArray, latched), ~/markers (the Pareto front in cost space),
 /diagnostics. The transition system comes from `model_file` (the JSON format of
 `embodied-aif plan`) when given, else from the cognitive map and the object beliefs. It
@@ -21,6 +23,7 @@ import sys
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from embodied_aif.models.ltl import LTLSyntaxError, atoms_of
@@ -99,6 +102,8 @@ class TaskPlanner(ParamNode):
         self.create_subscription(TaskSpec, 'task', self._on_task, LATCHED_QOS)
         self.create_subscription(CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10)
+        self.holding = ''  # the manipulator's held object: the plans start holding it
+        self.create_subscription(String, 'held_object', self._on_held, LATCHED_QOS)
         self.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
         self.create_timer(0.1, self._replan_if_dirty,
                           callback_group=MutuallyExclusiveCallbackGroup())
@@ -121,6 +126,11 @@ class TaskPlanner(ParamNode):
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = msg
         if not self.param('model_file'):
+            self.dirty = self.rebuild = True
+
+    def _on_held(self, msg: String) -> None:
+        if msg.data != self.holding:
+            self.holding = msg.data
             self.dirty = self.rebuild = True
 
     def _on_objects(self, msg: ObjectBeliefArray) -> None:
@@ -181,8 +191,9 @@ class TaskPlanner(ParamNode):
             objects = objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
                                      for o in self.objects.objects},
                                     atoms_of(self.task.formula))
+            objects.pop(self.holding, None)
         return system_from_map(places, edges, objects, msg.current_place,
-                               regions=self.regions)
+                               holding=self.holding or None, regions=self.regions)
 
     def _replan_if_dirty(self) -> None:
         if not self.dirty or self.task is None:

@@ -42,6 +42,11 @@ from embodied_aif.sim.sensors import CameraConfig
 from embodied_aif.sim.simulation import Limits, Rates, Simulation
 from embodied_aif.sim.textures import Retexturer, random_looks
 
+#: Field of view of the square training camera (at the head camera's pose). Wide: the head
+#: camera itself (60 deg, pitched down for table tops) sees mostly floor, and models trained
+#: on its view recognised places from goal images about half as often (docs/world_model.md).
+DEFAULT_FOV_DEG = 90.0
+
 FORMAT = 'embodied_aif.trajectories'
 VERSION = 1
 GRID_RES = 0.05  # metres per cell of World.clearance (sim/world.py)
@@ -56,7 +61,7 @@ class CollectConfig:
     steps: int = 200
     seed: int = 0
     image_size: int = 64
-    fov_deg: float = 90.0
+    fov_deg: float = DEFAULT_FOV_DEG
     action_period: float = 0.5
     episodes_per_shard: int = 4
     max_linear: float = 0.6
@@ -75,6 +80,8 @@ class CollectConfig:
                 raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
         if not 8 <= self.image_size <= 256:
             raise ValueError(f'image_size must be in [8, 256], got {self.image_size}')
+        if not 10.0 <= self.fov_deg <= 150.0:
+            raise ValueError(f'fov_deg must be in [10, 150], got {self.fov_deg!r}')
         if not isinstance(self.retextured, bool):
             raise ValueError(f'retextured must be True or False, got {self.retextured!r}')
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -99,7 +106,7 @@ class CollectConfig:
 
 
 def make_simulation(scenario: str, seed: int, image_size: int = 64,
-                    fov_deg: float = 90.0, physics_hz: float = 120.0) -> Simulation:
+                    fov_deg: float = DEFAULT_FOV_DEG, physics_hz: float = 120.0) -> Simulation:
     """A Simulation with no periodic sensors and a small square head camera.
 
     The base is kinematic and the arm only holds its home pose, so a coarser physics step

@@ -11,6 +11,7 @@ and for ground-truth shortest paths.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -137,11 +138,7 @@ class World:
 
         Counted at points spaced at most half a cell apart; points outside the building count.
         """
-        step = GRID_RES / 2
-        n_l = int(math.ceil(2 * half_length / step)) + 1
-        n_w = int(math.ceil(2 * half_width / step)) + 1
-        u, v = np.meshgrid(np.linspace(-half_length, half_length, n_l),
-                           np.linspace(-half_width, half_width, n_w))
+        u, v = _rectangle_samples(half_length, half_width)
         c, s = math.cos(yaw), math.sin(yaw)
         px, py = x + c * u - s * v, y + s * u + c * v
         rows, cols = np.floor(py / GRID_RES).astype(int), np.floor(px / GRID_RES).astype(int)
@@ -169,6 +166,18 @@ class World:
             return 0.0
         dist = csgraph.dijkstra(self._graph, directed=False, indices=nodes[0])
         return float(dist[nodes[1]] * GRID_RES)
+
+
+@functools.lru_cache(maxsize=8)
+def _rectangle_samples(half_length: float, half_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points (u, v) of a centred rectangle at most half a grid cell apart (built once)."""
+    step = GRID_RES / 2
+    n_l = int(math.ceil(2 * half_length / step)) + 1
+    n_w = int(math.ceil(2 * half_width / step)) + 1
+    u, v = np.meshgrid(np.linspace(-half_length, half_length, n_l),
+                       np.linspace(-half_width, half_width, n_w))
+    u.flags.writeable = v.flags.writeable = False
+    return u, v
 
 
 def _grid_graph(free: np.ndarray):

@@ -175,6 +175,37 @@ def test_replans_on_a_new_map():
         h.close()
 
 
+def test_plans_start_holding_what_the_manipulator_holds():
+    from std_msgs.msg import String
+
+    from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
+
+    h = Harness({})
+    try:
+        held = h.probe.create_publisher(String, 'held_object', LATCHED_QOS)
+        objects = h.probe.create_publisher(ObjectBeliefArray, 'objects', 10)
+        places = [Place(id=i) for i in range(2)]
+        places[1].pose.position.x = 2.0
+        edges = [PlaceEdge(from_id=0, to_id=1, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                           length=2.0)]
+        h.task_pub.publish(TaskSpec(id='fetch', formula='F obj_3_on_place_1'))
+        mug = ObjectBelief(id='obj_3')  # the belief still where it was picked: at place 0
+        objects.publish(ObjectBeliefArray(objects=[mug]))
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: h.got['plans'] and h.got['plans'][-1].plans)
+        assert [s.action for s in h.got['plans'][-1].plans[0].steps] == ['pick', 'move',
+                                                                         'place']
+        held.publish(String(data='obj_3'))  # picked: the plans start holding it
+        assert h.wait(lambda: [s.action for s in h.got['plans'][-1].plans[0].steps]
+                      == ['move', 'place'])
+        assert 'holding_obj_3' in h.got['plans'][-1].plans[0].initial_labels
+        held.publish(String(data=''))  # put down again where the belief says
+        assert h.wait(lambda: [s.action for s in h.got['plans'][-1].plans[0].steps]
+                      == ['pick', 'move', 'place'])
+    finally:
+        h.close()
+
+
 def test_a_task_that_already_holds_selects_the_empty_plan(harness):
     harness.pref_pub.publish(preference([4.0, 6.0], 1.0))
     harness.task_pub.publish(TaskSpec(id='here', formula='F at_home'))

@@ -21,10 +21,14 @@ def test_short_demo_explores_plans_executes_and_records(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary == json.loads((out / 'summary.json').read_text())
-    assert {'sim_bridge', 'cognitive_map', 'navigator', 'task_planner',
-            'plan_selector', 'executive'} <= set(summary['stack'])
+    assert {'sim_bridge', 'perception', 'cognitive_map', 'navigator', 'task_planner',
+            'plan_selector', 'manipulator', 'executive'} <= set(summary['stack'])
     assert summary['map']['places'] >= 2 and summary['sim_time_s'] > 25
     assert summary['task']['front'], summary['stages']
+    # perception kept up in the composed stack: it saw objects and the surfaces under them,
+    # and the default task was a fetch of a mug seen on a table, or says why not
+    assert summary['perceived']['objects'] and summary['perceived']['surfaces'], summary
+    assert summary['stages']['fetch'].startswith(('bring obj_', 'no fetch task')), summary
     assert len(summary['episodes']) == 1
     episode = summary['episodes'][0]  # run by the executive, step by step, with its costs
     assert episode['reason'] and len(episode['realised']) == 3, episode

@@ -32,3 +32,58 @@ def test_learning_curve_compares_predicted_and_realised_costs_of_finished_episod
     assert [c['episode'] for c in curve] == [0, 3]
     assert curve[0]['relative_error'] == [0.5, 0.0, 1.0]
     assert curve[1]['relative_error'] == [0.05, 0.1, 0.2]
+
+
+def test_beliefs_become_seen_objects_with_their_most_probable_category_and_box():
+    import math
+
+    from embodied_aif.cli.demo import odom_from_world, seen
+    from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
+
+    mug = ObjectBelief(id='obj_4', category_names=['can', 'mug'], category_probs=[0.3, 0.7])
+    mug.pose.pose.position.x, mug.pose.pose.position.y, mug.pose.pose.position.z = 1, 2, 0.7
+    mug.pose.pose.orientation.z = math.sin(0.25)  # yaw 0.5
+    mug.pose.pose.orientation.w = math.cos(0.25)
+    mug.extent.x, mug.extent.y = 0.06, 0.05
+    blank = ObjectBelief(id='obj_5')  # no categories: none, with probability 0
+    got = seen(ObjectBeliefArray(objects=[mug, blank]))
+    assert got['obj_4'].category == 'mug' and math.isclose(got['obj_4'].prob, 0.7, rel_tol=1e-6)
+    assert (got['obj_4'].x, got['obj_4'].z, got['obj_4'].length) == (1.0, 0.7, 0.06)
+    assert math.isclose(got['obj_4'].yaw, 0.5, abs_tol=1e-9)
+    assert (got['obj_5'].category, got['obj_5'].prob) == ('', 0.0)
+    assert seen(None) == {}
+    # the odom frame at (2, 1) in the world, turned a quarter: world (2, 2) is 1 m ahead
+    x, y = odom_from_world(2.0, 2.0, (2.0, 1.0, math.pi / 2))
+    assert math.isclose(x, 1.0, abs_tol=1e-9) and math.isclose(y, 0.0, abs_tol=1e-9)
+
+
+def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
+    import math
+    import threading
+
+    from embodied_aif.cli.demo import delivered, true_object
+    from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
+
+    def belief(name, category, x, y, z, length=0.0, width=0.0):
+        b = ObjectBelief(id=name, category_names=[category], category_probs=[1.0])
+        b.pose.pose.position.x, b.pose.pose.position.y, b.pose.pose.position.z = x, y, z
+        b.pose.pose.orientation.w = 1.0
+        b.extent.x, b.extent.y = length, width
+        return b
+
+    class Op:  # the operator's latest messages; odom is the world turned a quarter at (1, 0)
+        lock = threading.Lock()
+        objects = ObjectBeliefArray(objects=[belief('obj_3', 'mug', 1.0, 0.0, 0.7)])
+        surfaces = ObjectBeliefArray(objects=[belief('surface_1', 'surface', 3.0, 0.0, 0.62,
+                                                     1.0, 0.6)])
+        truth_objects = ObjectBeliefArray(objects=[belief('can_0', 'can', 1.0, 1.05, 0.7),
+                                                   belief('mug_1', 'mug', 1.0, 3.2, 0.66)])
+
+        @staticmethod
+        def world_from_odom():
+            return 1.0, 0.0, math.pi / 2
+
+    assert true_object(Op, 'obj_3') == ('can_0', 'can')  # world (1, 1.05) is odom (1.05, 0)
+    assert true_object(Op, 'obj_9') is None
+    assert delivered(Op, 'mug_1', 'surface_1')  # world (1, 3.2): odom (3.2, 0) on the table
+    assert not delivered(Op, 'can_0', 'surface_1') and not delivered(Op, None, 'surface_1')

@@ -47,6 +47,20 @@ def test_a_table_seen_in_two_halves_becomes_one_surface_the_floor_and_walls_do_n
     assert smap.nearest((10.0, 10.0), within=1.0) == []
 
 
+def test_a_wall_cut_at_table_height_does_not_stretch_the_table_it_touches():
+    cfg = SurfaceConfig()
+    table = table_points(0.05, 0.65, 1.2, 2.3, 0.62)       # against the wall at x = 0
+    # the wall's points within the plane's inlier band: a 3 cm strip along the wall, 4 m long
+    ys = np.linspace(-1.0, 3.0, 800)
+    wall = np.column_stack([np.tile([0.0, 0.02], 400), ys, np.full(800, 0.62)])
+    smap = SurfaceMap(cfg)
+    smap.integrate(plane_points(np.vstack([table, wall]), [(0, 0, 1, -0.62)], cfg))
+    assert len(smap.surfaces) == 1
+    cx, cy, _, length, width = smap.surfaces[0].rectangle(cfg.cell)
+    assert (cx, cy) == pytest.approx((0.35, 1.75), abs=0.06)
+    assert (length, width) == pytest.approx((1.1, 0.6), abs=0.1)
+
+
 def test_place_spots_keep_inside_the_edge_and_clear_of_objects_nearest_first():
     cfg = SurfaceConfig(edge_margin=0.1)
     smap = SurfaceMap(cfg)

@@ -99,3 +99,77 @@ def test_only_objects_a_task_names_enter_its_system():
     ts = system_from_map(PLACES, EDGES, objects_named(many, atoms_of('F holding_obj_3')),
                          robot_place=0)
     assert len(ts.states) <= 4 * 5 and plan(ts, 'F holding_obj_3').satisfiable
+
+
+def _fetch_scene():
+    from embodied_aif.models.task_world import Seen
+
+    surfaces = {'surface_0': Seen(1.0, 1.0, 0.62, length=1.0, width=0.6),     # room A table
+                'surface_1': Seen(5.0, 1.0, 0.62, length=1.0, width=0.6),     # room B table
+                'surface_2': Seen(5.0, 5.0, 0.62, length=1.0, width=0.6),     # room C table
+                'surface_3': Seen(1.5, 3.0, 0.05, length=0.5, width=0.4),     # a floor tray
+                'surface_4': Seen(5.5, 3.0, 0.62, length=0.3, width=0.3)}     # a small shelf
+    objects = {'obj_1': Seen(1.1, 1.0, 0.67, 'mug', 0.9),
+               'obj_2': Seen(1.5, 3.0, 0.10, 'mug', 0.95),     # on the tray: out of reach
+               'obj_3': Seen(0.8, 1.1, 0.67, 'can', 0.99)}
+    places = {0: (1.0, 1.8), 1: (5.0, 1.8), 2: (5.0, 4.2), 3: (3.0, 1.0)}
+    return objects, surfaces, places
+
+
+def test_a_fetch_task_brings_the_category_to_the_farthest_table_in_reach():
+    from embodied_aif.models.task_world import Seen, choose_fetch
+
+    objects, surfaces, places = _fetch_scene()
+    task = choose_fetch(objects, surfaces, places, 'mug')
+    assert (task.object_id, task.surface_id, task.place) == ('obj_1', 'surface_2', 2)
+    assert task.formula == 'F obj_1_on_place_2' and task.category == 'mug'
+    hazard = {'hazard': ((4.0, 4.0), (6.0, 4.0), (6.0, 6.0), (4.0, 6.0))}
+    task = choose_fetch(objects, surfaces, places, 'mug', regions=hazard)
+    assert (task.surface_id, task.place) == ('surface_1', 1)
+    assert task.formula == 'F obj_1_on_place_1 & G !in_hazard'
+    # a second mug in reach: the most probable, unless the caller prefers the one it moved
+    objects['obj_5'] = Seen(5.1, 4.9, 0.67, 'mug', 0.99)
+    assert choose_fetch(objects, surfaces, places, 'mug').object_id == 'obj_5'
+    assert choose_fetch(objects, surfaces, places, 'mug', prefer='obj_1').object_id == 'obj_1'
+
+
+def test_a_fetch_task_says_why_there_is_none():
+    from embodied_aif.models.task_world import FetchRules, Seen, choose_fetch
+
+    objects, surfaces, places = _fetch_scene()
+    assert 'no graspable bowl seen' in choose_fetch(objects, surfaces, places, 'bowl')
+    far = FetchRules(min_distance=10.0)
+    assert 'no table in reach' in choose_fetch(objects, surfaces, places, 'mug', rules=far)
+    assert choose_fetch(objects, surfaces, {}, 'mug') == 'no places on the map'
+    # too wide to grasp, excluded after a failed pick, or on a 'table' too big to be one
+    wide = dict(objects, obj_1=Seen(1.1, 1.0, 0.67, 'mug', 0.9, length=0.2, width=0.12))
+    assert 'no graspable mug' in choose_fetch(wide, surfaces, places, 'mug')
+    assert 'no graspable mug' in choose_fetch(objects, surfaces, places, 'mug',
+                                              exclude=['obj_1'])
+    cluttered = dict(objects, obj_9=Seen(1.2, 0.95, 0.67, 'box', 0.9))  # 11 cm away
+    assert 'no graspable mug' in choose_fetch(cluttered, surfaces, places, 'mug')
+    twin = dict(objects, obj_9=Seen(1.11, 1.0, 0.67, 'mug', 0.5))  # a duplicate track
+    assert choose_fetch(twin, surfaces, places, 'mug').object_id == 'obj_1'
+    merged = dict(surfaces, surface_0=Seen(1.0, 1.0, 0.62, length=4.8, width=3.1))
+    assert 'no graspable mug' in choose_fetch(objects, merged, places, 'mug')
+    # ... unless the table is also seen on its own: the tightest surface under it counts
+    both = dict(surfaces, surface_9=Seen(1.0, 1.0, 0.619, length=4.8, width=3.1))
+    assert choose_fetch(objects, both, places, 'mug').object_id == 'obj_1'
+    # the arm reaches only obj_5: the task takes it although obj_1 is the one preferred
+    two = dict(objects, obj_5=Seen(5.1, 4.9, 0.67, 'mug', 0.5))
+    asked = []
+    task = choose_fetch(two, surfaces, places, 'mug', prefer='obj_1',
+                        reachable=lambda oid: asked.append(oid) or oid == 'obj_5')
+    assert task.object_id == 'obj_5' and asked == ['obj_1', 'obj_5']
+    assert 'or no such mug the arm can reach' in choose_fetch(
+        objects, surfaces, places, 'mug', reachable=lambda oid: False)
+    # a table whose nearest place is nearer another surface would send the object elsewhere
+    crowded = dict(surfaces, surface_5=_shelf_at(5.0, 4.3))
+    assert choose_fetch(objects, crowded, places, 'mug').surface_id == 'surface_1'
+
+
+def _shelf_at(x, y):
+    """A small shelf board at (x, y), in reach."""
+    from embodied_aif.models.task_world import Seen
+
+    return Seen(x, y, 0.5, length=0.3, width=0.3)

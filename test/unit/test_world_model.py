@@ -183,6 +183,8 @@ def test_collect_retextured_views(tmp_path):
     assert views['manifest']['config']['retextured'] is True
     with pytest.raises(ValueError, match='retexture_every'):
         tr.CollectConfig(retextured=True, retexture_every=0)
+    with pytest.raises(ValueError, match='fov_deg'):
+        tr.CollectConfig(fov_deg=180.0)
 
 
 def test_training_puts_retextured_views_on_the_observation_side(tmp_path):
