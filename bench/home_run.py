@@ -10,7 +10,9 @@ cognitive map observes as in the nodes (odometry with 2 % drift, scan, image cod
 
 On the way the learned world model (shipped contrastive weights unless ``--objective``;
 ``--weights-dir DIR`` reads DIR/world_model_<objective>.pt instead)
-filters the head camera (64x48, fitted to the model's 32x32 input) every 0.5 s with the mean
+filters the head camera (64x48 at 60 deg, as the cognitive_map node's world model; ``--camera
+nav_camera``: the 64x64 90 deg navigation camera; fitted to the model's 32x32 input) every
+0.5 s with the mean
 command of that half second as the action and remembers every view with its map pose. At
 the end of the outbound route it imagines the straight trip between every two visited
 places that have no edge and lie within 6 m
@@ -106,8 +108,9 @@ def scenario(closed: bool):
 class Imagination:
     """The world model part of the cognitive_map node: filtered views and imagined links."""
 
-    def __init__(self, model):
+    def __init__(self, model, camera: str = 'head_camera'):
         self.model = model
+        self.camera = camera
         self.state = None
         self.views: dict = {}  # place -> (state, image, map pose, distance to centre)
         self.seen: list = []   # every update: (features, image, map pose, true pose)
@@ -122,7 +125,7 @@ class Imagination:
             return
         act = np.mean(self.actions, axis=0)
         self.actions = []
-        image = im.fit_image(ep.sim.render('head_camera').rgb, self.model.config.image_size)
+        image = im.fit_image(ep.sim.render(self.camera).rgb, self.model.config.image_size)
         self.state = im.filter_step(self.model, self.state, act, image)
         cmap, k = agent.cmap, agent.cmap.current
         if cmap.lost or not 0 <= k < cmap.num_places:
@@ -215,11 +218,11 @@ def _score_trips(ep: Episode, imag: Imagination, agent: Agent, judgements: list)
     return {'horizon': horizon, 'pairs': pairs}
 
 
-def run(seed: int, closed: bool, legs: int, model) -> dict:
+def run(seed: int, closed: bool, legs: int, model, camera: str = 'head_camera') -> dict:
     """One outbound route and the run home; the figures of this run."""
     ep = Episode(scenario(closed), seed)
     try:
-        agent, imag = Agent(), Imagination(model)
+        agent, imag = Agent(), Imagination(model, camera)
         world = ep.sim.world
         start = ep.true.copy()
         rooms = [world.room_of(*start[:2]), *ROUTE[:legs]]
@@ -376,7 +379,7 @@ def body(args) -> dict:
     for n in legs:
         for seed in seeds:
             for closed in (False, True):
-                r = run(seed, closed, n, model)
+                r = run(seed, closed, n, model, args.camera)
                 progress(f"home_run seed {seed} legs {n} {'closed' if closed else 'open'}: "
                          f"{r['status']} home {r['home']:.1f} m, shortest "
                          f"{r['shortest']:.1f} m, outbound {r['outbound']:.1f} m, "
@@ -386,6 +389,7 @@ def body(args) -> dict:
     out['objective'] = args.objective
     out['seeds'] = ','.join(str(s) for s in seeds)
     out['outbound_legs'] = legs
+    out['camera'] = args.camera
     return out
 
 
@@ -400,4 +404,8 @@ def main(argv=None) -> int:
     parser.add_argument('--weights-dir', type=Path, default=None,
                         help='directory with world_model_<objective>.pt (default: the shipped '
                              'weights)')
+    parser.add_argument('--camera', choices=('head_camera', 'nav_camera'),
+                        default='head_camera',
+                        help="camera the world model filters (default head_camera, as the "
+                             "cognitive_map node's default world_model_camera)")
     return run_benchmark(body, parser, argv)

@@ -15,9 +15,11 @@ Figures (JSON keys):
   the ``default`` scenario (2x2 rooms, a table, shelf and tray placed per seed; with
   ``--nav-scenario ring`` the furniture-free 2x2 ring of the earlier figures, whose four
   rooms are quarter-turn twins once the looks are retextured) the place agent of
-  ``bench/navigation.py`` explores for a while; every 0.5 s each model filters the head
-  camera (64x48, 60 deg, fitted to the model's input) and remembers the view
-  (``imagination.remember_view``, map-frame pose).
+  ``bench/navigation.py`` explores for a while; every 0.5 s each model filters the
+  navigation camera (64x64, 90 deg: ``nav_camera``, what the nodes' world model observes;
+  ``--nav-camera head_camera`` uses the 64x48 60 deg head camera of the earlier figures,
+  fitted to the model's input) and remembers the view (``imagination.remember_view``,
+  map-frame pose); goal images come from the same camera (``goal_image_nav_camera``).
   Goal images are rendered where the robot once stood (+-0.1 m, +-10 deg), at least 2 m
   from it; ``_distractor`` renders them in the same world with every wall and floor
   retextured (``sim.textures.retexture``: the generator that ``collect trajectories
@@ -149,15 +151,16 @@ def choose_places(poses: np.ndarray, spacing: float, skip: int = 5) -> np.ndarra
     return np.array(chosen, dtype=int)
 
 
-def goal_images(sim, poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Render the head camera near each pose (+-0.1 m, +-10 deg); the robot is put back."""
+def goal_images(sim, poses: np.ndarray, rng: np.random.Generator,
+                camera: str = 'head_camera') -> np.ndarray:
+    """Render a camera near each pose (+-0.1 m, +-10 deg); the robot is put back."""
     out = []
     here = sim.base_pose()
     for x, y, yaw in poses:
         dx, dy = rng.uniform(-0.1, 0.1, 2)
         sim.robot.set_base_pose(float(x + dx), float(y + dy),
                                 float(yaw + math.radians(rng.uniform(-10, 10))))
-        out.append(sim.render('head_camera').rgb)
+        out.append(sim.render(camera).rgb)
     sim.robot.set_base_pose(*here)
     return np.stack(out)
 
@@ -298,9 +301,10 @@ def nav_scenario(name: str):
     raise ValueError(f'unknown navigation scenario {name!r}: expected one of {NAV_SCENARIOS}')
 
 
-def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act) -> None:
+def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act,
+                  camera: str) -> None:
     """One 0.5 s world model update of every model; remember the view (map frame)."""
-    rgb = ep.sim.render('head_camera').rgb
+    rgb = ep.sim.render(camera).rgb
     still = abs(act[0]) < 0.02 and abs(act[1]) < 0.05
     for name, model in models.items():
         image = im.fit_image(rgb, model.config.image_size)
@@ -311,7 +315,7 @@ def _filter_views(models: dict, ep, cmap, filters: dict, views: dict, act) -> No
 
 
 def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
-                   scenario: str = 'default') -> dict:
+                   scenario: str = 'default', camera: str = 'nav_camera') -> dict:
     """Explore a held-out world, then drive to goal images: hits per (model, look)."""
     world_seed = HELD_OUT + seed
     ep = Episode(nav_scenario(scenario), world_seed)
@@ -329,7 +333,7 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
                 ahead = d[0] * math.cos(last[2]) + d[1] * math.sin(last[2])
                 act = (ahead / 0.5, math.atan2(math.sin(d[2]), math.cos(d[2])) / 0.5)
                 last = ep.odom.copy()
-                _filter_views(models, ep, agent.cmap, filters, views, act)
+                _filter_views(models, ep, agent.cmap, filters, views, act, camera)
                 stood.append(ep.true.copy())
             if info['status'] == 'explored':
                 break
@@ -342,10 +346,11 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
             if all(np.linalg.norm(stood[k, :2] - stood[j, :2]) > 1.5 for j in picks):
                 picks.append(k)
         poses = stood[picks]
-        looks = {'normal': goal_images(ep.sim, poses, np.random.default_rng(seed))}
+        looks = {'normal': goal_images(ep.sim, poses, np.random.default_rng(seed), camera)}
         other = Episode(nav_scenario(scenario), world_seed, camera=False)
         retexture(other.sim, np.random.default_rng(seed + 1))
-        looks['distractor'] = goal_images(other.sim, poses, np.random.default_rng(seed))
+        looks['distractor'] = goal_images(other.sim, poses, np.random.default_rng(seed),
+                                          camera)
         for g, goal_pose in enumerate(poses):
             for look, imgs in looks.items():
                 for name, model in models.items():
@@ -446,7 +451,7 @@ def body(args) -> dict:
     nav: dict = {}
     for seed in seeds:
         res = navigate_world(models, seed, 400 if args.quick else 900, 2 if args.quick else 5,
-                             args.nav_scenario)
+                             args.nav_scenario, args.nav_camera)
         progress(f'goal-image navigation, world {seed}: ' +
                  ', '.join(f'{k} {v}' for k, v in res.items()))
         for k, v in res.items():
@@ -464,6 +469,7 @@ def body(args) -> dict:
     figures['goal_image_success_distractor'] = figures['goal_image_success_distractor_contrastive']
     figures['goal_image_goals'] = nav['goals']
     figures['goal_image_nav_scenario'] = args.nav_scenario
+    figures['goal_image_nav_camera'] = args.nav_camera
     return figures
 
 
@@ -473,6 +479,10 @@ def main(argv=None) -> int:
     parser.add_argument('--weights-dir', type=Path,
                         default=None, help='directory with world_model_<objective>.pt '
                                            '(default: the shipped weights)')
+    parser.add_argument('--nav-camera', choices=('nav_camera', 'head_camera'),
+                        default='nav_camera',
+                        help="camera of the navigation part: nav_camera (64x64, 90 deg, the "
+                             "nodes' world model camera) or head_camera (64x48, 60 deg)")
     parser.add_argument('--nav-scenario', choices=NAV_SCENARIOS, default='default',
                         help='world of the goal-image navigation part: default (furnished, '
                              'rooms told apart by their furniture) or ring (furniture-free, '

@@ -1,8 +1,10 @@
 """cognitive_map: the topological map of places, grown from odometry, the scan and the camera.
 
 Subscribes (sensor QoS): odom (nav_msgs/Odometry), scan (sensor_msgs/LaserScan),
-head_camera/color/image_raw (sensor_msgs/Image rgb8), head_camera/depth/image_rect (32FC1)
-and head_camera/camera_info (the occupancy grid's height layer); ``~/edge_events``
+head_camera/color/image_raw (sensor_msgs/Image rgb8: hand-made place codes, with
+``code_source`` image, and the world model's view; ``world_model_camera`` names another),
+head_camera/depth/image_rect (32FC1) and head_camera/camera_info (the occupancy
+grid's height layer); ``~/edge_events``
 (embodied_aif_msgs/PlaceEdge, reliable): a navigator reports an edge it found BLOCKED (or
 travelled, EXPERIENCED).
 Publishes: cognitive_map (embodied_aif_msgs/CognitiveMap, latched, in the odometry frame:
@@ -431,7 +433,11 @@ class CognitiveMapNode(ParamNode):
         Param('world_model_weights', '', 'world model checkpoint (empty: the shipped weights '
               'of world_model)', read_only=True),
         Param('world_model_period', 0.5, 'seconds (sim) between world model updates from the '
-              'head camera', low=0.05, high=10.0, read_only=True),
+              'world_model_camera', low=0.05, high=10.0, read_only=True),
+        Param('world_model_camera', 'head_camera', 'camera (topic prefix) the world model '
+              'observes for imagined shortcuts: the head camera, with which the imagination '
+              'threshold was chosen and the home run measured (the wide nav_camera proposed '
+              'more false shortcuts at that threshold)', read_only=True),
         Param('imagination_period', 10.0, 'seconds (sim) between imagination rounds (0 = '
               'never)', low=0.0, high=3600.0, read_only=True),
         Param('imagination_threshold', 0.1, 'confidence an imagined link needs to enter the '
@@ -471,6 +477,7 @@ class CognitiveMapNode(ParamNode):
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
         self.scan: LaserScan | None = None
         self.image: Image | None = None
+        self.world_image: tuple | None = None  # latest world_model_camera image, receive ns
         self.counts = {'updates': 0, 'invalid_odom': 0, 'bad_images': 0, 'edge_events': 0,
                        'rejected_events': 0, 'errors': 0, 'late_updates': 0}
         self.last_event = cm.MapEvent('start', -1, 'no update yet')
@@ -509,9 +516,12 @@ class CognitiveMapNode(ParamNode):
                                  callback_group=sensors)
         self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
                                  callback_group=sensors)
-        if self.param('code_source') == 'image' or self.world is not None:
+        if self.param('code_source') == 'image':
             self.create_subscription(Image, 'head_camera/color/image_raw', self._on_image,
                                      SENSOR_QOS, callback_group=sensors)
+        if self.world is not None:
+            self.create_subscription(Image, f"{self.param('world_model_camera')}/color/image_raw",
+                                     self._on_world_image, SENSOR_QOS, callback_group=sensors)
         if self.param('depth_obstacles') and self.param('occupancy_rate') > 0:
             self.create_subscription(Image, 'head_camera/depth/image_rect', self._on_depth,
                                      SENSOR_QOS, callback_group=sensors)
@@ -601,6 +611,9 @@ class CognitiveMapNode(ParamNode):
     def _on_image(self, msg: Image) -> None:
         self.image = (msg, self._now_ns())
 
+    def _on_world_image(self, msg: Image) -> None:
+        self.world_image = (msg, self._now_ns())
+
     def _on_depth(self, msg: Image) -> None:
         self.depth = (msg, self._now_ns())
 
@@ -684,7 +697,7 @@ class CognitiveMapNode(ParamNode):
     def _observe_world(self) -> None:
         """Filter the latest camera image; keep the view nearest each place's centre."""
         odom, cmap = self.odom, self.cmap
-        small = filter_latest_image(self, self.image) if odom is not None else None
+        small = filter_latest_image(self, self.world_image) if odom is not None else None
         if small is None:
             return
         k = cmap.current

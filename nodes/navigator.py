@@ -8,9 +8,10 @@ the running one, which is aborted with the reason "preempted by a new goal".
 Subscribes: goal_pose (geometry_msgs/PoseStamped, RViz's "2D Goal Pose"), goal_image
 (sensor_msgs/Image: a goal given as a picture), cognitive_map (CognitiveMap, latched) and
 cognitive_map/edge_paths (PlaceEdgePathArray, latched), odom (nav_msgs/Odometry), scan
-(sensor_msgs/LaserScan), head_camera/color/image_raw (sensor_msgs/Image), /tf_static (the
-laser mount), cognitive_map/overhead (nav_msgs/OccupancyGrid, latched: what the head camera saw
-above the scan plane).
+(sensor_msgs/LaserScan), ``world_model_camera``/color/image_raw (sensor_msgs/Image; default
+nav_camera, the wide view the world model was trained on), /tf_static (the laser mount),
+cognitive_map/overhead (nav_msgs/OccupancyGrid, latched: what the head camera saw above the
+scan plane).
 Publishes: cmd_vel (geometry_msgs/Twist, reliable), plan (nav_msgs/Path, latched: the places
 to visit, then the goal), the edges it finds blocked on ``edge_events_topic``
 (embodied_aif_msgs/PlaceEdge, read by cognitive_map), /diagnostics.
@@ -178,8 +179,11 @@ class Navigator(ParamNode):
         Param('world_model_weights', '', 'world model checkpoint (empty: the shipped weights '
               'of world_model)', read_only=True),
         Param('world_model_period', 0.5, 'seconds (sim) between world model updates from the '
-              'head camera (the action period the model was trained with)', low=0.05,
+              'world_model_camera (the action period the model was trained with)', low=0.05,
               high=10.0, read_only=True),
+        Param('world_model_camera', 'nav_camera', "camera (topic prefix) the world model "
+              "observes: the wide navigation camera, like the model's training view; goal "
+              'images should come from the same camera', read_only=True),
         Param('goal_match', 'embedding', 'how a goal image is matched to the remembered views: '
               'goal EFE of their filtered states, or of their observation embeddings',
               choices=('state', 'embedding')),
@@ -264,8 +268,8 @@ class Navigator(ParamNode):
                           callback_group=MutuallyExclusiveCallbackGroup())
         world = MutuallyExclusiveCallbackGroup()  # world model inference, off the control loop
         if self.world is not None:
-            self.create_subscription(Image, 'head_camera/color/image_raw', self._on_camera,
-                                     SENSOR_QOS, callback_group=inputs)
+            self.create_subscription(Image, f"{self.param('world_model_camera')}/color/image_raw",
+                                     self._on_camera, SENSOR_QOS, callback_group=inputs)
             self.create_timer(self.param('world_model_period'), self._observe,
                               callback_group=world)
         self.create_subscription(Image, 'goal_image', self._on_goal_image, COMMAND_QOS,

@@ -5,9 +5,11 @@ Publishes (stamped with simulation time, the bridge is the clock source):
   odom                                     nav_msgs/Odometry (noisy, drifting)
   /tf, /tf_static                          odom->base_link, the robot's links and sensor frames
   joint_states                             sensor_msgs/JointState
-  {head,wrist}_camera/color/image_raw      sensor_msgs/Image rgb8
-  {head,wrist}_camera/depth/image_rect     sensor_msgs/Image 32FC1, metres
-  {head,wrist}_camera/camera_info          sensor_msgs/CameraInfo
+  {head,wrist,nav}_camera/color/image_raw  sensor_msgs/Image rgb8
+  {head,wrist,nav}_camera/depth/image_rect sensor_msgs/Image 32FC1, metres
+  {head,wrist,nav}_camera/camera_info      sensor_msgs/CameraInfo
+                                           (nav_camera: wide and small, in the head camera's
+                                           housing, for the learned world model)
   scan                                     sensor_msgs/LaserScan
   ground_truth/{objects,robot_pose,room}   evaluation only: no agent node subscribes
   /diagnostics                             real-time factor, step and render timings
@@ -95,6 +97,12 @@ class SimBridge(ParamNode):
               read_only=True),
         Param('wrist_camera_rate', 5.0, 'wrist RGB-D rate, Hz (0 = off)', low=0.0, high=60.0,
               read_only=True),
+        Param('nav_camera_rate', 5.0, 'navigation camera rate, Hz (0 = off)', low=0.0,
+              high=60.0, read_only=True),
+        Param('nav_camera_size', 64, 'navigation camera width and height, px', low=16,
+              high=1024, read_only=True),
+        Param('nav_camera_fov', 90.0, "navigation camera field of view, deg (the world "
+              "model's training view)", low=10.0, high=150.0, read_only=True),
         Param('scan_rate', 10.0, 'laser scan rate, Hz (0 = off)', low=0.0, high=100.0,
               read_only=True),
         Param('odom_rate', 30.0, 'odometry and /tf rate, Hz', low=1.0, high=500.0),
@@ -176,6 +184,7 @@ class SimBridge(ParamNode):
         rates = Rates(physics_hz=self.param('physics_rate'), control_hz=self.param('control_rate'),
                       head_camera_hz=self.param('head_camera_rate'),
                       wrist_camera_hz=self.param('wrist_camera_rate'),
+                      nav_camera_hz=self.param('nav_camera_rate'),
                       scan_hz=self.param('scan_rate'))
         limits = Limits(max_linear=self.param('max_linear_speed'),
                         max_angular=self.param('max_angular_speed'),
@@ -187,7 +196,10 @@ class SimBridge(ParamNode):
             'wrist_camera': CameraConfig('wrist_camera_optical_frame',
                                          self.param('wrist_camera_width'),
                                          self.param('wrist_camera_height'), 70.0,
-                                         near=0.02, far=3.0)}
+                                         near=0.02, far=3.0),
+            'nav_camera': CameraConfig('head_camera_optical_frame', self.param('nav_camera_size'),
+                                       self.param('nav_camera_size'),
+                                       self.param('nav_camera_fov'))}
         return Simulation(self.param('scenario'), self.param('seed'), rates=rates,
                           limits=limits, cameras=cameras, gui=self.param('gui'))
 

@@ -36,8 +36,12 @@ from embodied_aif.sim.sensors import (
 )
 from embodied_aif.sim.world import World, build_world
 
-CAMERAS = ('head_camera', 'wrist_camera')
+CAMERAS = ('head_camera', 'wrist_camera', 'nav_camera')
 SENSORS = CAMERAS + ('scan',)
+#: A wide, small navigation camera in the head camera's housing (same optical frame): the view
+#: the world model is trained on (sim.trajectories renders the same square 90 deg picture).
+#: The head camera proper is pitched down at table tops and sees mostly floor.
+NAV_CAMERA = CameraConfig('head_camera_optical_frame', 64, 64, 90.0)
 
 
 def _rate(value, name: str, allow_zero: bool) -> float:
@@ -57,6 +61,7 @@ class Rates:
     head_camera_hz: float = 10.0
     wrist_camera_hz: float = 5.0
     scan_hz: float = 10.0
+    nav_camera_hz: float = 0.0
 
     def __post_init__(self):
         _rate(self.physics_hz, 'physics_hz', False)
@@ -65,7 +70,7 @@ class Rates:
         if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
             raise ValueError(f'physics_hz / control_hz must be a whole number >= 1, got '
                              f'{self.physics_hz} / {self.control_hz}')
-        for name in ('head_camera_hz', 'wrist_camera_hz', 'scan_hz'):
+        for name in ('head_camera_hz', 'wrist_camera_hz', 'scan_hz', 'nav_camera_hz'):
             if _rate(getattr(self, name), name, True) > self.physics_hz:
                 raise ValueError(f'{name} {getattr(self, name)} exceeds physics_hz '
                                  f'{self.physics_hz}')
@@ -174,7 +179,8 @@ class Simulation(PhysicsClientOwner):
         self.robot_config = robot or RobotConfig()
         self.cameras = {'head_camera': CameraConfig('head_camera_optical_frame', 320, 240, 60.0),
                         'wrist_camera': CameraConfig('wrist_camera_optical_frame', 160, 120,
-                                                     70.0, near=0.02, far=3.0)}
+                                                     70.0, near=0.02, far=3.0),
+                        'nav_camera': NAV_CAMERA}
         for name, cfg in (cameras or {}).items():
             if name not in CAMERAS:
                 raise ValueError(f'unknown camera {name!r} (known: {list(CAMERAS)})')
@@ -268,6 +274,7 @@ class Simulation(PhysicsClientOwner):
         out = []
         for name, hz in (('head_camera', self.rates.head_camera_hz),
                          ('wrist_camera', self.rates.wrist_camera_hz),
+                         ('nav_camera', self.rates.nav_camera_hz),
                          ('scan', self.rates.scan_hz)):
             if hz <= 0:
                 continue

@@ -32,7 +32,7 @@ BRIDGE = {'scenario': str(REPO / 'test' / 'fixtures' / 'rooms_2x2_no_furniture.y
           'head_camera_width': 64, 'head_camera_height': 48, 'head_camera_rate': 5.0,
           'wrist_camera_rate': 0.0, 'odom_rate': 20.0, 'joint_state_rate': 2.0}
 EXPLORE_SIM_S = 200.0
-CAMERA = '/robot/head_camera/color/image_raw'
+CAMERA = '/robot/nav_camera/color/image_raw'  # the world model's camera
 
 
 def _params(values):

@@ -77,7 +77,7 @@ class Harness:
                   '/clock': (Clock, 10), '/diagnostics': (DiagnosticArray, 50),
                   '/bad/cognitive_map': (CognitiveMap, LATCHED_QOS),
                   '/bad/cmd_vel': (Twist, COMMAND_QOS),
-                  '/robot/head_camera/color/image_raw': (Image, SENSOR_QOS)}
+                  '/robot/nav_camera/color/image_raw': (Image, SENSOR_QOS)}
         for topic, (kind, qos) in topics.items():
             self.probe.create_subscription(kind, topic, self._keep(topic), qos)
         self.bad_odom = self.probe.create_publisher(Odometry, '/bad/odom', SENSOR_QOS)
@@ -326,8 +326,9 @@ def test_goal_outside_the_known_world_is_aborted_with_a_reason(harness):
 
 def test_goal_image_of_the_current_view_is_reached(harness):
     h = harness
-    assert h.wait(lambda: h.latest('/robot/head_camera/color/image_raw') is not None, 20)
-    view = h.latest('/robot/head_camera/color/image_raw')
+    # the view of the camera the world model observes (nav_camera)
+    assert h.wait(lambda: h.latest('/robot/nav_camera/color/image_raw') is not None, 20)
+    view = h.latest('/robot/nav_camera/color/image_raw')
     goal = Navigate.Goal(mode=Navigate.Goal.GOAL_IMAGE, goal_image=view)
     result = h.send(h.navigate, goal, timeout=60.0)
     assert result.success, result.reason

@@ -112,6 +112,25 @@ def test_sensors_fall_due_at_their_rates():
         assert sim.step(24).due == ('head_camera', 'scan')
 
 
+def test_the_nav_camera_is_the_world_models_training_view():
+    from embodied_aif.sim.trajectories import make_simulation
+
+    rates = Rates(physics_hz=240, control_hz=60, head_camera_hz=0, wrist_camera_hz=0,
+                  scan_hz=0, nav_camera_hz=5)
+    scen = empty_room(instances_per_category=1)
+    with Simulation(scen, seed=2, rates=rates, settle_s=0.0) as sim:
+        nav = sim.render('nav_camera')
+        assert nav.rgb.shape == (64, 64, 3) and nav.frame == 'head_camera_optical_frame'
+        due = [name for _ in range(240) for name in sim.step().due]
+        assert due == ['nav_camera'] * 5
+    # the same picture as the square 90 deg camera the trajectory collector renders
+    train = make_simulation(scen, 2)
+    try:
+        assert np.array_equal(train.render('head_camera').rgb, nav.rgb)
+    finally:
+        train.close()
+
+
 @pytest.mark.parametrize('kwargs, match', [
     ({'physics_hz': 240, 'control_hz': 100}, 'whole number'),
     ({'scan_hz': -1}, 'scan_hz'),
