@@ -310,8 +310,8 @@ def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude
     from embodied_aif.models.task_world import choose_fetch
 
     with op.lock:
-        objects, surfaces, cmap = op.objects, op.surfaces, op.map
-    places = {p.id: (p.pose.position.x, p.pose.position.y) for p in cmap.places}
+        objects, surfaces = seen(op.objects), seen(op.surfaces)
+        places = {p.id: (p.pose.position.x, p.pose.position.y) for p in op.map.places}
 
     def reachable(object_id: str) -> bool:
         why = op.approach_reason(object_id)
@@ -321,7 +321,7 @@ def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude
 
     reasons = []
     for category in categories:
-        fetch = choose_fetch(seen(objects), seen(surfaces), places, category, regions=regions,
+        fetch = choose_fetch(objects, surfaces, places, category, regions=regions,
                              prefer=prefer, exclude=exclude, reachable=reachable)
         if not isinstance(fetch, str):
             return fetch

@@ -516,12 +516,17 @@ class CognitiveMapNode(ParamNode):
                                  callback_group=sensors)
         self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
                                  callback_group=sensors)
-        if self.param('code_source') == 'image':
-            self.create_subscription(Image, 'head_camera/color/image_raw', self._on_image,
-                                     SENSOR_QOS, callback_group=sensors)
+        # one subscription per camera: the codes and the world model may share the head camera
+        head, world = 'head_camera/color/image_raw', None
         if self.world is not None:
-            self.create_subscription(Image, f"{self.param('world_model_camera')}/color/image_raw",
-                                     self._on_world_image, SENSOR_QOS, callback_group=sensors)
+            world = f"{self.param('world_model_camera')}/color/image_raw"
+        self._world_on_head = world == head
+        if self.param('code_source') == 'image' or self._world_on_head:
+            self.create_subscription(Image, head, self._on_image, SENSOR_QOS,
+                                     callback_group=sensors)
+        if world is not None and not self._world_on_head:
+            self.create_subscription(Image, world, self._on_world_image, SENSOR_QOS,
+                                     callback_group=sensors)
         if self.param('depth_obstacles') and self.param('occupancy_rate') > 0:
             self.create_subscription(Image, 'head_camera/depth/image_rect', self._on_depth,
                                      SENSOR_QOS, callback_group=sensors)
@@ -610,6 +615,8 @@ class CognitiveMapNode(ParamNode):
 
     def _on_image(self, msg: Image) -> None:
         self.image = (msg, self._now_ns())
+        if self._world_on_head:
+            self.world_image = self.image
 
     def _on_world_image(self, msg: Image) -> None:
         self.world_image = (msg, self._now_ns())

@@ -191,7 +191,6 @@ class TaskPlanner(ParamNode):
             objects = objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
                                      for o in self.objects.objects},
                                     atoms_of(self.task.formula))
-            objects.pop(self.holding, None)
         return system_from_map(places, edges, objects, msg.current_place,
                                holding=self.holding or None, regions=self.regions)
 
