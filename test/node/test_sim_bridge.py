@@ -133,6 +133,18 @@ def drive(harness, linear, angular, sim_seconds):
     harness.probe.destroy_publisher(pub)
 
 
+def settle(harness, sim_seconds=1.0, tries=10):
+    """Wait until the base stands still for sim_seconds; return where it stands."""
+    here = harness.truth_xy()
+    for _ in range(tries):
+        harness.wait_sim(sim_seconds)
+        now = harness.truth_xy()
+        if np.linalg.norm(now - here) < 1e-6:
+            return now
+        here = now
+    raise AssertionError(f'the base never came to rest: still moving at {here}')
+
+
 def test_teleop_moves_and_walls_stop(harness):
     harness.wait(lambda: harness.latest('ground_truth/robot_pose') is not None)
     start = harness.truth_xy()
@@ -162,7 +174,8 @@ def test_teleop_moves_and_walls_stop(harness):
 
 
 def test_nan_command_is_rejected(harness):
-    here = harness.truth_xy()
+    # the previous test's last command may still be driving until its timeout runs out
+    here = settle(harness)
     drive(harness, float('nan'), 0.0, 1.0)
     assert np.linalg.norm(harness.truth_xy() - here) < 1e-6
 
