@@ -271,7 +271,8 @@ def default_fetch(args, op, names: set, regions: dict, summary: dict):
         objects, surfaces = seen(op.objects), seen(op.surfaces)
     summary['perceived'] = {  # what the task was chosen from
         'objects': {k: [o.category, round(o.prob, 3),
-                        *(round(v, 3) for v in (o.x, o.y, o.z, o.length, o.width))]
+                        *(round(v, 3) for v in (o.x, o.y, o.z, o.length, o.width, o.height,
+                                                o.yaw))]
                     for k, o in objects.items()},
         'surfaces': {k: [round(v, 3) for v in (o.x, o.y, o.z, o.length, o.width)]
                      for k, o in surfaces.items()}}
@@ -298,7 +299,8 @@ def seen(msg) -> dict:
         k = int(np.argmax(probs)) if probs else -1
         category = o.category_names[k] if 0 <= k < len(o.category_names) else ''
         out[o.id] = Seen(p.x, p.y, p.z, category, float(probs[k]) if probs else 0.0,
-                         quaternion_yaw([q.x, q.y, q.z, q.w]), o.extent.x, o.extent.y)
+                         quaternion_yaw([q.x, q.y, q.z, q.w]), o.extent.x, o.extent.y,
+                         o.extent.z)
     return out
 
 
@@ -426,6 +428,8 @@ def plot(out: Path, op, summary: dict) -> list[str]:
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.scatter(front[:, 0], front[:, 1], label='Pareto plans (predicted)')
         for e in summary.get('episodes', []):
+            if len(e['predicted']) < 2:  # an episode that found no task to plan
+                continue
             ax.scatter(*e['predicted'][:2], marker='x', c='tab:red')
             ax.annotate(str(e['episode']), e['predicted'][:2], fontsize=7)
         ax.set_xlabel('time (s)')
@@ -462,7 +466,8 @@ def plot_beliefs(path: Path, episodes: list[dict], curve: list[dict]) -> None:
     ax.set_xlabel('episode')
     ax = axes[1]
     ep = [e['episode'] for e in episodes]
-    ax.plot(ep, [e['predicted'][0] for e in episodes], 'o-', label='predicted (belief mean)')
+    ax.plot(ep, [e['predicted'][0] if e['predicted'] else np.nan for e in episodes], 'o-',
+            label='predicted (belief mean)')
     ax.plot(ep, [e['realised'][0] if e['realised'] else np.nan for e in episodes], 's--',
             label='realised')
     ax.set_title('time cost of the chosen plan', fontsize=8)

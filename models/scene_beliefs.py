@@ -21,7 +21,10 @@ innovation and solves the assignment with the Hungarian method on a negative log
 cost that includes the category agreement. Unmatched detections start new tracks. A track that
 keeps being missed in view (its existence falls below ``relocate_below``) is merged into a
 younger track that looks like it (category and colour) and was first seen after it was last
-seen: the object has moved, and it keeps its identity.
+seen: the object has moved, and it keeps its identity. Two tracks of one object (views from
+opposite sides put the centre of the visible surface outside the gate) merge when their
+centres lie within the object's extent, they look alike and they were never detected in the
+same frame.
 
 The sensor model (``SensorModel``: field of view, range limits, detection probability, position
 noise growing with range and off-axis angle, classifier accuracy falling with range) is shared
@@ -213,6 +216,7 @@ class Detection:
     colour: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
     shape_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (D,) or (0,): none
     shape_var: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (D,) q(s | x) variance
+    yaw: float = 0.0               # heading of the extent's first axis (map frame)
 
     def __post_init__(self):
         pos = np.asarray(self.position, dtype=float)
@@ -233,6 +237,8 @@ class Detection:
         object.__setattr__(self, "category_likelihood", lik)
         object.__setattr__(self, "extent", np.asarray(self.extent, dtype=float).reshape(3))
         object.__setattr__(self, "colour", np.asarray(self.colour, dtype=float).reshape(3))
+        if not np.isfinite(self.yaw):
+            raise ValueError(f"detection yaw must be finite, got {self.yaw}")
         mean, var = _shape_arrays(self.shape_mean, self.shape_var, "detection shape_mean",
                                   "shape_var")
         object.__setattr__(self, "shape_mean", mean)
@@ -269,6 +275,8 @@ class ObjectBelief:
     first_seen: float = 0.0
     shape_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))       # (D,), (0,): none
     shape_precision: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (D,) diagonal
+    distinct: frozenset = frozenset()  # ids of nearby tracks seen in the same frame as this one
+    yaw: float = 0.0            # heading of the extent's first axis (map frame)
 
     def __post_init__(self):
         mean, prec = _shape_arrays(self.shape_mean, self.shape_precision,
@@ -336,6 +344,10 @@ class BeliefConfig:
     shape_prior_precision: float = 1.0  # the object model's prior N(0, I) on the shape code
     shape_max_precision: float = 400.0  # cap per dimension (older views fade beyond it)
     shape_gate: float = 0.9999         # chi-square quantile of the restart gate
+    merge: bool = True
+    merge_fraction: float = 0.75   # duplicates: centres closer than this times the larger extent
+    merge_min_distance: float = 0.04  # ... or than this (m)
+    distinct_radius: float = 0.3   # tracks seen together within this (m) are kept apart
 
     def __post_init__(self):
         if not 0.0 < self.remove_below < self.birth_existence < 1.0:
@@ -345,6 +357,11 @@ class BeliefConfig:
             raise ValueError("gate_chi2 must be > 0 and process noise rates >= 0")
         if not 0.0 < self.p_false_alarm < 1.0:
             raise ValueError(f"p_false_alarm={self.p_false_alarm} must lie in (0, 1)")
+        if not (self.merge_fraction > 0.0
+                and 0.0 <= self.merge_min_distance < self.distinct_radius):
+            raise ValueError(f"need merge_fraction={self.merge_fraction} > 0 and 0 <= "
+                             f"merge_min_distance={self.merge_min_distance} < "
+                             f"distinct_radius={self.distinct_radius}")
         if not 0.0 < self.shape_temperature <= 1.0 or not 0.0 < self.shape_gate < 1.0 \
                 or not 0.0 < self.shape_prior_precision < self.shape_max_precision:
             raise ValueError(f"need 0 < shape_temperature={self.shape_temperature} <= 1, "
@@ -359,14 +376,16 @@ def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
                            shape_var=None) -> Detection:
     """Turn a segmented cluster into a Detection with its measurement covariance.
 
-    The covariance adds to the sensor's noise at the cluster centre a per-axis term
-    ``(shape_fraction * extent)**2`` (the box of the visible surface is not the object's box)
+    The covariance adds to the sensor's noise at the cluster centre a term
+    ``(shape_fraction * extent)**2`` along each of the box's axes (the box of the visible
+    surface is not the object's box)
     and, for a cluster truncated by the image border, ``truncation_sigma**2`` on every axis.
     ``shape_mean`` / ``shape_var`` (optional, (D,)): the object model's q(shape) of the
     cluster's crop; a row with NaNs (no crop could be cut) counts as no shape observation.
     """
     cov = sensor.position_covariance(t_map_cam, cluster.center)[0]
-    cov = cov + np.diag((shape_fraction * np.asarray(cluster.extent)) ** 2)
+    turn = _rot_z(cluster.yaw)
+    cov = cov + turn @ np.diag((shape_fraction * np.asarray(cluster.extent)) ** 2) @ turn.T
     if cluster.truncated:
         cov = cov + truncation_sigma ** 2 * np.eye(3)
     mean = np.zeros(0) if shape_mean is None else np.asarray(shape_mean, dtype=float)
@@ -376,7 +395,8 @@ def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
         mean = var = np.zeros(0)
     return Detection(position=cluster.center, position_cov=cov,
                      category_likelihood=category_likelihood, extent=cluster.extent,
-                     colour=cluster.colour, shape_mean=mean, shape_var=var)
+                     colour=cluster.colour, shape_mean=mean, shape_var=var,
+                     yaw=float(cluster.yaw))
 
 
 def classifier_likelihood(probs, temperature=0.5, floor: float = 0.02) -> np.ndarray:
@@ -555,6 +575,26 @@ def _blend(old: np.ndarray, new: np.ndarray, rate: float) -> np.ndarray:
     return (1.0 - rate) * old + rate * new
 
 
+def _rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _blend_box(yaw: float, extent: np.ndarray, new_yaw: float, new_extent: np.ndarray,
+               rate: float) -> tuple[float, np.ndarray]:
+    """Blend an upright box (heading, extent) toward another by ``rate``.
+
+    A box's heading is defined up to quarter turns: the new box is first turned by the
+    quarter turns that bring its heading nearest (its length and width swap on odd ones).
+    """
+    if np.any(np.isnan(extent)):
+        return float(new_yaw), new_extent.copy()
+    turns = int(np.round((new_yaw - yaw) / (np.pi / 2)))
+    d = new_yaw - yaw - turns * np.pi / 2
+    new_extent = new_extent[[1, 0, 2]] if turns % 2 else new_extent
+    return float(yaw + rate * d), _blend(extent, new_extent, rate)
+
+
 def _merge_shapes(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Shape belief of a relocated track: both beliefs' evidence, or the young one's alone.
@@ -576,14 +616,46 @@ def _merge_shapes(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig
     return mean, np.minimum(precision, config.shape_max_precision)
 
 
+def _look_alike(a: ObjectBelief, b: ObjectBelief, config: BeliefConfig) -> float | None:
+    """How well two beliefs agree in category and colour (higher: better), None if not.
+
+    The gates: ratio K sum_c p_a(c) p_b(c) >= ``relocate_min_category_ratio`` and colour
+    distance <= ``relocate_colour_gate``.
+    """
+    ratio = a.category_probs.size * float(a.category_probs @ b.category_probs)
+    colour_d = _colour_distance(a.colour, b.colour)
+    if ratio < config.relocate_min_category_ratio or colour_d > config.relocate_colour_gate:
+        return None
+    return float(np.log(ratio)) - colour_d
+
+
+def _combined(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig,
+              **changes) -> ObjectBelief:
+    """One belief from two tracks of one object: the old id, both tracks' evidence.
+
+    Each track's category posterior is its own views' likelihoods times the uniform prior,
+    so their product is the posterior given all views; ``changes`` override the rest of the
+    young track's fields.
+    """
+    fused = old.category_probs * young.category_probs
+    shape_mean, shape_precision = _merge_shapes(old, young, config)
+    yaw, extent = _blend_box(old.yaw, old.extent, young.yaw, young.extent, 0.5)
+    return replace(
+        young, id=old.id, category_probs=fused / fused.sum(), extent=extent, yaw=yaw,
+        colour=_blend(old.colour, young.colour, 0.5),
+        n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen,
+        shape_mean=shape_mean, shape_precision=shape_precision,
+        distinct=(old.distinct | young.distinct) - {old.id, young.id}, **changes)
+
+
 def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
     """Merge tracks that went missing in view into younger look-alike tracks (in place).
 
     An old track qualifies once repeated misses have brought its existence below
     ``relocate_below``; a partner must have been first seen after the old one was last seen
-    (so the two were never seen together), be seen currently, and agree in category (ratio
-    K sum_c p_old(c) p_young(c) >= ``relocate_min_category_ratio``) and colour. The merged
-    track keeps the old id and the partner's position. Returns [(old id, merged-in id)].
+    (so the two were never seen together), be seen currently, and look like it
+    (``_look_alike``). The merged track keeps the old id and the partner's position.
+    Returns [(old id, merged-in id)].
     """
     pairs = []
     olds = [i for i, o in enumerate(objects)
@@ -595,27 +667,62 @@ def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
             if young is None or j == i or young.n_misses > 0 \
                     or young.first_seen <= old.last_seen:
                 continue
-            ratio = old.category_probs.size * float(old.category_probs @ young.category_probs)
-            colour_d = _colour_distance(old.colour, young.colour)
-            if ratio < config.relocate_min_category_ratio \
-                    or colour_d > config.relocate_colour_gate:
-                continue
-            score = np.log(ratio) - colour_d
-            if score > best_score:
+            score = _look_alike(old, young, config)
+            if score is not None and score > best_score:
                 best, best_score = j, score
         if best is None:
             continue
-        young = objects[best]
-        fused = old.category_probs * young.category_probs  # young started from uniform
-        shape_mean, shape_precision = _merge_shapes(old, young, config)
-        objects[i] = replace(
-            young, id=old.id, category_probs=fused / fused.sum(),
-            extent=_blend(old.extent, young.extent, 0.5),
-            colour=_blend(old.colour, young.colour, 0.5),
-            n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen,
-            shape_mean=shape_mean, shape_precision=shape_precision)
+        objects[i] = _combined(old, objects[best], config)
+        pairs.append((old.id, objects[best].id))
         objects[best] = None
-        pairs.append((old.id, young.id))
+    return pairs
+
+
+def _record_together(objects: list, seen: list[int], config: BeliefConfig) -> None:
+    """Mark the tracks of one frame's detections that lie near each other as distinct."""
+    for a in seen:
+        near = {objects[b].id for b in seen if b != a and np.linalg.norm(
+            objects[a].mean - objects[b].mean) < config.distinct_radius}
+        if near - objects[a].distinct:
+            objects[a] = replace(objects[a], distinct=objects[a].distinct | near)
+
+
+def _merge_duplicates(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
+    """Merge pairs of tracks that are one object seen from two sides (in place).
+
+    The centre of a detection is the centre of the surface in view, so views from opposite
+    sides of an object can land outside each other's gate and start a second track. Two
+    tracks merge when their centres lie within ``merge_fraction`` of the larger extent (or
+    ``merge_min_distance``), they look alike (``_look_alike``) and they were never detected
+    in the same frame (``distinct``). The merged belief keeps the older id and fuses the two
+    positions in information form. Returns [(kept id, merged-in id)], nearest pairs first.
+    """
+    live = [i for i, o in enumerate(objects) if o is not None]
+    candidates = []
+    for n, a in enumerate(live):
+        for b in live[n + 1:]:
+            oa, ob = objects[a], objects[b]
+            limit = max(config.merge_min_distance,
+                        config.merge_fraction * float(max(np.max(oa.extent), np.max(ob.extent))))
+            d = float(np.linalg.norm(oa.mean - ob.mean))
+            if d < limit and ob.id not in oa.distinct and oa.id not in ob.distinct \
+                    and _look_alike(oa, ob, config) is not None:
+                candidates.append((d, a, b))
+    pairs = []
+    for _, a, b in sorted(candidates):
+        if objects[a] is None or objects[b] is None or objects[b].id in objects[a].distinct:
+            continue
+        old, young = (a, b) if objects[a].first_seen <= objects[b].first_seen else (b, a)
+        o, y = objects[old], objects[young]
+        info_o, info_y = np.linalg.inv(o.cov), np.linalg.inv(y.cov)
+        cov = np.linalg.inv(info_o + info_y)
+        objects[old] = _combined(
+            o, y, config, mean=cov @ (info_o @ o.mean + info_y @ y.mean),
+            cov=0.5 * (cov + cov.T), existence=max(o.existence, y.existence),
+            last_seen=max(o.last_seen, y.last_seen), n_misses=min(o.n_misses, y.n_misses),
+            in_view=o.in_view or y.in_view)
+        objects[young] = None
+        pairs.append((o.id, y.id))
     return pairs
 
 
@@ -626,7 +733,8 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     ``t_map_cam`` is the pose of the camera that produced ``detections`` (used to decide which
     tracks were expected in view); ``depth`` (optional, H x W metres) marks occluded tracks.
     Returns the new beliefs and an info dict: ``matched`` [(id, detection index)], ``born``,
-    ``relocated`` [(kept id, merged-in id)], ``removed`` ids, ``missed`` ids,
+    ``relocated`` [(kept id, merged-in id)], ``merged`` [(kept id, merged-in id)]
+    (duplicates, see ``_merge_duplicates``), ``removed`` ids, ``missed`` ids,
     ``shape_restarted`` ids (matched tracks whose shape belief the view restarted, see
     ``fuse_shape``) and ``cost`` (the association cost matrix).
     """
@@ -689,12 +797,13 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
             obj.shape_mean, obj.shape_precision, det.shape_mean, det.shape_var, config)
         if restarted:
             shape_restarted.append(obj.id)
+        yaw, extent = _blend_box(obj.yaw, obj.extent, det.yaw, det.extent, config.extent_rate)
         new_objects[i] = replace(
             obj, mean=mean, cov=0.5 * (cov + cov.T), shape_mean=shape_mean,
             shape_precision=shape_precision,
             category_probs=_fuse_category(obj.category_probs, det.category_likelihood,
                                           config.category_floor),
-            extent=_blend(obj.extent, det.extent, config.extent_rate),
+            extent=extent, yaw=yaw,
             colour=_blend(obj.colour, det.colour, config.extent_rate),
             existence=_existence_hit(obj.existence, pd[i], config), last_seen=float(stamp),
             n_detections=obj.n_detections + 1, n_misses=0, in_view=True)
@@ -724,14 +833,17 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
             id=f"obj_{next_id}", category_probs=_fuse_category(uniform, det.category_likelihood,
                                                                0.0),
             mean=det.position.copy(), cov=det.position_cov.copy(), extent=det.extent.copy(),
-            colour=det.colour.copy(), existence=config.birth_existence,
+            colour=det.colour.copy(), existence=config.birth_existence, yaw=det.yaw,
             last_seen=float(stamp), first_seen=float(stamp), shape_mean=shape_mean,
             shape_precision=shape_precision)
         next_id += 1
         new_objects.append(obj)
         born.append(obj.id)
 
+    _record_together(new_objects, sorted(matched_tracks) + list(range(n, len(new_objects))),
+                     config)
     relocated = _relocate(new_objects, config) if config.relocate else []
+    merged = _merge_duplicates(new_objects, config) if config.merge else []
     new_objects = [o for o in new_objects if o is not None]
 
     kept = [o for o in new_objects if o.existence >= config.remove_below]
@@ -740,6 +852,7 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
         "matched": [(objects[i].id, j) for i, j in matched],
         "born": born,
         "relocated": relocated,
+        "merged": merged,
         "removed": removed,
         "missed": [objects[i].id for i in missed],
         "shape_restarted": shape_restarted,
@@ -765,7 +878,7 @@ def belief_summary(obj: ObjectBelief, category_names) -> dict:
         "category_names": list(category_names),
         "category_probs": [float(x) for x in obj.category_probs],
         "position": [float(x) for x in obj.mean],
-        "orientation_xyzw": [0.0, 0.0, 0.0, 1.0],
+        "orientation_xyzw": [0.0, 0.0, float(np.sin(obj.yaw / 2)), float(np.cos(obj.yaw / 2))],
         "covariance": [float(x) for x in pose_covariance_6x6(obj).reshape(-1)],
         "extent": [float(x) for x in obj.extent],
         "shape_code": [float(x) for x in obj.shape_mean],

@@ -140,12 +140,13 @@ class Cluster:
     """One segmented object hypothesis, in the map frame."""
 
     centroid: np.ndarray       # (3,) mean of the cluster's points
-    center: np.ndarray         # (3,) centre of its axis-aligned bounding box
-    extent: np.ndarray         # (3,) size of that box
+    center: np.ndarray         # (3,) centre of its bounding box (upright, turned by yaw)
+    extent: np.ndarray         # (3,) size of that box: along yaw, across it, height
     colour: np.ndarray         # (3,) mean RGB in [0, 1]
     pixel_indices: np.ndarray  # (n,) flat indices (row * width + col) into the image
     n_points: int
     truncated: bool = False    # touches the image border: the object may extend beyond it
+    yaw: float = 0.0           # heading of the box's first axis about up, in [0, pi/2)
 
 
 @dataclass(frozen=True)
@@ -458,6 +459,33 @@ def _extend_to_support(q, lo, hi, planes, config):
     return lo, hi
 
 
+_BOX_YAWS = np.deg2rad(np.arange(0.0, 90.0, 3.0))
+
+
+def _upright_box(q, lo, hi, config, min_gain: float = 0.05):
+    """The smallest upright box of a cluster: (yaw, lo, hi) in the frame turned by yaw.
+
+    The heading is searched in 3 degree steps over a quarter turn for the least footprint
+    area; the axis-aligned box (yaw 0) is kept unless a turned one is ``min_gain`` smaller
+    (round objects keep a stable heading). With an ``up`` other than +z the box stays
+    axis-aligned. ``lo``/``hi`` come in axis-aligned (their z range is kept).
+    """
+    up = np.asarray(config.up, dtype=float)
+    if len(q) < 3 or not np.allclose(up / np.linalg.norm(up), (0.0, 0.0, 1.0)):
+        return 0.0, lo, hi
+    c, s = np.cos(_BOX_YAWS), np.sin(_BOX_YAWS)
+    u = q[:, :1] * c + q[:, 1:2] * s          # (n, angles): along each heading
+    v = -q[:, :1] * s + q[:, 1:2] * c         # across it
+    area = (u.max(axis=0) - u.min(axis=0)) * (v.max(axis=0) - v.min(axis=0))
+    k = int(np.argmin(area))
+    if area[k] > (1.0 - min_gain) * area[0]:
+        return 0.0, lo, hi
+    lo, hi = lo.copy(), hi.copy()
+    lo[:2] = u[:, k].min(), v[:, k].min()
+    hi[:2] = u[:, k].max(), v[:, k].max()
+    return float(_BOX_YAWS[k]), lo, hi
+
+
 def near_capsules(points: np.ndarray, chain: np.ndarray, radius: float) -> np.ndarray:
     """Which points (N, 3) lie within ``radius`` of the polyline ``chain`` (K, 3).
 
@@ -521,13 +549,17 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
         q = points[sel]
         lo, hi = q.min(axis=0), q.max(axis=0)
         lo, hi = _extend_to_support(q, lo, hi, planes, config)
+        yaw, lo, hi = _upright_box(q, lo, hi, config)
         col, row = pix[sel] % intrinsics.width, pix[sel] // intrinsics.width
         truncated = bool(np.any((col <= 1) | (col >= intrinsics.width - 2) | (row <= 1)
                                 | (row >= intrinsics.height - 2)))
-        clusters.append(Cluster(centroid=q.mean(axis=0), center=0.5 * (lo + hi),
+        centre = 0.5 * (lo + hi)
+        cos, sin = np.cos(yaw), np.sin(yaw)
+        centre[:2] = (cos * centre[0] - sin * centre[1], sin * centre[0] + cos * centre[1])
+        clusters.append(Cluster(centroid=q.mean(axis=0), center=centre,
                                 extent=hi - lo, colour=colours[sel].mean(axis=0),
                                 pixel_indices=pix[sel], n_points=int(sel.size),
-                                truncated=truncated))
+                                truncated=truncated, yaw=yaw))
     return SegmentationResult(clusters=tuple(clusters), planes=planes,
                               n_valid_points=int(pix.size),
                               n_plane_points=int(np.sum(labels == -2)),

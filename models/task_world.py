@@ -238,8 +238,9 @@ class CostMemory:
 class Seen:
     """An object or a support surface as the beliefs have it (map-plane rectangle).
 
-    x, y, z: centre (a surface's z is its top); yaw, length, width: the rectangle of a
-    surface (objects: 0); category and prob: the most probable category of an object.
+    x, y, z: centre (a surface's z is its top); yaw, length, width: the footprint rectangle;
+    height: an object's (0: unknown); category and prob: the most probable category of an
+    object.
     """
 
     x: float
@@ -250,6 +251,7 @@ class Seen:
     yaw: float = 0.0
     length: float = 0.0
     width: float = 0.0
+    height: float = 0.0
 
     def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
         """Whether (x, y) lies on the rectangle, grown by margin."""
@@ -279,8 +281,10 @@ class FetchRules:
     opening less a margin); min_side / max_side: a receiving table's shorter side (trays and
     shelf boards are left out) and longer side (a wider 'surface' is several merged or a
     misperceived one); min_distance: how far the table must be from the object (m); min_gap:
-    the least distance from the object's centre to another object's (m; closer ones leave the
-    fingers no room; beliefs within ``same`` of it are taken for duplicates of it).
+    the least free space between the object's footprint and another object's, measured along
+    the line between their centres (m; less leaves the fingers no room; beliefs centred within
+    ``same`` of it are taken for duplicates of it, and ones whose top stays ``finger_reach``
+    below the object's, e.g. a tray's rim under a bottle, leave the fingers room above).
     """
 
     heights: tuple[float, float] = (0.4, 0.85)
@@ -289,13 +293,20 @@ class FetchRules:
     min_side: float = 0.5
     max_side: float = 2.0
     min_distance: float = 1.5
-    min_gap: float = 0.2
+    min_gap: float = 0.04
     same: float = 0.03
+    finger_reach: float = 0.06
     support_margin: float = 0.05
 
     def reachable(self, height: float) -> bool:
         """Whether a support surface at this height is in the arm's reach."""
         return self.heights[0] <= height <= self.heights[1]
+
+
+def _half_along(obj: Seen, angle: float) -> float:
+    """Half the width of an object's footprint rectangle along a direction."""
+    return 0.5 * (obj.length * abs(math.cos(angle - obj.yaw))
+                  + obj.width * abs(math.sin(angle - obj.yaw)))
 
 
 def _support(obj: Seen, surfaces: Mapping[str, Seen], margin: float) -> str | None:
@@ -350,8 +361,15 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
             <= rules.max_side
 
     def crowded(oid: str, obj: Seen) -> bool:
-        return any(rules.same < math.hypot(o.x - obj.x, o.y - obj.y) < rules.min_gap
-                   for k, o in objects.items() if k != oid)
+        low = obj.z + obj.height / 2 - rules.finger_reach
+        for k, o in objects.items():
+            d = math.hypot(o.x - obj.x, o.y - obj.y)
+            if k == oid or d <= rules.same or o.z + o.height / 2 < low:
+                continue
+            a = math.atan2(o.y - obj.y, o.x - obj.x)
+            if d - _half_along(obj, a) - _half_along(o, a) < rules.min_gap:
+                return True
+        return False
 
     excluded = set(exclude)
     candidates = []

@@ -513,7 +513,8 @@ class Perception(ParamNode):
             box = Marker(header=header, ns='box', id=mid, type=Marker.CUBE, action=Marker.ADD)
             box.pose.position.x, box.pose.position.y, box.pose.position.z = (
                 float(v) for v in obj.mean)
-            box.pose.orientation.w = 1.0
+            box.pose.orientation.z = math.sin(obj.yaw / 2)
+            box.pose.orientation.w = math.cos(obj.yaw / 2)
             box.scale.x, box.scale.y, box.scale.z = (max(float(v), 0.005) for v in obj.extent)
             box.color.r, box.color.g, box.color.b = (float(v) for v in colour)
             box.color.a = 0.6
@@ -582,6 +583,7 @@ class Perception(ParamNode):
             values.update({'born': len(info_update['born']),
                            'removed': len(info_update['removed']),
                            'matched': len(info_update['matched']),
+                           'merged': len(info_update['merged']),
                            'shape_restarted': len(info_update['shape_restarted'])})
         ok = info_update is not None
         status = DiagnosticStatus(

@@ -103,6 +103,7 @@ class TaskPlanner(ParamNode):
         self.create_subscription(CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10)
         self.holding = ''  # the manipulator's held object: the plans start holding it
+        self.objects_key = None  # the named objects' places, last time they made a re-plan
         self.create_subscription(String, 'held_object', self._on_held, LATCHED_QOS)
         self.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
         self.create_timer(0.1, self._replan_if_dirty,
@@ -135,8 +136,23 @@ class TaskPlanner(ParamNode):
 
     def _on_objects(self, msg: ObjectBeliefArray) -> None:
         self.objects = msg
-        if not self.param('model_file'):
+        if self.param('model_file') or self.task is None:
+            return
+        # only the objects the task names enter the system, each at its nearest place: a
+        # belief update that moves none of them by 5 cm leaves the plans as they are (the
+        # perception node publishes every frame; re-planning on each was most of this node's
+        # work during a fetch)
+        key = tuple(sorted((name, round(x / 0.05), round(y / 0.05))
+                           for name, (x, y) in self._named_objects().items()))
+        if key != self.objects_key:
+            self.objects_key = key
             self.dirty = self.rebuild = True
+
+    def _named_objects(self) -> dict:
+        if self.objects is None or self.task is None:
+            return {}
+        return objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
+                              for o in self.objects.objects}, atoms_of(self.task.formula))
 
     def _on_outcome(self, msg: PlanOutcome) -> None:
         if self.ts is None or msg.step_index < 0:
@@ -186,12 +202,7 @@ class TaskPlanner(ParamNode):
         places = {p.id: (p.pose.position.x, p.pose.position.y) for p in msg.places}
         edges = [(e.from_id, e.to_id, e.length, e.confidence) for e in msg.edges
                  if e.kind != e.BLOCKED]
-        objects = {}
-        if self.objects is not None:
-            objects = objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
-                                     for o in self.objects.objects},
-                                    atoms_of(self.task.formula))
-        return system_from_map(places, edges, objects, msg.current_place,
+        return system_from_map(places, edges, self._named_objects(), msg.current_place,
                                holding=self.holding or None, regions=self.regions)
 
     def _replan_if_dirty(self) -> None:

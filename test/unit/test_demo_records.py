@@ -44,11 +44,12 @@ def test_beliefs_become_seen_objects_with_their_most_probable_category_and_box()
     mug.pose.pose.position.x, mug.pose.pose.position.y, mug.pose.pose.position.z = 1, 2, 0.7
     mug.pose.pose.orientation.z = math.sin(0.25)  # yaw 0.5
     mug.pose.pose.orientation.w = math.cos(0.25)
-    mug.extent.x, mug.extent.y = 0.06, 0.05
+    mug.extent.x, mug.extent.y, mug.extent.z = 0.06, 0.05, 0.09
     blank = ObjectBelief(id='obj_5')  # no categories: none, with probability 0
     got = seen(ObjectBeliefArray(objects=[mug, blank]))
     assert got['obj_4'].category == 'mug' and math.isclose(got['obj_4'].prob, 0.7, rel_tol=1e-6)
     assert (got['obj_4'].x, got['obj_4'].z, got['obj_4'].length) == (1.0, 0.7, 0.06)
+    assert math.isclose(got['obj_4'].height, 0.09, rel_tol=1e-6)
     assert math.isclose(got['obj_4'].yaw, 0.5, abs_tol=1e-9)
     assert (got['obj_5'].category, got['obj_5'].prob) == ('', 0.0)
     assert seen(None) == {}
@@ -87,3 +88,14 @@ def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
     assert true_object(Op, 'obj_9') is None
     assert delivered(Op, 'mug_1', 'surface_1')  # world (1, 3.2): odom (3.2, 0) on the table
     assert not delivered(Op, 'can_0', 'surface_1') and not delivered(Op, None, 'surface_1')
+
+
+def test_the_plots_leave_out_an_episode_that_found_no_task(tmp_path):
+    from embodied_aif.cli.demo import plot_beliefs
+
+    chosen = {'episode': 0, 'success': False, 'predicted': [10.0, 5.0, 0.0], 'realised': [],
+              'selection': {'chosen': 0, 'plans': [{'efe': 1.0, 'risk': 1.0, 'info_gain': 0.0}]}}
+    none = {'episode': 1, 'success': False, 'reason': 'no fetch task', 'realised': [],
+            'predicted': []}  # as the demo records it
+    plot_beliefs(tmp_path / 'b.png', [chosen, none], [])
+    assert (tmp_path / 'b.png').stat().st_size > 0

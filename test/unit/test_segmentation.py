@@ -76,6 +76,29 @@ def test_boxes_on_plane_give_one_cluster_each_with_geometry():
         assert np.all(np.abs(p - centre) <= 0.5 * size + 0.002)
 
 
+def test_turned_boxes_get_their_own_size_and_heading():
+    # the same scene in a map frame turned by 40 degrees: every box is turned by 40 degrees
+    depth, rgb = _scene()
+    turn = np.deg2rad(40.0)
+    t_map = np.eye(4)
+    t_map[:2, :2] = [[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]
+    res = segment_frame(depth, rgb, INTR, t_map @ T_CAM, SegmentationConfig(),
+                        np.random.default_rng(0))
+    centres = CENTRES @ t_map[:3, :3].T
+    assert len(res.clusters) == 3
+    for cluster in res.clusters:
+        (match,) = [i for i, c in enumerate(centres) if np.linalg.norm(c - cluster.center) < 0.015]
+        np.testing.assert_allclose(cluster.center, centres[match], atol=0.015)
+        # the heading up to quarter turns; length and width swap with it
+        quarter = int(np.round((cluster.yaw - turn) / (np.pi / 2)))
+        assert abs(cluster.yaw - turn - quarter * np.pi / 2) < np.deg2rad(4.0)
+        want = SIZES[match][[1, 0, 2]] if quarter % 2 else SIZES[match]
+        np.testing.assert_allclose(cluster.extent, want, atol=0.015)
+    # the axis-aligned boxes of the unturned frame keep heading 0
+    res = segment_frame(depth, rgb, INTR, T_CAM, SegmentationConfig(), np.random.default_rng(0))
+    assert [c.yaw for c in res.clusters] == [0.0, 0.0, 0.0]
+
+
 def test_clusters_cut_by_the_image_border_are_flagged():
     depth, rgb = _scene()
     res = segment_frame(depth, rgb, INTR, T_CAM, SegmentationConfig(), np.random.default_rng(0))

@@ -1,4 +1,6 @@
 """The task-level world built from the maps: places, edges, objects and user regions."""
+import math
+
 import pytest
 
 from embodied_aif.models.pareto import plan
@@ -146,8 +148,25 @@ def test_a_fetch_task_says_why_there_is_none():
     assert 'no graspable mug' in choose_fetch(wide, surfaces, places, 'mug')
     assert 'no graspable mug' in choose_fetch(objects, surfaces, places, 'mug',
                                               exclude=['obj_1'])
-    cluttered = dict(objects, obj_9=Seen(1.2, 0.95, 0.67, 'box', 0.9))  # 11 cm away
+    # a box whose side comes within 2.5 cm of the mug's leaves the fingers no room; 5.5 cm does,
+    # also when the box is turned its narrow side toward the mug
+    mug = Seen(1.1, 1.0, 0.67, 'mug', 0.9, length=0.07, width=0.07)
+    cluttered = dict(objects, obj_1=mug, obj_9=Seen(1.21, 1.0, 0.67, 'box', 0.9,
+                                                    length=0.1, width=0.06))
     assert 'no graspable mug' in choose_fetch(cluttered, surfaces, places, 'mug')
+    turned = dict(cluttered, obj_9=Seen(1.22, 1.0, 0.67, 'box', 0.9, yaw=math.pi / 2,
+                                        length=0.1, width=0.06))
+    assert choose_fetch(turned, surfaces, places, 'mug').object_id == 'obj_1'
+    spaced = dict(cluttered, obj_9=Seen(1.24, 1.0, 0.67, 'box', 0.9, length=0.1, width=0.06))
+    assert choose_fetch(spaced, surfaces, places, 'mug').object_id == 'obj_1'
+    # a low rim right next to a tall mug leaves the fingers room above it; a tall one not
+    tall = Seen(1.1, 1.0, 0.71, 'mug', 0.9, length=0.07, width=0.07, height=0.18)
+    rim = Seen(1.16, 1.0, 0.645, 'bowl', 0.9, length=0.02, width=0.3, height=0.05)
+    assert choose_fetch(dict(objects, obj_1=tall, obj_9=rim), surfaces, places,
+                        'mug').object_id == 'obj_1'
+    rim = Seen(1.16, 1.0, 0.72, 'bowl', 0.9, length=0.02, width=0.3, height=0.2)
+    assert 'no graspable mug' in choose_fetch(dict(objects, obj_1=tall, obj_9=rim), surfaces,
+                                              places, 'mug')
     twin = dict(objects, obj_9=Seen(1.11, 1.0, 0.67, 'mug', 0.5))  # a duplicate track
     assert choose_fetch(twin, surfaces, places, 'mug').object_id == 'obj_1'
     merged = dict(surfaces, surface_0=Seen(1.0, 1.0, 0.62, length=4.8, width=3.1))
