@@ -377,15 +377,18 @@ def detection_from_cluster(cluster: Cluster, sensor: SensorModel, t_map_cam,
     """Turn a segmented cluster into a Detection with its measurement covariance.
 
     The covariance adds to the sensor's noise at the cluster centre a term
-    ``(shape_fraction * extent)**2`` along each of the box's axes (the box of the visible
-    surface is not the object's box)
+    ``(shape_fraction * size)**2`` on each axis (the box of the visible surface is not the
+    object's box), where size is the height vertically and the box's footprint diagonal over
+    sqrt(2) on both horizontal axes, so that it does not depend on how the box is turned (a
+    single visible face gives a box turned to it, nearly flat)
     and, for a cluster truncated by the image border, ``truncation_sigma**2`` on every axis.
     ``shape_mean`` / ``shape_var`` (optional, (D,)): the object model's q(shape) of the
     cluster's crop; a row with NaNs (no crop could be cut) counts as no shape observation.
     """
     cov = sensor.position_covariance(t_map_cam, cluster.center)[0]
-    turn = _rot_z(cluster.yaw)
-    cov = cov + turn @ np.diag((shape_fraction * np.asarray(cluster.extent)) ** 2) @ turn.T
+    ex, ey, ez = (float(v) for v in cluster.extent)
+    across = np.hypot(ex, ey) / np.sqrt(2.0)  # the same however the box is turned
+    cov = cov + np.diag((shape_fraction * np.array([across, across, ez])) ** 2)
     if cluster.truncated:
         cov = cov + truncation_sigma ** 2 * np.eye(3)
     mean = np.zeros(0) if shape_mean is None else np.asarray(shape_mean, dtype=float)
@@ -573,11 +576,6 @@ def _blend(old: np.ndarray, new: np.ndarray, rate: float) -> np.ndarray:
     if np.any(np.isnan(new)):
         return old
     return (1.0 - rate) * old + rate * new
-
-
-def _rot_z(yaw: float) -> np.ndarray:
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def _blend_box(yaw: float, extent: np.ndarray, new_yaw: float, new_extent: np.ndarray,

@@ -268,8 +268,9 @@ def test_segmentation_to_beliefs_end_to_end():
         np.testing.assert_allclose(obj.extent, 0.06, atol=0.012)
     cluster = res.clusters[0]
     det = detection_from_cluster(cluster, SENSOR, T_CAM, np.ones(3))
+    across = np.hypot(*cluster.extent[:2]) / np.sqrt(2.0)  # however the box is turned
     expected = SENSOR.position_covariance(T_CAM, cluster.center)[0] \
-        + np.diag((0.15 * cluster.extent) ** 2)
+        + np.diag((0.15 * np.array([across, across, cluster.extent[2]])) ** 2)
     np.testing.assert_allclose(det.position_cov, expected)
     cut = replace(cluster, truncated=True)
     np.testing.assert_allclose(detection_from_cluster(cut, SENSOR, T_CAM, np.ones(3)).position_cov,
