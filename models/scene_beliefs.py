@@ -692,8 +692,10 @@ def _merge_duplicates(objects: list, config: BeliefConfig) -> list[tuple[str, st
     sides of an object can land outside each other's gate and start a second track. Two
     tracks merge when their centres lie within ``merge_fraction`` of the larger extent (or
     ``merge_min_distance``), they look alike (``_look_alike``) and they were never detected
-    in the same frame (``distinct``). The merged belief keeps the older id and fuses the two
-    positions in information form. Returns [(kept id, merged-in id)], nearest pairs first.
+    in the same frame (``distinct``). The merged belief keeps the older id and the position
+    of the track seen last: the object is where it was seen (an object put down a few
+    centimetres from where it was last seen held must not be believed between the two).
+    Returns [(kept id, merged-in id)], nearest pairs first.
     """
     live = [i for i, o in enumerate(objects) if o is not None]
     candidates = []
@@ -712,11 +714,9 @@ def _merge_duplicates(objects: list, config: BeliefConfig) -> list[tuple[str, st
             continue
         old, young = (a, b) if objects[a].first_seen <= objects[b].first_seen else (b, a)
         o, y = objects[old], objects[young]
-        info_o, info_y = np.linalg.inv(o.cov), np.linalg.inv(y.cov)
-        cov = np.linalg.inv(info_o + info_y)
+        now = o if o.last_seen > y.last_seen else y
         objects[old] = _combined(
-            o, y, config, mean=cov @ (info_o @ o.mean + info_y @ y.mean),
-            cov=0.5 * (cov + cov.T), existence=max(o.existence, y.existence),
+            o, y, config, mean=now.mean, cov=now.cov, existence=max(o.existence, y.existence),
             last_seen=max(o.last_seen, y.last_seen), n_misses=min(o.n_misses, y.n_misses),
             in_view=o.in_view or y.in_view)
         objects[young] = None

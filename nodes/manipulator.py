@@ -504,11 +504,17 @@ class Manipulator(ParamNode):
                 continue
         return out
 
-    def _seen_at(self, object_id: str, after_ns: int) -> np.ndarray | None:
-        """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``."""
+    def _seen_at(self, object_id: str, after_ns: int, near=None) -> np.ndarray | None:
+        """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``.
+
+        With ``near`` (x, y in the base frame), look on until a belief lies within
+        ``verify_tolerance`` of it (a track takes a few frames to follow an object that moved
+        several centimetres) and return the last one seen.
+        """
         timeout = self.param('verify_timeout')
         deadline = self._now() + timeout * NS
         wall_deadline = time.monotonic() + 10.0 * timeout  # should the clock stop
+        last = None
         while self._now() < deadline and time.monotonic() < wall_deadline and \
                 not self.closing.is_set():
             msg = self.objects
@@ -520,11 +526,15 @@ class Manipulator(ParamNode):
                 try:
                     t = self.tf.lookup(self.param('base_frame'), frame)
                 except TransformError:
-                    return None
+                    return last
                 p = belief.pose.pose.position
-                return (t @ [p.x, p.y, p.z, 1.0])[:3]
+                last = (t @ [p.x, p.y, p.z, 1.0])[:3]
+                if near is None or np.linalg.norm(last[:2] - np.asarray(near)[:2]) \
+                        <= self.param('verify_tolerance'):
+                    return last
+                break
             self.closing.wait(0.05)  # a pause that ends at shutdown
-        return None
+        return last
 
     # -------------------------------------------------------------- goals
     def _run(self, handle, kind, body) -> object:
@@ -690,7 +700,7 @@ class Manipulator(ParamNode):
         self._feedback(handle, Place, 'verify', 0.0)
         evidence = 'gripper opened'
         if self.param('verify_timeout') > 0:
-            seen = self._seen_at(held_id, released)
+            seen = self._seen_at(held_id, released, near=target[:2])
             if seen is not None:
                 off = float(np.linalg.norm(seen[:2] - target[:2]))
                 if off > self.param('verify_tolerance'):
