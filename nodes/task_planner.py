@@ -142,9 +142,12 @@ class TaskPlanner(ParamNode):
         # belief update that moves none of them by 5 cm leaves the plans as they are (the
         # perception node publishes every frame; re-planning on each was most of this node's
         # work during a fetch)
-        key = tuple(sorted((name, round(x / 0.05), round(y / 0.05))
-                           for name, (x, y) in self._named_objects().items()))
-        if key != self.objects_key:
+        try:
+            key = tuple(sorted((name, round(x / 0.05), round(y / 0.05))
+                               for name, (x, y) in self._named_objects().items()))
+        except LTLSyntaxError:
+            key = None  # a broken task: the re-plan reports it, the last good plans stay
+        if key is None or key != self.objects_key:
             self.objects_key = key
             self.dirty = self.rebuild = True
 

@@ -202,6 +202,16 @@ def test_plans_start_holding_what_the_manipulator_holds():
         held.publish(String(data=''))  # put down again where the belief says
         assert h.wait(lambda: [s.action for s in h.got['plans'][-1].plans[0].steps]
                       == ['pick', 'move', 'place'])
+        # a broken task, then beliefs as perception sends them: rejected with the reason,
+        # and the node keeps planning when a good task follows
+        h.task_pub.publish(TaskSpec(id='broken', formula='F (obj_3_on_place_1 &'))
+        assert h.wait(lambda: (d := h.diag('task_planner')) is not None
+                      and 'broken' in d.message)
+        n = len(h.got['plans'])
+        for _ in range(3):
+            objects.publish(ObjectBeliefArray(objects=[mug]))
+        h.task_pub.publish(TaskSpec(id='again', formula='F obj_3_on_place_1'))
+        assert h.wait(lambda: len(h.got['plans']) > n and h.got['plans'][-1].plans)
     finally:
         h.close()
 
