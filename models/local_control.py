@@ -241,8 +241,11 @@ def local_command(ranges: np.ndarray, angles: np.ndarray, goal_xy, range_min: fl
         np.minimum(clearance, 1.0) + config.speed_weight * v
     score = np.where(ok & (progress > 0.0), score, -np.inf)
     best = int(np.argmax(score))
-    # slow down near the goal; scaling v and w together keeps the checked arc (same curvature)
-    scale = min(1.0, max(dist / config.max_v, 0.2))
+    # slow down near the goal, to no less than the slowest arc's speed (a slow arc, the only
+    # one clear of something just ahead, slowed down again had crawled the last centimetres
+    # at 8 mm/s and run out of the navigator's patience); scaling v and w together keeps the
+    # checked arc (same curvature)
+    scale = min(1.0, max(dist / config.max_v, float(v[0] / v[best])))
     return float(v[best] * scale), float(w[best] * scale)
 
 

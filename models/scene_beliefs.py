@@ -277,6 +277,7 @@ class ObjectBelief:
     shape_precision: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (D,) diagonal
     distinct: frozenset = frozenset()  # ids of nearby tracks seen in the same frame as this one
     yaw: float = 0.0            # heading of the extent's first axis (map frame)
+    merged: frozenset = frozenset()    # ids of tracks merged into this one (its aliases)
 
     def __post_init__(self):
         mean, prec = _shape_arrays(self.shape_mean, self.shape_precision,
@@ -633,7 +634,8 @@ def _combined(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig,
 
     Each track's category posterior is its own views' likelihoods times the uniform prior,
     so their product is the posterior given all views; ``changes`` override the rest of the
-    young track's fields.
+    young track's fields. The young id and its own aliases become aliases of the old: a task
+    that named the young track still finds its object.
     """
     fused = old.category_probs * young.category_probs
     shape_mean, shape_precision = _merge_shapes(old, young, config)
@@ -643,7 +645,8 @@ def _combined(old: ObjectBelief, young: ObjectBelief, config: BeliefConfig,
         colour=_blend(old.colour, young.colour, 0.5),
         n_detections=old.n_detections + young.n_detections, first_seen=old.first_seen,
         shape_mean=shape_mean, shape_precision=shape_precision,
-        distinct=(old.distinct | young.distinct) - {old.id, young.id}, **changes)
+        distinct=(old.distinct | young.distinct) - {old.id, young.id},
+        merged=(old.merged | young.merged | {young.id}) - {old.id}, **changes)
 
 
 def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
@@ -883,4 +886,5 @@ def belief_summary(obj: ObjectBelief, category_names) -> dict:
         "last_seen": float(obj.last_seen),
         "in_view": bool(obj.in_view),
         "existence": float(obj.existence),
+        "merged_ids": sorted(obj.merged),
     }

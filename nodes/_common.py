@@ -185,6 +185,11 @@ def occupancy_view(msg):
          quaternion_yaw([o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w])))
 
 
+def names_object(belief, object_id: str) -> bool:
+    """Whether an ObjectBelief is the object ``object_id`` names: its id or a merged-in id."""
+    return object_id == belief.id or object_id in belief.merged_ids
+
+
 def spin_through_transport_errors(executor, node: Node) -> None:
     """Spin until shutdown, logging middleware errors raised out of callbacks.
 

@@ -56,6 +56,7 @@ from embodied_aif.nodes._common import (
     LATCHED_QOS,
     Param,
     ParamNode,
+    names_object,
     node_main,
     occupancy_view,
 )
@@ -473,7 +474,7 @@ class Manipulator(ParamNode):
             raise GoalError('unknown_object', f"no object beliefs received yet on 'objects', "
                           f'so {object_id!r} is unknown')
         for belief in msg.objects:
-            if belief.id == object_id:
+            if names_object(belief, object_id):
                 frame = belief.header.frame_id or msg.header.frame_id
                 return belief, frame, msg
         known = ', '.join(sorted(b.id for b in msg.objects)[:20]) or 'none'
@@ -494,7 +495,7 @@ class Manipulator(ParamNode):
             return []
         out = []
         for belief in msg.objects:
-            if belief.id == skip:
+            if names_object(belief, skip):
                 continue
             source = belief.header.frame_id or msg.header.frame_id
             try:
@@ -520,7 +521,7 @@ class Manipulator(ParamNode):
             msg = self.objects
             for belief in (msg.objects if msg is not None else []):
                 stamp = belief.header.stamp.sec * NS + belief.header.stamp.nanosec
-                if belief.id != object_id or stamp <= after_ns:
+                if not names_object(belief, object_id) or stamp <= after_ns:
                     continue
                 frame = belief.header.frame_id or msg.header.frame_id
                 try:

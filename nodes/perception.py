@@ -460,7 +460,7 @@ class Perception(ParamNode):
             belief = ObjectBelief(header=header, id=s['id'], category_names=s['category_names'],
                                   category_probs=s['category_probs'], shape_code=s['shape_code'],
                                   last_seen=_stamp_msg(int(round(s['last_seen'] * NS))),
-                                  in_view=s['in_view'])
+                                  in_view=s['in_view'], merged_ids=s['merged_ids'])
             p, q = belief.pose.pose.position, belief.pose.pose.orientation
             p.x, p.y, p.z = s['position']
             q.x, q.y, q.z, q.w = s['orientation_xyzw']

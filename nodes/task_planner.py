@@ -154,8 +154,10 @@ class TaskPlanner(ParamNode):
     def _named_objects(self) -> dict:
         if self.objects is None or self.task is None:
             return {}
-        return objects_named({o.id: (o.pose.pose.position.x, o.pose.pose.position.y)
-                              for o in self.objects.objects}, atoms_of(self.task.formula))
+        # a task that named a track perception has since merged into another names that one
+        return objects_named({name: (o.pose.pose.position.x, o.pose.pose.position.y)
+                              for o in self.objects.objects for name in (*o.merged_ids, o.id)},
+                             atoms_of(self.task.formula))
 
     def _on_outcome(self, msg: PlanOutcome) -> None:
         if self.ts is None or msg.step_index < 0:

@@ -31,6 +31,7 @@ from embodied_aif_msgs.srv import PlanApproach
 
 SCENARIO = str(Path(__file__).resolve().parent.parent / 'fixtures' / 'tabletop_reach.yaml')
 TARGET = 'bottle_0'
+MERGED = 'obj_7'  # a retired track id of the target
 PLACE_AT = (0.70, -0.17)  # odom = base_link at the start (the base never moves here)
 GOAL_TIMEOUT = 120.0      # wall s per goal (a pick or place takes ~10 s of sim time)
 TOPICS = {
@@ -120,6 +121,8 @@ class Harness(StackHarness):
             centre = t @ [0.0, 0.0, size[2] / 2, 1.0]  # parametric bodies stand on their origin
             msg.objects.append(self.belief(obj.id, obj.category_names[0], centre[:3],
                                            quaternion_from_rotation(t[:3, :3]), size, msg))
+            if obj.id == TARGET:  # perception had merged an older track of it into this one
+                msg.objects[-1].merged_ids = [MERGED]
         msg.objects.append(self.belief('far_cup', 'mug', (2.5, 0.0, 0.7), (0, 0, 0, 1),
                                        (0.06, 0.06, 0.09), msg))
         # a belief of an object that is not there, on a free spot of the table
@@ -230,6 +233,9 @@ def test_plan_approach_stands_the_base_where_the_arm_reaches_the_object(harness)
     assert abs(np.linalg.norm(obj - stand) - answer.standoff) < 1e-3
     heading = matrix([0, 0, 0], [q.x, q.y, q.z, q.w])[:2, 0]
     assert heading @ (obj - stand) / np.linalg.norm(obj - stand) > 0.99  # facing the object
+    # a task chosen on a track that was merged since still finds the object
+    alias = ask_approach(harness, MERGED)
+    assert alias.success and 0.44 < alias.standoff < 0.76, alias.reason
     # a stand-in the base could not reach is left out on request
     other = ask_approach(harness, TARGET, exclude=[stand], radius=0.3)
     assert other.success, other.reason

@@ -230,6 +230,22 @@ def test_wall_ahead_and_nan_ahead_stop_forward_motion():
         local_command(np.full(360, np.inf), ANGLES, (np.nan, 0.0), 0.05, 8.0, CTRL)
 
 
+def test_docking_up_to_an_edge_does_not_crawl():
+    # docking (the navigator's footprint, slow, tight tolerance) to a point 6 cm short of where
+    # a table's edge comes within the footprint: only the slowest arc is clear of it over the
+    # horizon, and slowing that one down again near the goal had crawled at 8 mm/s
+    dock = ControllerConfig(max_v=0.2, robot_radius=0.32, margin=0.0, goal_tolerance=0.015)
+    edge = 0.32 + 0.06 + 0.02
+    x, steps = 0.0, 0
+    while steps < 200:
+        v, w = local_command(wall_scan(edge - x), ANGLES, (0.06 - x, 0.0), 0.05, 8.0, dock)
+        if (v, w) == (0.0, 0.0):
+            break
+        assert v >= 0.2 * dock.max_v - 1e-9, (x, v)  # never slower than the slowest arc
+        x, steps = x + v * 0.1, steps + 1
+    assert abs(0.06 - x) <= dock.goal_tolerance and steps <= 20, (x, steps)
+
+
 def segment_scan(segments, x, y, yaw, beams=ANGLES):
     """Ranges from (x, y, yaw) to wall segments ((x0, y0), (x1, y1)) on the given beams."""
     segs = np.asarray(segments, dtype=float)

@@ -304,9 +304,11 @@ def test_views_from_opposite_sides_make_one_track():
     # the shifted view fails the gate of the confident track, starts a second one, and the
     # two merge at once: one object, the old id
     assert info["born"] and info["merged"] == [(first.id, info["born"][0])]
+    born = info["born"][0]  # the retired id stays an alias of the kept track
     scene, info = _biased_views(rng, centre, 1.0, 10, scene, 2.1)
     (obj,) = scene.objects
     assert obj.id == first.id and obj.n_detections == 31
+    assert obj.merged == {born} and belief_summary(obj, NAMES)["merged_ids"] == [born]
     assert abs(obj.mean[1] - (centre[1] + 0.035)) < 0.01  # where it was seen last
     # without merging, two tracks of the one cup
     off = BeliefConfig(merge=False)
