@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import open3d as o3d
 
+from embodied_aif.models.transforms import min_area_rectangle
+
 __all__ = [
     "CameraIntrinsics",
     "Cluster",
@@ -473,16 +475,11 @@ def _upright_box(q, lo, hi, config, min_gain: float = 0.05):
     up = np.asarray(config.up, dtype=float)
     if len(q) < 3 or not np.allclose(up / np.linalg.norm(up), (0.0, 0.0, 1.0)):
         return 0.0, lo, hi
-    c, s = np.cos(_BOX_YAWS), np.sin(_BOX_YAWS)
-    u = q[:, :1] * c + q[:, 1:2] * s          # (n, angles): along each heading
-    v = -q[:, :1] * s + q[:, 1:2] * c         # across it
-    area = (u.max(axis=0) - u.min(axis=0)) * (v.max(axis=0) - v.min(axis=0))
-    k = int(np.argmin(area))
+    k, area, bounds = min_area_rectangle(q[:, :2], _BOX_YAWS)
     if area[k] > (1.0 - min_gain) * area[0]:
         return 0.0, lo, hi
     lo, hi = lo.copy(), hi.copy()
-    lo[:2] = u[:, k].min(), v[:, k].min()
-    hi[:2] = u[:, k].max(), v[:, k].max()
+    lo[:2], hi[:2] = bounds
     return float(_BOX_YAWS[k]), lo, hi
 
 

@@ -12,7 +12,7 @@ from several viewpoints grows into one surface; surfaces that a frame connects a
 ``place_spots`` answers where a held object may be put down: cells of a surface at least
 ``edge_margin`` inside its edge (every cell that near is surface too) and clear of the objects
 on it, nearest a point first. ``Surface.rectangle`` summarises a surface for messages and
-markers (centre, yaw, length, width from the principal axes of its cells).
+markers (centre, yaw, length, width of the least-area rectangle around its cells).
 """
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+
+from embodied_aif.models.transforms import min_area_rectangle
+
+RECTANGLE_YAWS = np.deg2rad(np.arange(0.0, 90.0, 1.0))
+OUTLINE_SHARE = 0.2  # of the median cell's points: fewer, and a cell is not in the outline
 
 
 @dataclass(frozen=True)
@@ -70,19 +75,29 @@ class Surface:
         return (ij + 0.5) * cell
 
     def rectangle(self, cell: float) -> tuple[float, float, float, float, float]:
-        """(cx, cy, yaw, length, width) of the box around its cells along their main axes."""
+        """(cx, cy, yaw, length, width) of the least-area box around its cells.
+
+        The least-area heading (1 degree steps) lines up with the table's straight edges also
+        when only part of it was seen; the principal axes of a ragged part had turned the box
+        10 degrees and so reached 15 cm past the table's edge (a place spot fell off it).
+        ``length`` is the longer side. Cells seen with fewer than ``OUTLINE_SHARE`` of the
+        median cell's points are left out of the outline: a band of such cells lay 4-10 cm
+        past a table's near edge (a median of 71 points on the table, at most 11 in the band).
+        """
         xy = self.centres(cell)
+        hits = np.array([self.cells[k] for k in sorted(self.cells)], dtype=float)
+        firm = hits >= OUTLINE_SHARE * np.median(hits)
+        if np.count_nonzero(firm) >= 3:
+            xy = xy[firm]
         mean = xy.mean(axis=0)
-        if len(xy) > 1:
-            _, vecs = np.linalg.eigh(np.cov((xy - mean).T))
-            axis = vecs[:, -1]
-        else:
-            axis = np.array([1.0, 0.0])
-        yaw = math.atan2(axis[1], axis[0])
-        rot = np.array([[math.cos(yaw), math.sin(yaw)], [-math.sin(yaw), math.cos(yaw)]])
-        local = (xy - mean) @ rot.T
-        lo, hi = local.min(axis=0) - cell / 2, local.max(axis=0) + cell / 2
-        centre = mean + rot.T @ (0.5 * (lo + hi))
+        k, _, (lo, hi) = min_area_rectangle(xy - mean, RECTANGLE_YAWS)
+        yaw = float(RECTANGLE_YAWS[k])
+        lo, hi = lo - cell / 2, hi + cell / 2
+        if hi[1] - lo[1] > hi[0] - lo[0]:  # the long side first, as a table's length
+            yaw, lo, hi = yaw + math.pi / 2, np.array([lo[1], -hi[0]]), np.array([hi[1], -lo[0]])
+        c, s = math.cos(yaw), math.sin(yaw)
+        mid = 0.5 * (lo + hi)
+        centre = mean + np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1]])
         length, width = hi - lo
         return float(centre[0]), float(centre[1]), yaw, float(length), float(width)
 

@@ -122,6 +122,23 @@ def quaternion_from_rotation(r) -> np.ndarray:
     return -q if q[3] < 0.0 else q
 
 
+def min_area_rectangle(xy, yaws) -> tuple[int, np.ndarray, np.ndarray]:
+    """The heading of least bounding area among ``yaws`` for points ``xy`` (n, 2).
+
+    Returns (index into ``yaws``, areas (len(yaws),), (lo, hi) (2, 2) of the points along the
+    best heading and across it). Unlike the principal axes, the least-area box lines up with a
+    straight edge of the points even when the rest of the outline is ragged.
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    yaws = np.asarray(yaws, dtype=float).ravel()
+    c, s = np.cos(yaws), np.sin(yaws)
+    u = xy[:, :1] * c + xy[:, 1:2] * s          # (n, angles): along each heading
+    v = -xy[:, :1] * s + xy[:, 1:2] * c         # across it
+    area = (u.max(axis=0) - u.min(axis=0)) * (v.max(axis=0) - v.min(axis=0))
+    k = int(np.argmin(area))
+    return k, area, np.array([[u[:, k].min(), v[:, k].min()], [u[:, k].max(), v[:, k].max()]])
+
+
 def covariance_ellipsoid(cov, n_sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Axes of the n-sigma ellipsoid of a 3x3 covariance: ``(diameters (3,), quaternion xyzw)``.
 

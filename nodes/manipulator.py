@@ -450,14 +450,18 @@ class Manipulator(ParamNode):
         self.pub_gripper.publish(Float64(data=float(width)))
         start = self._now()
         still_since = None
-        last = None
+        last = first = None
         while True:
             self._wait_joints(handle)
             now = self._now()
             current = self._gripper_width()
+            first = current if first is None else first
             if abs(current - width) < 0.002 and now - start > 0.1 * NS:
                 return current
-            if last is not None and abs(current - last) < 2e-4:
+            # still fingers mean an object between them only once they have moved: under load
+            # the command can reach the driver after several joint_states (CI saw an empty
+            # grasp taken for a held object that way, then 'lost' during the lift)
+            if last is not None and abs(current - last) < 2e-4 and abs(current - first) > 0.002:
                 still_since = still_since or now
                 if now - still_since > 0.3 * NS and now - start > 0.3 * NS:
                     return current  # stopped against an object

@@ -376,7 +376,13 @@ class Perception(ParamNode):
             return np.array([self.tf.lookup(self.param('map_frame'), name, frame.stamp_ns / NS,
                                             tolerance_s=self.param('tf_tolerance'))[:3, 3]
                              for name in names])
-        except TransformError as exc:  # no arm on this robot, or its TF lags: say so, go on
+        except TransformError as exc:
+            age = self.get_clock().now().nanoseconds - frame.stamp_ns
+            if exc.reason == 'future' and age < self.param('tf_timeout') * NS:
+                # the arm's transforms lag: wait for them, as for the camera's (unfiltered,
+                # the arm in view becomes objects and support surface)
+                raise FrameError('tf_wait', f'self filter: {exc}') from exc
+            # no arm on this robot (or its TF stopped): say so, go on
             self.get_logger().warning(f'self filter off for this frame: {exc}',
                                       throttle_duration_sec=10.0)
             return None

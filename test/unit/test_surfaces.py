@@ -61,6 +61,49 @@ def test_a_wall_cut_at_table_height_does_not_stretch_the_table_it_touches():
     assert (length, width) == pytest.approx((1.1, 0.6), abs=0.1)
 
 
+def test_a_table_seen_in_part_keeps_its_heading_and_stays_inside_its_edges():
+    # a 1.24 x 0.6 table turned 0.3 rad, seen up to a diagonal (the camera's view cut it) and
+    # with a hole where objects stood: its principal axes turn away from the table's
+    cfg = SurfaceConfig()
+    yaw = 0.3
+    pts = table_points(0.0, 1.24, 0.0, 0.6, 0.62)
+    u, v = pts[:, 0], pts[:, 1]
+    seen = (u + 1.6 * v < 1.5) & ~((np.abs(u - 0.35) < 0.12) & (np.abs(v - 0.3) < 0.1))
+    c, s = math.cos(yaw), math.sin(yaw)
+    turned = np.column_stack([c * u - s * v, s * u + c * v, pts[:, 2]])[seen]
+    smap = SurfaceMap(cfg)
+    smap.integrate(plane_points(turned, [(0, 0, 1, -0.62)], cfg))
+    (table,) = smap.surfaces
+    cx, cy, rect_yaw, length, width = table.rectangle(cfg.cell)
+    assert abs(math.sin(rect_yaw - yaw)) < math.sin(math.radians(3.0)), math.degrees(rect_yaw)
+    assert length >= width
+    # its corners, in the table's own frame, lie on the table give or take a cell and a half
+    # (the map's grid is turned against the table: an edge cell reaches past the edge)
+    tol = 1.5 * cfg.cell
+    cr, sr = math.cos(rect_yaw), math.sin(rect_yaw)
+    for du, dv in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        x = cx + du * length / 2 * cr - dv * width / 2 * sr
+        y = cy + du * length / 2 * sr + dv * width / 2 * cr
+        tu, tv = c * x + s * y, -s * x + c * y
+        assert -tol <= tu <= 1.24 + tol and -tol <= tv <= 0.6 + tol, (tu, tv)
+
+
+def test_a_sparse_band_past_the_edge_is_not_in_the_outline():
+    # a table seen over many frames, and in each a few stray points 4-8 cm past its near edge
+    cfg = SurfaceConfig()
+    smap = SurfaceMap(cfg)
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        table = table_points(0.0, 1.2, 0.0, 0.6, 0.62, rng=rng)
+        band = np.column_stack([rng.uniform(0.0, 1.2, 30), rng.uniform(-0.08, -0.0, 30),
+                                np.full(30, 0.62)])
+        smap.integrate(plane_points(np.vstack([table, band]), [(0, 0, 1, -0.62)], cfg))
+    (surface,) = smap.surfaces
+    cx, cy, _, length, width = surface.rectangle(cfg.cell)
+    assert cy - width / 2 >= -cfg.cell / 2 - 1e-9, (cy, width)  # the band is left out
+    assert (length, width) == pytest.approx((1.2, 0.6), abs=cfg.cell)
+
+
 def test_place_spots_keep_inside_the_edge_and_clear_of_objects_nearest_first():
     cfg = SurfaceConfig(edge_margin=0.1)
     smap = SurfaceMap(cfg)
