@@ -355,34 +355,40 @@ class Perception(ParamNode):
         except ValueError as exc:
             raise FrameError('config', f'segmentation parameters: {exc}') from exc
 
-    def _transform(self, frame: Frame) -> np.ndarray:
-        source = frame.depth.header.frame_id
+    def _lookup_at(self, frame: Frame, source: str, wait_for=('future',)) -> np.ndarray:
+        """The transform map_frame <- ``source`` at the frame's stamp (or TransformError).
+
+        A transform that fails for a reason in ``wait_for`` while the frame is younger than
+        ``tf_timeout`` may still be on its way: FrameError('tf_wait'), the frame is retried.
+        """
         try:
             return self.tf.lookup(self.param('map_frame'), source, frame.stamp_ns / NS,
                                   tolerance_s=self.param('tf_tolerance'))
         except TransformError as exc:
             age = self.get_clock().now().nanoseconds - frame.stamp_ns
-            if exc.reason in ('future', 'unknown_frame') \
-                    and age < self.param('tf_timeout') * NS:
+            if exc.reason in wait_for and age < self.param('tf_timeout') * NS:
                 raise FrameError('tf_wait', str(exc)) from exc
+            raise
+
+    def _transform(self, frame: Frame) -> np.ndarray:
+        source = frame.depth.header.frame_id
+        try:
+            return self._lookup_at(frame, source, wait_for=('future', 'unknown_frame'))
+        except TransformError as exc:
             raise FrameError('tf', f'frame id {source!r}: {exc}') from exc
 
     def _self_chain(self, frame: Frame) -> np.ndarray | None:
-        """Origins of the self-filter frames in the map frame at the frame's stamp."""
+        """Origins of the self-filter frames in the map frame at the frame's stamp.
+
+        Lagging arm transforms are waited for, as the camera's (unfiltered, the arm in view
+        becomes objects and support surface); a robot without those frames goes on unfiltered.
+        """
         names = [f for f in self.param('self_filter_frames') if f]
         if not names or self.param('self_filter_radius') <= 0:
             return None
         try:
-            return np.array([self.tf.lookup(self.param('map_frame'), name, frame.stamp_ns / NS,
-                                            tolerance_s=self.param('tf_tolerance'))[:3, 3]
-                             for name in names])
-        except TransformError as exc:
-            age = self.get_clock().now().nanoseconds - frame.stamp_ns
-            if exc.reason == 'future' and age < self.param('tf_timeout') * NS:
-                # the arm's transforms lag: wait for them, as for the camera's (unfiltered,
-                # the arm in view becomes objects and support surface)
-                raise FrameError('tf_wait', f'self filter: {exc}') from exc
-            # no arm on this robot (or its TF stopped): say so, go on
+            return np.array([self._lookup_at(frame, name)[:3, 3] for name in names])
+        except TransformError as exc:  # no arm on this robot (or its TF stopped): say so
             self.get_logger().warning(f'self filter off for this frame: {exc}',
                                       throttle_duration_sec=10.0)
             return None
