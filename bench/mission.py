@@ -92,7 +92,8 @@ def measure(args) -> dict:
             ok = [e for e in eps if e.get('success')]
             total += episodes  # an episode that never ran counts as a failure
             successes += len(ok)
-            violations += sum(bool(e.get('entered_hazard')) for e in eps)
+            violations += sum(bool(a.get('entered_hazard')) for e in eps
+                              for a in [e, *e.get('earlier_attempts', [])])
             fetches += [e for e in eps if 'fetch' in e]
             times += [e['realised'][0] for e in ok if e.get('realised')]
             realised = [e['realised'] for e in eps if len(e.get('realised', [])) == 3]

@@ -192,7 +192,7 @@ def play(args, op, names: set, summary: dict) -> None:
     home = op.map.current_place
     for episode in range(args.episodes):
         if fetch is not None and episode:  # the next fetch: to the farthest table from it now
-            fetch = fetch_task(op, [fetch.category], regions, prefer=fetch.object_id,
+            fetch = fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
                                exclude=failed_picks)
             if isinstance(fetch, str) or not pose_task(op, f'demo-{episode}', fetch.formula):
                 why = fetch if isinstance(fetch, str) else \
@@ -201,17 +201,56 @@ def play(args, op, names: set, summary: dict) -> None:
                 episodes.append({'episode': episode, 'success': False, 'reason': why,
                                  'entered_hazard': False, 'realised': [], 'predicted': []})
                 break
-        episodes.append(run_episode(args, op, episode, summary, fetch))
-        failed_picks |= {s['target'] for s in episodes[-1]['steps']
-                         if s['action'] == 'pick' and not s['success']}
+        record = run_episode(args, op, episode, summary, fetch)
+        failed_picks |= _failed_picks(record)
+        earlier = []
+        while fetch is not None and not record['success'] and \
+                len(earlier) + 1 < args.fetch_attempts:
+            # the object was gone on arrival, out of reach, dropped...: choose again (the
+            # same object if it is still there and was not the pick that failed) and go on
+            again = fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
+                               exclude=failed_picks)
+            task_id = f'demo-{episode}-{len(earlier) + 1}'
+            if isinstance(again, str) or not pose_task(op, task_id, again.formula):
+                log(f'episode {episode}: no other attempt: ' + (again if isinstance(again, str)
+                    else f'no plan selected ({op.plans.reason if op.plans else "no plans"})'))
+                break
+            log(f'episode {episode}: attempt {len(earlier) + 2}: bring {again.object_id} '
+                f'({again.category}) to {again.surface_id}')
+            earlier.append(_attempt(record))
+            fetch = again
+            record = run_episode(args, op, episode, summary, fetch)
+            failed_picks |= _failed_picks(record)
+        if earlier:
+            record['earlier_attempts'] = earlier
+        episodes.append(record)
         if fetch is None and episode + 1 < args.episodes:  # back to the start place
             op.navigate_to_place(home, args.step_timeout_s)
             op.wait_sim(lambda: False, 2.0)
     summary['episodes'] = episodes
     summary['learning_curve'] = learning_curve(episodes)
-    summary['hazard_entries'] = sum(e['entered_hazard'] for e in episodes)
+    summary['hazard_entries'] = sum(a['entered_hazard'] for e in episodes
+                                    for a in [e, *e.get('earlier_attempts', [])])
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
+
+
+def _categories(args, fetch) -> list[str]:
+    """The categories to fetch next: the current fetch's first, then the other --fetch ones."""
+    return [fetch.category] + [c for c in args.fetch.split(',') if c and c != fetch.category]
+
+
+def _failed_picks(record: dict) -> set:
+    return {s['target'] for s in record['steps'] if s['action'] == 'pick' and not s['success']}
+
+
+def _attempt(record: dict) -> dict:
+    """What an attempt that failed leaves in its episode's record."""
+    keep = ('plan', 'reason', 'realised', 'rooms', 'entered_hazard')
+    out = {k: record[k] for k in keep}
+    if 'fetch' in record:
+        out['fetch'] = record['fetch']
+    return out
 
 
 def pose_task(op, task_id: str, formula: str) -> bool:
@@ -506,6 +545,8 @@ def run(args: argparse.Namespace) -> int:
         hazard = hazard_room(args)
         if args.respawn and not args.processes:
             raise StackError('--respawn needs --processes')
+        if args.fetch_attempts < 1:
+            raise StackError(f'--fetch-attempts must be >= 1, got {args.fetch_attempts}')
     except StackError as exc:
         print(f'embodied-aif demo: error: {exc}', file=sys.stderr)
         return 2
@@ -619,6 +660,9 @@ def register(subparsers) -> None:
                         help="ROW,COL of a room the default task avoids (G !in_hazard); default "
                              "the room opposite the start room; 'none' for no hazard")
     parser.add_argument('--episodes', type=int, default=3, help='episodes (default 3)')
+    parser.add_argument('--fetch-attempts', type=int, default=2,
+                        help='fetch tasks tried per episode: after a failed one the fetch is '
+                             'chosen again from what perception sees then (default 2)')
     parser.add_argument('--explore-s', type=float, default=150.0,
                         help='simulated seconds of exploration (default 150)')
     parser.add_argument('--step-timeout-s', type=float, default=90.0,

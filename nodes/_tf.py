@@ -7,17 +7,30 @@ the frame tree in both directions and interpolating in time (linear translation,
 rotation; the maths is in ``models.transforms``). A stamp just outside the stored history is
 answered with the nearest transform when it lies within ``tolerance``; otherwise, and for
 unknown frames or frames in different trees, ``TransformError`` is raised with a message that
-names the frames and the cause, and ``reason`` one of ``REASONS``.
+names the frames and the cause, and ``reason`` one of ``REASONS``. A lookup may also refuse
+to interpolate across a hole in the history longer than ``max_gap_s`` (reason ``gap``): a
+moving camera placed with a pose interpolated over a second had put a table's edge 3 cm off.
 
-``TfListener`` fills a buffer from /tf and /tf_static (the latter latched).
+``TfListener`` fills a buffer from /tf and /tf_static (the latter latched). Like tf2_ros's
+listener with ``spin_thread``, it receives on a small node and executor of its own, in its own
+thread: in a process of several busy nodes, one shared executor had taken /tf so rarely that
+the 10-deep queue overflowed and perception's history of the base had holes of 1-2 s.
 """
 from __future__ import annotations
 
 import bisect
+import contextlib
+import itertools
 import threading
 from collections.abc import Callable
 
 import numpy as np
+import rclpy
+from rclpy.executors import (
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+)
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
@@ -25,12 +38,12 @@ from embodied_aif.models.transforms import compose, interpolate_pose, invert, ma
 from embodied_aif.nodes._common import LATCHED_QOS
 
 NS = 1_000_000_000
-REASONS = ('unknown_frame', 'no_path', 'future', 'past')
-# A short queue: a node that falls behind (several composed in one busy process) drops old
-# transforms rather than working through a backlog, which had kept every lookup seconds
-# behind the clock (100 messages at 90 Hz of the demo's sped-up /tf: 2.8 s of sim time).
-TF_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+REASONS = ('unknown_frame', 'no_path', 'future', 'past', 'gap')
+# tf2's depth. The listener's own thread keeps up with it; on the shared executor of a busy
+# process a queue this deep had been worked through a message per cycle, seconds late.
+TF_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                     reliability=ReliabilityPolicy.RELIABLE)
+_LISTENER_IDS = itertools.count()
 IDENTITY = (np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
 
 
@@ -86,8 +99,11 @@ class _Edge:
         if drop:
             del self.stamps[:drop], self.poses[:drop]
 
-    def at(self, t: int, tolerance_ns: int, child: str, why: str):
-        """Pose at time t (ns), interpolated; raises TransformError outside the history."""
+    def at(self, t: int, tolerance_ns: int, child: str, why: str, max_gap_ns: int = 0):
+        """Pose at time t (ns), interpolated; raises TransformError outside the history.
+
+        With ``max_gap_ns`` > 0, also when t falls in a hole of the history longer than that.
+        """
         if self.static:
             return self.poses[0]
         first, last = self.stamps[0], self.stamps[-1]
@@ -109,6 +125,11 @@ class _Edge:
         if self.stamps[k] == t:
             return self.poses[k]
         t0, t1 = self.stamps[k - 1], self.stamps[k]
+        if 0 < max_gap_ns < t1 - t0:
+            raise TransformError(
+                f'{why}: {self.parent} -> {child} is not known between {_seconds(t0)} and '
+                f'{_seconds(t1)} ({(t1 - t0) / NS:.3f} s without a transform, more than '
+                f'{max_gap_ns / NS:.3f} s): not interpolated across the gap', 'gap')
         return interpolate_pose(self.poses[k - 1], self.poses[k], (t - t0) / (t1 - t0))
 
 
@@ -179,14 +200,17 @@ class TfBuffer:
         return chain
 
     def lookup_pose(self, target_frame: str, source_frame: str, stamp=None,
-                    tolerance_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    tolerance_s: float | None = None,
+                    max_gap_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Pose (position, quaternion xyzw) of source_frame in target_frame at stamp.
 
         ``stamp`` None or zero means the latest time at which every transform on the path is
-        known (tf2's convention). Raises TransformError naming the frames and the cause.
+        known (tf2's convention). ``max_gap_s`` > 0: no interpolation across a longer hole in
+        an edge's history (reason ``gap``). Raises TransformError naming the frames and cause.
         """
         target, source = _frame(target_frame), _frame(source_frame)
         tol = self.tolerance_ns if tolerance_s is None else int(tolerance_s * NS)
+        gap = int(max_gap_s * NS)
         why = f'cannot transform {source!r} into {target!r}'
         with self._lock:
             known = set(self._edges) | {e.parent for e in self._edges.values()}
@@ -205,8 +229,8 @@ class TfBuffer:
             t = to_ns(stamp)
             if t == 0:
                 t = self._latest(path_s + path_t)
-            common_from_source = self._chain(path_s, t, tol, why)
-            common_from_target = self._chain(path_t, t, tol, why)
+            common_from_source = self._chain(path_s, t, tol, why, gap)
+            common_from_target = self._chain(path_t, t, tol, why, gap)
         return compose(invert(common_from_target), common_from_source)
 
     def _latest(self, frames: list[str]) -> int:
@@ -230,17 +254,18 @@ class TfBuffer:
             return self._latest(up_source[:up_source.index(common)] +
                                 up_target[:up_target.index(common)])
 
-    def _chain(self, path: list[str], t: int, tol: int, why: str):
+    def _chain(self, path: list[str], t: int, tol: int, why: str, gap: int = 0):
         """Pose of path[0] in the parent of path[-1], composing each edge at time t."""
         pose = IDENTITY
         for child in path:
-            pose = compose(self._edges[child].at(t, tol, child, why), pose)
+            pose = compose(self._edges[child].at(t, tol, child, why, gap), pose)
         return pose
 
     def lookup(self, target_frame: str, source_frame: str, stamp=None,
-               tolerance_s: float | None = None) -> np.ndarray:
+               tolerance_s: float | None = None, max_gap_s: float = 0.0) -> np.ndarray:
         """4x4 matrix taking points in source_frame to target_frame at stamp (see lookup_pose)."""
-        return matrix(*self.lookup_pose(target_frame, source_frame, stamp, tolerance_s))
+        return matrix(*self.lookup_pose(target_frame, source_frame, stamp, tolerance_s,
+                                        max_gap_s))
 
     def can_transform(self, target_frame: str, source_frame: str, stamp=None) -> bool:
         """Whether lookup would succeed."""
@@ -252,18 +277,43 @@ class TfBuffer:
 
 
 class TfListener:
-    """Fills a TfBuffer from /tf and /tf_static (latched); calls ``on_update`` after each."""
+    """Fills a TfBuffer from /tf and /tf_static (latched); calls ``on_update`` after each.
+
+    With ``spin_thread`` (the default) the subscriptions live on a small node of their own
+    (``<node>_tf_listener``, same namespace and context), spun by its own executor in a
+    thread, so that transforms are taken as they come however busy the node's executor is;
+    ``on_update`` then runs in that thread. Without it they are the node's, in
+    ``callback_group``.
+    """
 
     def __init__(self, node, buffer: TfBuffer, on_update: Callable[[], None] | None = None,
-                 callback_group=None):
+                 callback_group=None, spin_thread: bool = True):
         self.node = node
         self.buffer = buffer
         self.on_update = on_update
+        self._host, self._executor, self._thread = node, None, None
+        if spin_thread:
+            self._host = rclpy.create_node(
+                f'{node.get_name()}_tf_listener_{next(_LISTENER_IDS)}',
+                namespace=node.get_namespace(), context=node.context,
+                start_parameter_services=False, enable_rosout=False)
+            callback_group = None
         self._subs = [
-            node.create_subscription(TFMessage, '/tf', lambda m: self._on_tf(m, False), TF_QOS,
-                                     callback_group=callback_group),
-            node.create_subscription(TFMessage, '/tf_static', lambda m: self._on_tf(m, True),
-                                     LATCHED_QOS, callback_group=callback_group)]
+            self._host.create_subscription(TFMessage, '/tf', lambda m: self._on_tf(m, False),
+                                           TF_QOS, callback_group=callback_group),
+            self._host.create_subscription(TFMessage, '/tf_static',
+                                           lambda m: self._on_tf(m, True), LATCHED_QOS,
+                                           callback_group=callback_group)]
+        if spin_thread:
+            self._executor = SingleThreadedExecutor(context=node.context)
+            self._executor.add_node(self._host)
+            self._thread = threading.Thread(target=self._spin, daemon=True,
+                                            name=f'{node.get_name()}_tf')
+            self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException, ShutdownException):
+            self._executor.spin()
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         problems = self.buffer.set_message(msg, static)
@@ -274,7 +324,14 @@ class TfListener:
             self.on_update()
 
     def destroy(self) -> None:
-        """Destroy the subscriptions."""
+        """Stop receiving: destroy the subscriptions (and the listener's own node and thread)."""
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=1.0)
+            self._thread.join(timeout=2.0)
+            self._executor = None
         for sub in self._subs:
-            self.node.destroy_subscription(sub)
+            self._host.destroy_subscription(sub)
         self._subs = []
+        if self._host is not self.node:
+            self._host.destroy_node()
+            self._host = self.node

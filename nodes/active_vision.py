@@ -546,9 +546,11 @@ class ActiveVision(ParamNode):
         return self._finish(handle, False, 'max_steps', cam, max_steps, 'abort')
 
     def destroy_node(self):
-        """Release the IK client too."""
+        """Release the IK client and the TF listener too."""
         if self._ik is not None:
             self._ik.close()
+        if getattr(self, '_tf_listener', None) is not None:
+            self._tf_listener.destroy()
         super().destroy_node()
 
 

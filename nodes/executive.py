@@ -1,7 +1,8 @@
 """executive: runs the selected plan step by step through the Navigate / Pick / Place actions.
 
 Action server: execute (embodied_aif_msgs/Execute). Subscribes: task (TaskSpec), preference
-(Preference), selected_plan (ParetoPlan), cognitive_map (CognitiveMap: where the robot is, the
+(Preference), selected_plan (ParetoPlan), pareto_plans (ParetoPlanArray: whether the task can
+be planned at all), cognitive_map (CognitiveMap: where the robot is, the
 poses of places), odom, scan, joint_states (realised cost). Publishes: plan_outcome (PlanOutcome
 per step and per plan: realised time, energy, risk, so the planner and selector learn),
 /diagnostics. Action clients: navigate, pick, place; service client: plan_approach.
@@ -14,7 +15,9 @@ next answer (approach_attempts). The approach and the pick are one step: one rea
 Before acting, every plan is checked against the task's automaton from the trace executed so
 far: a step after which the task could no longer hold is never taken (the plan is refused with
 the reason). After a failed step it waits for a re-planned, re-selected plan that starts where
-the robot is and goes on (up to max_replans). A new task preempts at once (the running step is
+the robot is and goes on (up to max_replans); when the task planner says the task cannot be
+planned any more (an object it names is gone) for unplannable_wait, it stops with that reason
+instead of waiting out plan_timeout. A new task preempts at once (the running step is
 cancelled); a new preference switches to the newly selected plan at the next step boundary.
 """
 from __future__ import annotations
@@ -54,6 +57,7 @@ from embodied_aif_msgs.action import Execute, Navigate, Pick, Place
 from embodied_aif_msgs.msg import (
     CognitiveMap,
     ParetoPlan,
+    ParetoPlanArray,
     PlanOutcome,
     PlanStep,
     Preference,
@@ -78,6 +82,9 @@ class Executive(ParamNode):
         Param('server_timeout', 10.0, 'wall seconds to wait for an action server', low=0.1,
               high=600.0),
         Param('plan_timeout', 60.0, 'clock seconds to wait for a (re-)selected plan', low=0.1,
+              high=3600.0),
+        Param('unplannable_wait', 5.0, 'clock seconds the task planner may say the task '
+              'cannot be planned before a wait for a plan stops with its reason', low=0.0,
               high=3600.0),
         Param('max_replans', 2, 'default re-plans after failed steps (goal value < 0)', low=0,
               high=1000),
@@ -107,6 +114,7 @@ class Executive(ParamNode):
         self.task: TaskSpec | None = None
         self.plan: ParetoPlan | None = None
         self.plan_seq = 0
+        self.unplannable: tuple[str, str, float] | None = None  # task id, why, since (clock)
         self.map_msg: CognitiveMap | None = None
         self.last_scan_s: float | None = None
         self.run_id = 0
@@ -122,6 +130,7 @@ class Executive(ParamNode):
                 (TaskSpec, 'task', self._on_task, LATCHED_QOS),
                 (Preference, 'preference', self._on_preference, LATCHED_QOS),
                 (ParetoPlan, 'selected_plan', self._on_plan, LATCHED_QOS),
+                (ParetoPlanArray, 'pareto_plans', self._on_plans, LATCHED_QOS),
                 (CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS),
                 (Odometry, 'odom', self._on_odom, SENSOR_QOS),
                 (LaserScan, 'scan', self._on_scan, SENSOR_QOS),
@@ -175,6 +184,15 @@ class Executive(ParamNode):
         with self.lock:
             self.plan = msg
             self.plan_seq += 1
+        self.wake.set()
+
+    def _on_plans(self, msg: ParetoPlanArray) -> None:
+        with self.lock:
+            if msg.satisfiable or msg.plans:
+                self.unplannable = None
+            elif self.unplannable is None or self.unplannable[0] != msg.task_id:
+                self.unplannable = (msg.task_id, msg.reason or 'no plan satisfies it',
+                                    self._now())
         self.wake.set()
 
     def _on_map(self, msg: CognitiveMap) -> None:
@@ -285,6 +303,11 @@ class Executive(ParamNode):
                     and (not task.id or plan.id.split('/')[0] == task.id)
                     and self._starts_here(plan)):
                 return plan
+            unplannable = self.unplannable
+            if unplannable is not None and unplannable[0] == task.id and \
+                    self._now() - unplannable[2] >= self.param('unplannable_wait'):
+                raise PreemptedError(f'the task planner cannot plan task {task.id!r}: '
+                                     f'{unplannable[1]}')
             if self._now() > deadline or time.monotonic() > wall:
                 what = f'plan {plan_id!r}' if plan_id else f'plan selected for task {task.id!r}'
                 raise PreemptedError(f'no {what} starts where the robot is within '

@@ -876,6 +876,8 @@ class Manipulator(ParamNode):
         for event in (getattr(self, 'closing', None), getattr(self, 'joint_event', None)):
             if event is not None:  # absent when the constructor failed
                 event.set()
+        if getattr(self, 'tf_listener', None) is not None:
+            self.tf_listener.destroy()
         return super().destroy_node()
 
 

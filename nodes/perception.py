@@ -165,8 +165,12 @@ class Perception(ParamNode):
               read_only=True),
         Param('max_rate', 5.0, 'most frames processed per second (node clock), Hz', low=0.1,
               high=60.0),
-        Param('tf_tolerance', 0.05, 'a transform this close to a stamp outside the TF history '
-              'is used as is, s', low=0.0, high=1.0),
+        Param('tf_tolerance', 0.0, 'a transform this close to a stamp outside the TF history '
+              'is used as is, s (0: the frame waits for the transform at its stamp; an older '
+              'one places a moving camera where it was)', low=0.0, high=1.0),
+        Param('tf_max_gap', 0.25, 'a frame whose stamp falls in a hole of the TF history '
+              'longer than this is skipped, not placed with an interpolated pose, s (0: any)',
+              low=0.0, high=10.0),
         Param('tf_timeout', 0.5, 'how long a frame waits for its transforms, s', low=0.0,
               high=5.0),
         Param('min_depth', 0.05, 'nearest depth used, m', low=0.0, high=10.0),
@@ -363,7 +367,8 @@ class Perception(ParamNode):
         """
         try:
             return self.tf.lookup(self.param('map_frame'), source, frame.stamp_ns / NS,
-                                  tolerance_s=self.param('tf_tolerance'))
+                                  tolerance_s=self.param('tf_tolerance'),
+                                  max_gap_s=self.param('tf_max_gap'))
         except TransformError as exc:
             age = self.get_clock().now().nanoseconds - frame.stamp_ns
             if exc.reason in wait_for and age < self.param('tf_timeout') * NS:

@@ -9,6 +9,8 @@ Publishes: pareto_plans (ParetoPlanArray, latched), ~/markers (the Pareto front 
 `embodied-aif plan`) when given, else from the cognitive map and the object beliefs. It
 re-plans whenever the task, the map, the objects or the cost beliefs change. A bad task or
 model is rejected with a reason on /diagnostics and in the log; the last good plans stay.
+When a task planned before names what no state carries any more (an object that is gone), it
+is published as unsatisfiable with that reason, so the executive stops waiting for its plans.
 
 TaskSpec.satisfaction_threshold (0..1) is the minimal probability that a plan satisfies the
 task: step outcomes (PlanOutcome.success) update a Beta belief of each step's success
@@ -235,7 +237,20 @@ class TaskPlanner(ParamNode):
                 self.task.satisfaction_threshold, optimism=optimism,
                 objectives=list(self.task.objectives) or None,
                 max_labels=self.param('max_labels'))
-        except (LTLSyntaxError, TaskError, ModelError, ValueError, RuntimeError) as exc:
+        except TaskError as exc:
+            if self.last_good is None or self.last_good.task_id != self.task.id:
+                self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: '
+                           f'{exc}')
+                return
+            # a task planned before that this world no longer grounds (an object it names is
+            # gone): say so, so that whoever waits for its plans stops waiting
+            self._fail(f'task {self.task.id!r} cannot be planned any more: {exc}')
+            msg = ParetoPlanArray(task_id=self.task.id, formula=self.task.formula,
+                                  satisfiable=False, reason=str(exc))
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.pub_plans.publish(msg)
+            return
+        except (LTLSyntaxError, ModelError, ValueError, RuntimeError) as exc:
             self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: {exc}')
             return
         msg = result_to_msg(result, self.task.id)
@@ -291,9 +306,12 @@ class TaskPlanner(ParamNode):
         return SuccessBeliefs(success=success, failure=failure)
 
     def _fail(self, reason: str, level=DiagnosticStatus.ERROR) -> None:
+        # the same error again (a rejected task re-checked on every map or objects update) is
+        # logged once; diagnostics keep carrying it. _fail can run before status is set.
+        repeated = getattr(self, 'status', None) == (reason, level)
         self.status = (reason, level)
-        if level == DiagnosticStatus.ERROR:
-            self.get_logger().error(reason, throttle_duration_sec=1.0)
+        if level == DiagnosticStatus.ERROR and not repeated:
+            self.get_logger().error(reason)
 
     def _publish_diagnostics(self) -> None:
         message, level = self.status

@@ -167,6 +167,8 @@ class Robot:
         self.upper = np.array([i[9] for i in info])
         self.ee = self.links[EE_LINK]
         self._sent = {}  # last motor targets sent (PyBullet keeps them until changed)
+        self.attached = None  # (object body, constraint id)
+        self._held_half = 0.0  # finger position where they met the attached object
         self.set_base_pose(*pose)
         for j, q in zip(self.arm, HOME):
             p.resetJointState(self.body, j, q, physicsClientId=client)
@@ -174,7 +176,6 @@ class Robot:
             p.resetJointState(self.body, j, 0.04, physicsClientId=client)
         self.command_arm(np.array(HOME))
         self.command_gripper(0.08)
-        self.attached = None  # (object body, constraint id)
 
     def set_base_pose(self, x: float, y: float, yaw: float) -> None:
         """Teleport the base (kinematic) to planar pose (x, y, yaw)."""
@@ -193,8 +194,14 @@ class Robot:
         self._sent['arm'] = target
 
     def command_gripper(self, width: float) -> None:
-        """Position-control target for the gripper opening (sum of both fingers, m)."""
+        """Position-control target for the gripper opening (sum of both fingers, m).
+
+        While an object is attached, the fingers close no further than where they met it:
+        it blocks them, as a real object would (see update_grasp).
+        """
         half = float(width) / 2
+        if self.attached is not None:
+            half = max(half, self._held_half)
         if half == self._sent.get('gripper'):
             return
         p.setJointMotorControlArray(self.body, self.fingers, p.POSITION_CONTROL,
@@ -272,7 +279,13 @@ class Robot:
         return np.array(q[:7]), residual
 
     def update_grasp(self, closing: bool, candidates) -> None:
-        """Attach an object touched by both fingers while closing; release when opening."""
+        """Attach an object touched by both fingers while closing; release when opening.
+
+        The attachment is a fixed constraint to the hand. The fingers then hold where they
+        met the object and stop colliding with it: fingers still squeezing an object that a
+        constraint also holds had fought the constraint, and in a turn of the base pressed it
+        out from between them (a bottle dropped during a carry with nothing touching it).
+        """
         if not closing:
             self.release()
             return
@@ -296,10 +309,21 @@ class Robot:
         cid = p.createConstraint(self.body, hand, obj, -1, p.JOINT_FIXED, (0, 0, 0), rel_pos,
                                  (0, 0, 0), rel_quat, (0, 0, 0, 1), physicsClientId=self.client)
         p.changeConstraint(cid, maxForce=200.0, physicsClientId=self.client)
+        for finger in self.fingers:
+            p.setCollisionFilterPair(self.body, obj, finger, -1, 0, physicsClientId=self.client)
+        self._held_half = float(np.mean([s[0] for s in p.getJointStates(
+            self.body, self.fingers, physicsClientId=self.client)]))
         self.attached = (obj, cid)
+        self._sent.pop('gripper', None)  # re-send the target, now limited to the held width
 
     def release(self) -> None:
         """Remove the attach constraint, if any."""
         if self.attached is not None:
-            p.removeConstraint(self.attached[1], physicsClientId=self.client)
+            obj, cid = self.attached
+            p.removeConstraint(cid, physicsClientId=self.client)
+            for finger in self.fingers:
+                p.setCollisionFilterPair(self.body, obj, finger, -1, 1,
+                                         physicsClientId=self.client)
             self.attached = None
+            self._held_half = 0.0
+            self._sent.pop('gripper', None)

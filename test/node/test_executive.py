@@ -17,6 +17,7 @@ from embodied_aif_msgs.action import Execute, Navigate, Pick, Place
 from embodied_aif_msgs.msg import (
     CognitiveMap,
     ParetoPlan,
+    ParetoPlanArray,
     PlanOutcome,
     PlanStep,
     Preference,
@@ -75,7 +76,8 @@ def _result(action, ok, reason):
 def make_nodes(context):
     import rclpy
     executive = Executive(context=context, parameter_overrides=overrides(
-        {'server_timeout': 1.0, 'plan_timeout': 5.0, 'step_timeout': 10.0}))
+        {'server_timeout': 1.0, 'plan_timeout': 5.0, 'step_timeout': 10.0,
+         'unplannable_wait': 0.5}))
     fakes = rclpy.create_node('fakes', context=context)
     return [executive, fakes]
 
@@ -90,6 +92,7 @@ class Harness(StackHarness):
         self.pub_pref = p.create_publisher(Preference, '/preference', LATCHED_QOS)
         self.pub_plan = p.create_publisher(ParetoPlan, '/selected_plan', LATCHED_QOS)
         self.pub_map = p.create_publisher(CognitiveMap, '/cognitive_map', LATCHED_QOS)
+        self.pub_plans = p.create_publisher(ParetoPlanArray, '/pareto_plans', LATCHED_QOS)
         self.client = ActionClient(p, Execute, '/execute')
         self.set_place(0)
 
@@ -179,14 +182,19 @@ def test_a_step_that_would_violate_the_task_is_never_taken(harness):
     assert len(h.fakes.calls) == calls, 'nothing was executed'
 
 
+def first_step_fails(h, task_id, place, why):
+    """Execute task_id's plan to place then place 2, whose first move fails with why."""
+    new_task(h, task_id, 'F at_place_2')
+    h.fakes.script[('move', place)] = (0.2, False, why)
+    h.pub_plan.publish(plan_msg(f'{task_id}/0', [place, 2]))
+    handle = h.execute()
+    assert h.wait(lambda: any(not m.success for m in outcomes_of(h, f'{task_id}/0')), 20)
+    return handle, [m for m in outcomes_of(h, f'{task_id}/0') if not m.success][0]
+
+
 def test_failed_step_waits_for_a_replanned_route_and_goes_on(harness):
     h = harness
-    new_task(h, 'c', 'F at_place_2')
-    h.fakes.script[('move', 1)] = (0.2, False, 'edge 0-1 blocked')
-    h.pub_plan.publish(plan_msg('c/0', [1, 2]))
-    handle = h.execute()
-    assert h.wait(lambda: any(not m.success for m in outcomes_of(h, 'c/0')), 20)
-    failed = [m for m in outcomes_of(h, 'c/0') if not m.success][0]
+    handle, failed = first_step_fails(h, 'c', 1, 'edge 0-1 blocked')
     assert failed.step_index == 0 and 'blocked' in failed.reason
     time.sleep(0.3)
     h.pub_plan.publish(plan_msg('c/1', [3, 2]))  # the planner's detour
@@ -194,6 +202,24 @@ def test_failed_step_waits_for_a_replanned_route_and_goes_on(harness):
     assert result.success, result.reason
     assert result.replans == 1 and result.plan_id == 'c/1'
     assert ('move', 3) in h.fakes.calls
+
+
+def test_a_task_the_planner_cannot_plan_any_more_ends_the_wait_with_its_reason(harness):
+    h = harness
+    handle, _ = first_step_fails(h, 'gone', 4, 'unknown_object: obj_7 is gone')
+    why = "the task 'F at_place_2' uses atom(s) 'obj_7_on_place_2' that no state carries"
+    h.pub_plans.publish(ParetoPlanArray(task_id='gone', formula='F at_place_2',
+                                        satisfiable=False, reason=why))
+    start = time.monotonic()
+    result = h.result(handle)
+    assert not result.success
+    assert "cannot plan task 'gone'" in result.reason and 'obj_7_on_place_2' in result.reason
+    assert time.monotonic() - start < 4.0  # not the 5 s plan_timeout
+    # a satisfiable answer for the task clears it: the next wait is for a plan again
+    h.pub_plans.publish(ParetoPlanArray(task_id='gone', formula='F at_place_2',
+                                        satisfiable=True))
+    time.sleep(0.3)
+    assert h.executive.unplannable is None
 
 
 def test_missing_servers_and_bad_steps_fail_with_a_reason(harness):

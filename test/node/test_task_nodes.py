@@ -219,6 +219,12 @@ def test_plans_start_holding_what_the_manipulator_holds():
         objects.publish(ObjectBeliefArray(objects=[merged]))
         assert h.wait(lambda: h.got['plans'][-1].plans and
                       h.got['plans'][-1].plans[0].steps == [])
+        # then the mug is gone (its track dropped): the task names what no state carries, and
+        # the planner says so on pareto_plans (an executive stops waiting for plans of it)
+        objects.publish(ObjectBeliefArray(objects=[]))
+        assert h.wait(lambda: (last := h.got['plans'][-1]).task_id == 'again'
+                      and not last.satisfiable and not last.plans
+                      and 'obj_3_on_place_1' in last.reason)
     finally:
         h.close()
 

@@ -99,3 +99,20 @@ def test_the_plots_leave_out_an_episode_that_found_no_task(tmp_path):
             'predicted': []}  # as the demo records it
     plot_beliefs(tmp_path / 'b.png', [chosen, none], [])
     assert (tmp_path / 'b.png').stat().st_size > 0
+
+
+def test_a_fetch_is_chosen_again_from_its_category_first_then_the_others():
+    from types import SimpleNamespace
+
+    from embodied_aif.cli.demo import _attempt, _categories, _failed_picks
+    args = SimpleNamespace(fetch='mug,can,,bottle,box')
+    assert _categories(args, SimpleNamespace(category='can')) == ['can', 'mug', 'bottle', 'box']
+    record = {'plan': 'demo-0/1', 'reason': 'step 0 (pick obj_7) failed: unknown_object',
+              'realised': [3.0, 1.0, 0.1], 'rooms': ['0,0'], 'entered_hazard': False,
+              'steps': [{'action': 'move', 'target': 'place_2', 'success': True},
+                        {'action': 'pick', 'target': 'obj_7', 'success': False}],
+              'selection': {}, 'fetch': {'object': 'obj_7', 'delivered': False}}
+    assert _failed_picks(record) == {'obj_7'}
+    kept = _attempt(record)  # what an earlier attempt leaves in its episode's record
+    assert kept['reason'] == record['reason'] and kept['fetch']['object'] == 'obj_7'
+    assert 'steps' not in kept and 'selection' not in kept

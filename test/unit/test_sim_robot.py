@@ -12,14 +12,14 @@ QUIET = Rates(head_camera_hz=0, wrist_camera_hz=0, scan_hz=0)
 DOWN = p.getQuaternionFromEuler((math.pi, 0.0, 0.0))
 
 
-def table_scene(categories=('can',)):
+def table_scene(categories=('can',), start=(0.0, 0.0, 0.0)):
     return parse_scenario({
         'name': 'one_table',
         'building': {'rows': 1, 'cols': 1, 'room_size': 4.0},
         'furniture': {'per_room': {}, 'fixed': [{'kind': 'table', 'x': 0.75, 'yaw_deg': 90}]},
         'objects': {'categories': list(categories), 'instances_per_category': 1,
                     'surfaces': ['table']},
-        'robot': {'start_pose': [0.0, 0.0, 0.0]}})
+        'robot': {'start_pose': list(start)}})
 
 
 @pytest.fixture(scope='module')
@@ -71,6 +71,42 @@ def test_gripper_lifts_an_object(sim):
     sim.step(240)
     assert sim.ground_truth().attached is None
     assert sim.ground_truth().objects[0].position[2] < lifted.position[2] - 0.05  # it drops
+
+
+def test_a_bottle_held_by_its_neck_stays_in_the_hand_while_the_base_turns_and_drives():
+    """The fingers hold where they met the object; they had squeezed it out during a turn."""
+    # seed 0 puts the bottle 0.7 m ahead and 0.54 m left of the room centre: start by it
+    with Simulation(table_scene(('bottle',), start=(0.1, 0.5, 0.0)), seed=0, rates=QUIET) as sim:
+        bottle = sim.ground_truth().objects[0]
+        x, y, z = bottle.position
+        top = z + bottle.shape['height']
+        sim.set_gripper('open')
+        sim.move_arm_to((x, y, top + 0.1), DOWN)
+        sim.step(360)
+        sim.move_arm_to((x, y, top - 0.03), DOWN)  # by the narrow top
+        sim.step(240)
+        sim.set_gripper('close')
+        sim.step(120)
+        assert sim.ground_truth().attached == bottle.name
+        held = sim.robot.gripper_width()
+        assert 0.02 < held < 0.06
+        sim.move_arm_to((x - 0.2, y, top + 0.25), DOWN)
+        sim.step(480)
+        widths = []
+        for v, w in ((-0.3, 0.0), (0.0, 1.5), (0.5, 1.0), (0.5, -1.5), (0.0, 0.0)):
+            for _ in range(90):  # 1.5 s each, commands renewed as a controller would
+                sim.set_base_velocity(v, w)
+                sim.step(sim.rates.control_every)
+                widths.append(sim.robot.gripper_width())
+        assert sim.ground_truth().attached == bottle.name
+        assert max(abs(np.array(widths) - held)) < 0.003
+        hand = sim.robot.link_pose('panda_hand')[0]
+        carried = next(o for o in sim.ground_truth().objects if o.name == bottle.name)
+        assert np.linalg.norm(np.array(carried.position[:2]) - hand[:2]) < 0.05
+        sim.set_gripper('open')  # and it still lets go
+        sim.step(240)
+        assert sim.ground_truth().attached is None
+        assert sim.robot.gripper_width() > held + 0.02
 
 
 def test_bad_commands_are_rejected_or_clamped(sim):

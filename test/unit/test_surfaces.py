@@ -95,7 +95,7 @@ def test_a_sparse_band_past_the_edge_is_not_in_the_outline():
     rng = np.random.default_rng(3)
     for _ in range(10):
         table = table_points(0.0, 1.2, 0.0, 0.6, 0.62, rng=rng)
-        band = np.column_stack([rng.uniform(0.0, 1.2, 30), rng.uniform(-0.08, -0.0, 30),
+        band = np.column_stack([rng.uniform(0.0, 1.2, 30), rng.uniform(-0.08, 0.0, 30),
                                 np.full(30, 0.62)])
         smap.integrate(plane_points(np.vstack([table, band]), [(0, 0, 1, -0.62)], cfg))
     (surface,) = smap.surfaces

@@ -180,3 +180,22 @@ def test_a_stale_transform_after_a_reset_does_not_poison_the_new_history():
     buf.set_transform(tf('odom', 'base_link', 1.0, (0.9, 0.0, 0.0)))
     buf.set_transform(tf('odom', 'base_link', 0.5, (0.4, 0.0, 0.0)))
     assert buf.lookup('odom', 'base_link', 0.15)[0, 3] == pytest.approx(0.05)
+
+
+def test_a_hole_in_the_history_is_not_interpolated_across_when_asked(robot):
+    # the base turns 0.5 rad along an arc between 1.0 s and 2.0 s, but the transforms in
+    # between were lost: the straight-line interpolation is off the arc by centimetres
+    robot.set_transform(tf('odom', 'base_link', 2.0, (1.8, 0.4, 0.0), yaw(0.6)))
+    across = robot.lookup('odom', 'camera_optical', 1.5)  # interpolated, as tf2 would
+    np.testing.assert_allclose(across[:3, 3] - robot.lookup('odom', 'camera_link', 1.5)[:3, 3],
+                               0.0, atol=1e-12)
+    with pytest.raises(TransformError, match='not interpolated across the gap') as err:
+        robot.lookup('odom', 'camera_optical', 1.5, max_gap_s=0.25)
+    assert err.value.reason == 'gap'
+    assert 'odom -> base_link' in str(err.value) and '1.000 s' in str(err.value)
+    # within the dense part of the history the limit changes nothing
+    np.testing.assert_allclose(robot.lookup('odom', 'base_link', 0.25, max_gap_s=0.25),
+                               robot.lookup('odom', 'base_link', 0.25), atol=1e-12)
+    # and a sample exactly at the stamp needs no interpolation at all
+    np.testing.assert_allclose(robot.lookup('odom', 'base_link', 2.0, max_gap_s=0.25)[:3, 3],
+                               [1.8, 0.4, 0.0])
