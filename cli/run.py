@@ -62,7 +62,15 @@ def run_composed(stack: Stack, duration: float | None, threads: int) -> int:
             executor.add_node(node)
         deadline = None if duration is None else time.monotonic() + duration
         while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except Exception:
+                if rclpy.ok():
+                    raise
+                # Ctrl-C shut the context down between ok() and the wait: a clean stop
+                # (rclpy raises RCLError 'context is not valid' from the wait set)
+                log('interrupted, shutting down')
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         log('interrupted, shutting down')
     finally:
