@@ -868,7 +868,8 @@ class Approach:
 
     ``x``, ``y``, ``heading``: the base pose (facing the object or target); ``standoff``: its
     distance to it; ``plan``: the pick or place planned from there (base frame); ``target``:
-    for a place, the map-frame point to put the object down at.
+    for a place, the map-frame point to put the object down at; ``margin``: '' when the plan
+    also holds from the pose's slack around it, else why not (no pose allowed that).
     """
 
     x: float
@@ -877,6 +878,7 @@ class Approach:
     standoff: float
     plan: MotionPlan
     target: np.ndarray | None = None
+    margin: str = ''
 
 
 def base_to_map(x: float, y: float, heading: float) -> np.ndarray:
@@ -907,7 +909,9 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
     ``plan_at(x, y, heading)`` must also plan from ``slack`` back or aside and from
     ``heading_slack`` turned either way (see :func:`plan_approach`). ``current`` (x, y,
     heading), where the base stands now, is tried first, as it is: no drive, no slack, and
-    not asked about ``free`` (the base stands there).
+    not asked about ``free`` (the base stands there). When no free pose allows the slack, the
+    first one that plans as it is is returned, its ``margin`` saying why it is short of that:
+    a pose at the edge of reach may still work where the base stops, where none is a failure.
     """
     if headings < 1 or not standoffs or min(standoffs) <= 0:
         raise ValueError(f'need headings >= 1 and standoffs > 0, got {headings}, '
@@ -933,9 +937,10 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
     if not free_poses:
         return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
                            f'of the {what} at ({cx:.2f}, {cy:.2f})')
-    last = None
+    last = edge = None
     for x, y, heading, r in free_poses:
         plan = plan_at(x, y, heading)
+        nominal = plan
         c, s = math.cos(heading), math.sin(heading)
         offsets = [(-slack * c, -slack * s, 0.0), (-slack * s, slack * c, 0.0),
                    (slack * s, -slack * c, 0.0)] if slack > 0 else []
@@ -950,7 +955,11 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
                 plan = PlanFailure(off.reason, f'not from {turned} the pose: {off.message}')
         if isinstance(plan, MotionPlan):
             return Approach(x, y, heading, r, plan)
+        if edge is None and isinstance(nominal, MotionPlan):
+            edge = Approach(x, y, heading, r, nominal, margin=plan.message)
         last = plan
+    if edge is not None:
+        return edge
     return PlanFailure('unreachable', f'none of {len(free_poses)} free base poses around '
                        f'({cx:.2f}, {cy:.2f}) reaches the {what}: {last.message}')
 
@@ -972,7 +981,8 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
     object's support is assumed to reach back to ``support_near_x`` in the base frame, as the
     manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
     the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
-    side, so that a pose at the edge of the arm's reach is not chosen; likewise from
+    side, so that a pose at the edge of the arm's reach is not chosen while another is free
+    (failing that, the first that plans as it is; see ``Approach.margin``); likewise from
     ``heading_slack`` rad turned either way (the base's heading tolerance). ``others``: the
     other objects, (name, box in the map frame), kept clear of as the manipulator does.
     ``current``: the base pose now (x, y, heading), tried first as it is.

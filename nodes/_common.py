@@ -1,6 +1,8 @@
 """What every node shares: declared parameters with ranges, validation, QoS, main()."""
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import sys
 import threading
@@ -17,7 +19,12 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -183,6 +190,51 @@ def occupancy_view(msg):
         np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width), info.resolution,
         (o.position.x, o.position.y,
          quaternion_yaw([o.orientation.x, o.orientation.y, o.orientation.z, o.orientation.w])))
+
+
+_INPUT_THREAD_IDS = itertools.count()
+
+
+class InputThread:
+    """Subscriptions taken as they come, on a small node and executor in a thread of their own.
+
+    In a process of several busy nodes one shared executor serves each subscription about a
+    message per wait cycle, behind callbacks that hold their group for hundreds of ms: a
+    stream the node must not miss (/tf, joint states) then loses most of its messages, and a
+    goal waiting on it stops for want of input. The helper node is ``<node>_<name>_<k>`` in
+    the node's namespace and context; topic names are resolved by the node, so its own
+    remappings apply. Callbacks run in this thread.
+    """
+
+    def __init__(self, node: Node, name: str):
+        self.node = node
+        self.host = rclpy.create_node(
+            f'{node.get_name()}_{name}_{next(_INPUT_THREAD_IDS)}',
+            namespace=node.get_namespace(), context=node.context,
+            start_parameter_services=False, enable_rosout=False)
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(self.host)
+        self._thread = threading.Thread(target=self._spin, daemon=True,
+                                        name=f'{node.get_name()}_{name}')
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException, ShutdownException):
+            self._executor.spin()
+
+    def create_subscription(self, msg_type, topic: str, callback, qos):
+        """Subscribe ``topic`` (as the node would name it) on the helper node."""
+        return self.host.create_subscription(msg_type, self.node.resolve_topic_name(topic),
+                                             callback, qos)
+
+    def destroy(self) -> None:
+        """Stop the thread and destroy the helper node (and its subscriptions)."""
+        if self._executor is None:
+            return
+        self._executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=2.0)
+        self._executor = None
+        self.host.destroy_node()
 
 
 def names_object(belief, object_id: str) -> bool:

@@ -19,23 +19,15 @@ the 10-deep queue overflowed and perception's history of the base had holes of 1
 from __future__ import annotations
 
 import bisect
-import contextlib
-import itertools
 import threading
 from collections.abc import Callable
 
 import numpy as np
-import rclpy
-from rclpy.executors import (
-    ExternalShutdownException,
-    ShutdownException,
-    SingleThreadedExecutor,
-)
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
 from embodied_aif.models.transforms import compose, interpolate_pose, invert, matrix
-from embodied_aif.nodes._common import LATCHED_QOS
+from embodied_aif.nodes._common import LATCHED_QOS, InputThread
 
 NS = 1_000_000_000
 REASONS = ('unknown_frame', 'no_path', 'future', 'past', 'gap')
@@ -43,7 +35,6 @@ REASONS = ('unknown_frame', 'no_path', 'future', 'past', 'gap')
 # process a queue this deep had been worked through a message per cycle, seconds late.
 TF_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                     reliability=ReliabilityPolicy.RELIABLE)
-_LISTENER_IDS = itertools.count()
 IDENTITY = (np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
 
 
@@ -291,29 +282,16 @@ class TfListener:
         self.node = node
         self.buffer = buffer
         self.on_update = on_update
-        self._host, self._executor, self._thread = node, None, None
-        if spin_thread:
-            self._host = rclpy.create_node(
-                f'{node.get_name()}_tf_listener_{next(_LISTENER_IDS)}',
-                namespace=node.get_namespace(), context=node.context,
-                start_parameter_services=False, enable_rosout=False)
-            callback_group = None
-        self._subs = [
-            self._host.create_subscription(TFMessage, '/tf', lambda m: self._on_tf(m, False),
-                                           TF_QOS, callback_group=callback_group),
-            self._host.create_subscription(TFMessage, '/tf_static',
-                                           lambda m: self._on_tf(m, True), LATCHED_QOS,
-                                           callback_group=callback_group)]
-        if spin_thread:
-            self._executor = SingleThreadedExecutor(context=node.context)
-            self._executor.add_node(self._host)
-            self._thread = threading.Thread(target=self._spin, daemon=True,
-                                            name=f'{node.get_name()}_tf')
-            self._thread.start()
-
-    def _spin(self) -> None:
-        with contextlib.suppress(ExternalShutdownException, ShutdownException):
-            self._executor.spin()
+        self._thread = InputThread(node, 'tf_listener') if spin_thread else None
+        if self._thread is not None:
+            subscribe = self._thread.create_subscription
+        else:
+            def subscribe(msg_type, topic, callback, qos):
+                return node.create_subscription(msg_type, topic, callback, qos,
+                                                callback_group=callback_group)
+        self._subs = [subscribe(TFMessage, '/tf', lambda m: self._on_tf(m, False), TF_QOS),
+                      subscribe(TFMessage, '/tf_static', lambda m: self._on_tf(m, True),
+                                LATCHED_QOS)]
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         problems = self.buffer.set_message(msg, static)
@@ -325,13 +303,10 @@ class TfListener:
 
     def destroy(self) -> None:
         """Stop receiving: destroy the subscriptions (and the listener's own node and thread)."""
-        if self._executor is not None:
-            self._executor.shutdown(timeout_sec=1.0)
-            self._thread.join(timeout=2.0)
-            self._executor = None
-        for sub in self._subs:
-            self._host.destroy_subscription(sub)
+        if self._thread is not None:
+            self._thread.destroy()  # its node's subscriptions with it
+            self._thread = None
+        else:
+            for sub in self._subs:
+                self.node.destroy_subscription(sub)
         self._subs = []
-        if self._host is not self.node:
-            self._host.destroy_node()
-            self._host = self.node

@@ -11,6 +11,8 @@ Subscribes: objects (embodied_aif_msgs/ObjectBeliefArray: the perception node's 
 joint_states (sensor_msgs/JointState), /tf and /tf_static (the beliefs' frame into
 ``base_frame``, and the arm's mount ``base_frame`` -> ``arm_base_frame``), ``occupancy_topic``
 (nav_msgs/OccupancyGrid: the cognitive map's grid, for plan_approach only).
+joint_states and /tf are taken on threads of their own (``InputThread``), however busy the
+process's executor.
 Publishes: arm_controller/joint_trajectory (trajectory_msgs/JointTrajectory, positions and
 velocities, time-parameterised), gripper/command (std_msgs/Float64: opening width, m),
 held_object (std_msgs/String, latched: the held object's id, '' for none), /diagnostics.
@@ -54,6 +56,7 @@ from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternio
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
+    InputThread,
     Param,
     ParamNode,
     names_object,
@@ -211,8 +214,10 @@ class Manipulator(ParamNode):
         inputs = MutuallyExclusiveCallbackGroup()
         self.tf = TfBuffer(cache_s=10.0, tolerance_s=0.5)
         self.tf_listener = TfListener(self, self.tf, callback_group=inputs)
-        self.create_subscription(JointState, 'joint_states', self._on_joints, 10,
-                                 callback_group=inputs)
+        # joint states on a thread of their own, as /tf: in the composed demo the shared
+        # executor had left them unserved for 2 s, and a pick stopped for want of input
+        self.joint_input = InputThread(self, 'joint_states')
+        self.joint_input.create_subscription(JointState, 'joint_states', self._on_joints, 10)
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10,
                                  callback_group=inputs)
         self.surfaces: ObjectBeliefArray | None = None
@@ -591,8 +596,8 @@ class Manipulator(ParamNode):
             self.held = None
         belief, frame, msg = self._belief(object_id)
         base = self.param('base_frame')
-        obj = belief_box(belief, self._lookup_at_rest(base, frame),
-                         self.param('default_extent'))
+        to_base = self._lookup_at_rest(base, frame)
+        obj = belief_box(belief, to_base, self.param('default_extent'))
         arm = self._arm()
         self._wait_joints(handle)
         q0, _ = self._arm_state()
@@ -602,8 +607,12 @@ class Manipulator(ParamNode):
                             self._ik_config(), self.param('collision_margin'),
                             via=np.array(self.param('carry_position')), rng=self.rng)
         if isinstance(plan, mp.PlanFailure):
+            here = np.linalg.inv(to_base)
             raise GoalError(plan.reason, f'{object_id} at ({obj.center[0]:.2f}, '
-                          f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {base}: {plan.message}')
+                          f'{obj.center[1]:.2f}, {obj.center[2]:.2f}) in {base}, the base at '
+                          f'({here[0, 3]:.2f}, {here[1, 3]:.2f}, heading '
+                          f'{math.degrees(math.atan2(here[1, 0], here[0, 0])):.0f} deg) in '
+                          f'{frame}: {plan.message}')
         c = plan.candidate.contact[:3, 3]
         self.get_logger().info(f'pick {object_id}: {plan.candidate.kind} grasp at ({c[0]:.3f}, '
                                f'{c[1]:.3f}, {c[2]:.3f}) in {base}')
@@ -811,6 +820,10 @@ class Manipulator(ParamNode):
             where = f'{skip} at ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) in {frame}'
         if isinstance(found, mp.PlanFailure):
             raise GoalError(found.reason, f'{where}: {found.message}')
+        if found.margin:
+            self.get_logger().info(f'plan_approach for {where}: no stand-point leaves room '
+                                   f'for the base stopping off it; the nearest that plans as '
+                                   f'it is: ({found.x:.2f}, {found.y:.2f}): {found.margin}')
         stamp = self.get_clock().now().to_msg()
         pose = PoseStamped()
         pose.header.frame_id, pose.header.stamp = frame, stamp
@@ -876,8 +889,9 @@ class Manipulator(ParamNode):
         for event in (getattr(self, 'closing', None), getattr(self, 'joint_event', None)):
             if event is not None:  # absent when the constructor failed
                 event.set()
-        if getattr(self, 'tf_listener', None) is not None:
-            self.tf_listener.destroy()
+        for receiver in (getattr(self, 'tf_listener', None), getattr(self, 'joint_input', None)):
+            if receiver is not None:
+                receiver.destroy()
         return super().destroy_node()
 
 

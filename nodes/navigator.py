@@ -73,6 +73,7 @@ from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
     SENSOR_QOS,
+    InputThread,
     Param,
     ParamNode,
     node_main,
@@ -247,10 +248,11 @@ class Navigator(ParamNode):
                                               COMMAND_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Odometry, 'odom', self._on_odom, SENSOR_QOS,
-                                 callback_group=inputs)
-        self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
-                                 callback_group=inputs)
+        # odometry and scan on a thread of their own: served late by the executor of a busy
+        # process, they had a turn declared aligned 43 deg short of where the base had got to
+        self.sensor_input = InputThread(self, 'sensors')
+        self.sensor_input.create_subscription(Odometry, 'odom', self._on_odom, SENSOR_QOS)
+        self.sensor_input.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS)
         self.create_subscription(CognitiveMap, 'cognitive_map', self._on_map, LATCHED_QOS,
                                  callback_group=inputs)
         self.create_subscription(PlaceEdgePathArray, 'cognitive_map/edge_paths',
@@ -788,6 +790,8 @@ class Navigator(ParamNode):
     def destroy_node(self):
         """Abort the running goal, stop the base, destroy the node."""
         self.abort('the navigator is shutting down')
+        if getattr(self, 'sensor_input', None) is not None:
+            self.sensor_input.destroy()
         return super().destroy_node()
 
 

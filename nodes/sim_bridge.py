@@ -47,6 +47,7 @@ from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
     SENSOR_QOS,
+    InputThread,
     Param,
     ParamNode,
     node_main,
@@ -165,10 +166,14 @@ class SimBridge(ParamNode):
         self.pub_gt_room = self.create_publisher(String, 'ground_truth/room', LATCHED_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-        self.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, COMMAND_QOS)
-        self.create_subscription(JointTrajectory, 'arm_controller/joint_trajectory',
-                                 self._on_trajectory, COMMAND_QOS)
-        self.create_subscription(Float64, 'gripper/command', self._on_gripper, COMMAND_QOS)
+        # commands are taken as they come, as a robot's drivers would: a stop served late by
+        # the executor of a busy process lets the base run on
+        self.commands = InputThread(self, 'commands')
+        self.commands.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, COMMAND_QOS)
+        self.commands.create_subscription(JointTrajectory, 'arm_controller/joint_trajectory',
+                                          self._on_trajectory, COMMAND_QOS)
+        self.commands.create_subscription(Float64, 'gripper/command', self._on_gripper,
+                                          COMMAND_QOS)
         self.create_service(ResetSim, 'reset', self._on_reset)
 
         self.pub_description = self.create_publisher(String, 'robot_description', LATCHED_QOS)
@@ -481,6 +486,8 @@ class SimBridge(ParamNode):
 
         Safe on a node whose construction failed half-way (e.g. no display for the GUI).
         """
+        if getattr(self, 'commands', None) is not None:
+            self.commands.destroy()
         stop, thread = getattr(self, '_stop', None), getattr(self, '_thread', None)
         if stop is not None:
             stop.set()

@@ -1,4 +1,4 @@
-"""TfListener over real rclpy: transforms keep coming while the node's own executor is busy.
+"""TfListener and InputThread over real rclpy: inputs keep coming while the node's executor is busy.
 
 A node whose executor sits in a long callback (perception segmenting a frame) must still get
 every /tf message: with the subscription on that executor, a 100-deep queue overflows and the
@@ -13,8 +13,10 @@ import pytest
 import rclpy
 from geometry_msgs.msg import TransformStamped
 from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
+from embodied_aif.nodes._common import InputThread
 from embodied_aif.nodes._tf import NS, TfBuffer, TfListener
 
 RATE_HZ = 200.0
@@ -77,3 +79,43 @@ def test_transforms_arrive_while_the_node_is_busy_only_on_the_listeners_own_thre
         assert received == n and gap < 0.011, (received, gap)
     else:  # the fault it removes: the busy executor loses most of them, in long holes
         assert received < 0.8 * n and gap > 0.5, (received, gap)
+
+
+def test_an_input_thread_takes_the_topic_as_its_node_names_it_and_stops_on_destroy():
+    """The helper node follows the owning node's namespace and remapping; destroy ends it."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('arm', namespace='robot', context=context,
+                                 cli_args=['--ros-args', '-r', 'states:=driver/states'])
+        talker = rclpy.create_node('talker', context=context)
+        remapped = talker.create_publisher(String, '/robot/driver/states', 10)
+        unmapped = talker.create_publisher(String, '/robot/states', 10)
+        got = []
+        inputs = InputThread(node, 'states')
+        inputs.create_subscription(String, 'states', lambda m: got.append(m.data), 10)
+        deadline = time.monotonic() + 5.0
+        while remapped.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert remapped.get_subscription_count() == 1
+        assert unmapped.get_subscription_count() == 0
+        for k in range(5):  # nobody spins ``node``: the input thread takes them
+            remapped.publish(String(data=f'm{k}'))
+            unmapped.publish(String(data='wrong topic'))
+            time.sleep(0.05)
+        deadline = time.monotonic() + 5.0
+        while len(got) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got == [f'm{k}' for k in range(5)]
+        thread = inputs._thread  # noqa: SLF001
+        inputs.destroy()
+        assert not thread.is_alive()
+        deadline = time.monotonic() + 5.0
+        while remapped.get_subscription_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert remapped.get_subscription_count() == 0
+        inputs.destroy()  # twice is harmless
+        talker.destroy_node()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -270,6 +270,33 @@ def test_plan_approach_leaves_room_for_the_bases_heading_error():
         assert isinstance(m.plan_pick(arm, np.array(m.CARRY), local, BASE, table), m.MotionPlan)
 
 
+def test_plan_approach_falls_back_to_a_pose_at_the_edge_of_reach_when_none_has_room():
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
+
+    def free(x, y, heading=0.0):
+        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
+
+    robust = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
+                             slack=0.05)
+    assert isinstance(robust, m.Approach) and robust.margin == '', robust
+    # no base can stop 0.5 m off a pose and still reach: every pose fails its slack, so the
+    # first that plans as it is comes back, saying why it is short of the slack
+    edge = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
+                           slack=0.5)
+    assert isinstance(edge, m.Approach), edge
+    assert edge.margin.startswith('not from 0.50 m off the pose'), edge.margin
+    assert free(edge.x, edge.y)
+    to_base = np.linalg.inv(m.base_to_map(edge.x, edge.y, edge.heading))
+    local = m.ObjectBox((to_base @ [*bottle.center, 1.0])[:3], bottle.extent, -edge.heading)
+    table = m.support_box(local.bottom, local.center[:2], 0.30)
+    assert isinstance(m.plan_pick(arm, np.array(m.CARRY), local, BASE, table), m.MotionPlan)
+    # still a failure where no pose plans at all
+    high = m.ObjectBox((3.3, 1.6, 1.9), (0.06, 0.06, 0.2), 0.0)
+    failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, free, slack=0.05)
+    assert isinstance(failure, m.PlanFailure) and failure.reason == 'unreachable'
+
+
 def test_ik_offers_other_arm_postures_for_one_pose():
     arm = m.panda_arm(MOUNT, 0.5, 0.5)
     target = m.top_down_pose((0.6, -0.1, 0.75), 0.3)
