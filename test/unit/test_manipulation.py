@@ -251,49 +251,48 @@ def test_plan_approach_finds_a_free_base_pose_facing_the_object_and_says_when_no
         m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, headings=0)
 
 
+def off_table(x, y, heading=0.0):
+    """Room for the base (footprint radius 0.4) off a 0.62 m table over [3, 4] x [1, 2]."""
+    return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
+
+
+def pick_from(arm, obj, x, y, heading):
+    """plan_pick of a map-frame object from the base pose (x, y, heading), its table under it."""
+    to_base = np.linalg.inv(m.base_to_map(x, y, heading))
+    local = m.ObjectBox((to_base @ [*obj.center, 1.0])[:3], obj.extent, obj.yaw - heading)
+    table = m.support_box(local.bottom, local.center[:2], 0.30)
+    return m.plan_pick(arm, np.array(m.CARRY), local, BASE, table)
+
+
 def test_plan_approach_leaves_room_for_the_bases_heading_error():
     arm = m.panda_arm(MOUNT, 0.5, 0.5)
     bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
-
-    def free(x, y, heading=0.0):
-        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
-
-    found = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
-                            heading_slack=0.15)
+    found = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
+                            start_xy=(1.0, 1.6), heading_slack=0.15)
     assert isinstance(found, m.Approach), found
     # the pick is planned again from the pose turned by the slack, either way: both work
     for turn in (0.15, -0.15):
-        to_base = np.linalg.inv(m.base_to_map(found.x, found.y, found.heading + turn))
-        local = m.ObjectBox((to_base @ [*bottle.center, 1.0])[:3], bottle.extent, -found.heading
-                            - turn)
-        table = m.support_box(local.bottom, local.center[:2], 0.30)
-        assert isinstance(m.plan_pick(arm, np.array(m.CARRY), local, BASE, table), m.MotionPlan)
+        assert isinstance(pick_from(arm, bottle, found.x, found.y, found.heading + turn),
+                          m.MotionPlan)
 
 
 def test_plan_approach_falls_back_to_a_pose_at_the_edge_of_reach_when_none_has_room():
     arm = m.panda_arm(MOUNT, 0.5, 0.5)
     bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
-
-    def free(x, y, heading=0.0):
-        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
-
-    robust = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
-                             slack=0.05)
+    robust = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
+                             start_xy=(1.0, 1.6), slack=0.05)
     assert isinstance(robust, m.Approach) and robust.margin == '', robust
     # no base can stop 0.5 m off a pose and still reach: every pose fails its slack, so the
     # first that plans as it is comes back, saying why it is short of the slack
-    edge = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, free, start_xy=(1.0, 1.6),
-                           slack=0.5)
+    edge = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
+                           start_xy=(1.0, 1.6), slack=0.5)
     assert isinstance(edge, m.Approach), edge
     assert edge.margin.startswith('not from 0.50 m off the pose'), edge.margin
-    assert free(edge.x, edge.y)
-    to_base = np.linalg.inv(m.base_to_map(edge.x, edge.y, edge.heading))
-    local = m.ObjectBox((to_base @ [*bottle.center, 1.0])[:3], bottle.extent, -edge.heading)
-    table = m.support_box(local.bottom, local.center[:2], 0.30)
-    assert isinstance(m.plan_pick(arm, np.array(m.CARRY), local, BASE, table), m.MotionPlan)
+    assert off_table(edge.x, edge.y)
+    assert isinstance(pick_from(arm, bottle, edge.x, edge.y, edge.heading), m.MotionPlan)
     # still a failure where no pose plans at all
     high = m.ObjectBox((3.3, 1.6, 1.9), (0.06, 0.06, 0.2), 0.0)
-    failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, free, slack=0.05)
+    failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, off_table, slack=0.05)
     assert isinstance(failure, m.PlanFailure) and failure.reason == 'unreachable'
 
 
@@ -316,9 +315,7 @@ def test_plan_place_approach_finds_where_to_stand_to_put_the_held_object_down():
                        m.support_box(bottle.bottom, bottle.center[:2], 0.30))
     assert isinstance(held, m.MotionPlan), held
 
-    def free(x, y, heading=0.0):  # a 0.62 m table over [3, 4] x [1, 2]; base radius 0.4
-        return not (3.0 - 0.4 <= x <= 4.0 + 0.4 and 1.0 - 0.4 <= y <= 2.0 + 0.4)
-
+    free = off_table
     # the first spot is in the middle of the table, out of reach from every side
     spots = [(3.5, 1.5, 0.62), (3.2, 1.3, 0.62), (3.15, 1.8, 0.62)]
     found = m.plan_place_approach(arm, held.depart[-1], spots, held.candidate, BASE, free,
