@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -427,6 +428,33 @@ def support_box(top: float, center_xy, near_x: float, depth: float = 0.8,
     cx, cy = float(center_xy[0]), float(center_xy[1])
     return Box((near_x, cy - half_width, -1.0), (max(cx + depth, near_x), cy + half_width,
                                                  top), name)
+
+
+def support_near(point, surfaces: Sequence[ObjectBox], default: float, margin: float = 0.05,
+                 above: float = 0.08) -> float:
+    """Where the support under ``point`` (base frame) begins, for :func:`support_box`.
+
+    ``default`` (the base's front edge) assumes the table may reach back to the robot. When
+    perceived support surfaces (base frame; ``center`` z is the top) hold the point, the
+    support begins at the nearest corner of any of them (less ``margin``) if that is farther:
+    every surface whose footprint holds the point's x, y (within ``margin``) and whose top is
+    at most ``above`` over the point counts, so a table under a tray is kept too.
+    """
+    px, py, pz = (float(v) for v in point)
+    nearest = math.inf
+    for s in surfaces:
+        if s.center[2] > pz + above:
+            continue
+        c, si = math.cos(s.yaw), math.sin(s.yaw)
+        dx, dy = px - s.center[0], py - s.center[1]
+        half = s.extent[:2] / 2 + margin
+        if abs(c * dx + si * dy) > half[0] or abs(-si * dx + c * dy) > half[1]:
+            continue
+        hx, hy = s.extent[0] / 2, s.extent[1] / 2
+        nearest = min(nearest, s.center[0] - abs(c * hx) - abs(si * hy))
+    if not math.isfinite(nearest):
+        return default
+    return max(default, nearest - margin)
 
 
 # ---------------------------------------------------------------------------- collisions
@@ -903,7 +931,7 @@ def _obstacles_from(base_boxes: Sequence[Box], others, to_base: np.ndarray,
 
 def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
                   standoffs: Sequence[float], slack: float, heading_slack: float, what: str,
-                  current=None) -> Approach | PlanFailure:
+                  current=None, deadline: float | None = None) -> Approach | PlanFailure:
     """The first free base pose facing ``target_xy`` from which ``plan_at`` plans.
 
     ``plan_at(x, y, heading)`` must also plan from ``slack`` back or aside and from
@@ -912,6 +940,8 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
     not asked about ``free`` (the base stands there). When no free pose allows the slack, the
     first one that plans as it is is returned, its ``margin`` saying why it is short of that:
     a pose at the edge of reach may still work where the base stops, where none is a failure.
+    ``deadline`` (``time.monotonic()``): no pose is begun after it; the answer is what was
+    found by then (a pose at the edge of reach, or a failure that says how many were tried).
     """
     if headings < 1 or not standoffs or min(standoffs) <= 0:
         raise ValueError(f'need headings >= 1 and standoffs > 0, got {headings}, '
@@ -938,7 +968,11 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
         return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
                            f'of the {what} at ({cx:.2f}, {cy:.2f})')
     last = edge = None
+    tried = 0
     for x, y, heading, r in free_poses:
+        if deadline is not None and time.monotonic() > deadline and tried:
+            break
+        tried += 1
         plan = plan_at(x, y, heading)
         nominal = plan
         c, s = math.cos(heading), math.sin(heading)
@@ -960,6 +994,10 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
         last = plan
     if edge is not None:
         return edge
+    if tried < len(free_poses):
+        return PlanFailure('unreachable', f'none of the {tried} of {len(free_poses)} free base '
+                           f'poses around ({cx:.2f}, {cy:.2f}) tried in the planning time '
+                           f'reaches the {what}: {last.message}')
     return PlanFailure('unreachable', f'none of {len(free_poses)} free base poses around '
                        f'({cx:.2f}, {cy:.2f}) reaches the {what}: {last.message}')
 
@@ -971,32 +1009,37 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
                   ik: IkConfig | None = None, margin: float = 0.005,
                   rng: np.random.Generator | None = None, slack: float = 0.0,
                   heading_slack: float = 0.0, others: Sequence[tuple[str, ObjectBox]] = (),
-                  current=None) -> Approach | PlanFailure:
+                  current=None, surfaces: Sequence[ObjectBox] = (),
+                  deadline: float | None = None) -> Approach | PlanFailure:
     """Find a base pose facing ``obj`` (map frame) from which :func:`plan_pick` succeeds.
 
     Candidates stand ``standoffs`` from the object's centre at ``headings`` directions around
     it, facing it; ``free(x, y, heading)`` says whether the base may stand there (e.g. its
     footprint at that heading covers only free cells of a map). They are tried nearest to
     ``start_xy`` (the robot now) first, so the first success is also a short drive. The
-    object's support is assumed to reach back to ``support_near_x`` in the base frame, as the
-    manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
+    object's support is assumed to reach back to ``support_near_x`` in the base frame, or to
+    the near edge of the perceived ``surfaces`` (map frame) under it (:func:`support_near`),
+    as the manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
     the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
     side, so that a pose at the edge of the arm's reach is not chosen while another is free
     (failing that, the first that plans as it is; see ``Approach.margin``); likewise from
     ``heading_slack`` rad turned either way (the base's heading tolerance). ``others``: the
     other objects, (name, box in the map frame), kept clear of as the manipulator does.
-    ``current``: the base pose now (x, y, heading), tried first as it is.
+    ``current``: the base pose now (x, y, heading), tried first as it is. ``deadline``
+    (``time.monotonic()``): when to stop trying poses.
     """
     def pick_from(x: float, y: float, heading: float):
         to_base = np.linalg.inv(base_to_map(x, y, heading))
         local = _in_base(obj, to_base, heading)
-        support = support_box(local.bottom, local.center[:2], support_near_x)
+        near = support_near((*local.center[:2], local.bottom),
+                            [_in_base(t, to_base, heading) for t in surfaces], support_near_x)
+        support = support_box(local.bottom, local.center[:2], near)
         return plan_pick(arm, q_start, local, _obstacles_from(base_boxes, others, to_base, heading),
                          support, config, ik, margin, rng=rng)
 
     return _stand_points(obj.center[:2], free, pick_from, start_xy=start_xy, headings=headings,
                          standoffs=standoffs, slack=slack, heading_slack=heading_slack,
-                         what='object', current=current)
+                         what='object', current=current, deadline=deadline)
 
 
 def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
@@ -1006,7 +1049,8 @@ def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
                         ik: IkConfig | None = None, margin: float = 0.005,
                         rng: np.random.Generator | None = None, slack: float = 0.0,
                         heading_slack: float = 0.0,
-                        others: Sequence[tuple[str, ObjectBox]] = (), current=None
+                        others: Sequence[tuple[str, ObjectBox]] = (), current=None,
+                        surfaces: Sequence[ObjectBox] = (), deadline: float | None = None
                         ) -> Approach | PlanFailure:
     """As :func:`plan_approach`, to put ``held`` down with :func:`plan_place`.
 
@@ -1018,10 +1062,15 @@ def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
         return PlanFailure('unreachable', 'no free spot on the surface to put it down')
     last = None
     for target in targets:
+        if deadline is not None and time.monotonic() > deadline and last is not None:
+            break
+
         def place_from(x: float, y: float, heading: float, target=target):
             to_base = np.linalg.inv(base_to_map(x, y, heading))
             local = (to_base @ [*target, 1.0])[:3]
-            support = support_box(local[2], local[:2], support_near_x)
+            near = support_near(local, [_in_base(t, to_base, heading) for t in surfaces],
+                                support_near_x)
+            support = support_box(local[2], local[:2], near)
             return plan_place(arm, q_start, local, held,
                               _obstacles_from(base_boxes, others, to_base, heading), support,
                               config, ik, margin, rng=rng)
@@ -1029,7 +1078,7 @@ def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
         found = _stand_points(target[:2], free, place_from, start_xy=start_xy,
                               headings=headings, standoffs=standoffs, slack=slack,
                               heading_slack=heading_slack, what='place spot',
-                              current=current)
+                              current=current, deadline=deadline)
         if isinstance(found, Approach):
             return dataclasses.replace(found, target=target.copy())
         last = found

@@ -97,17 +97,32 @@ def boxes_from_list(values) -> list[mp.Box]:
     return out
 
 
-def belief_box(belief, t_base_frame: np.ndarray, default_extent: float) -> mp.ObjectBox:
-    """An ObjectBelief as an ObjectBox in the base frame (``t_base_frame``: 4x4)."""
+def _belief_pose(belief, t_base_frame: np.ndarray) -> np.ndarray:
+    """The 4x4 pose of an ObjectBelief in the base frame (``t_base_frame``: 4x4)."""
     pose = belief.pose.pose
     quat = [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
     if not np.all(np.isfinite(quat)) or np.linalg.norm(quat) < 1e-9:
         quat = [0.0, 0.0, 0.0, 1.0]  # no orientation: the box is axis-aligned in its frame
-    t_obj = t_base_frame @ matrix([pose.position.x, pose.position.y, pose.position.z], quat)
+    return t_base_frame @ matrix([pose.position.x, pose.position.y, pose.position.z], quat)
+
+
+def belief_box(belief, t_base_frame: np.ndarray, default_extent: float) -> mp.ObjectBox:
+    """An ObjectBelief as an ObjectBox in the base frame (``t_base_frame``: 4x4)."""
+    t_obj = _belief_pose(belief, t_base_frame)
     ext = np.array([belief.extent.x, belief.extent.y, belief.extent.z], dtype=float)
     if not np.all(np.isfinite(ext)) or np.any(ext <= 0):
         ext = np.full(3, default_extent)
     return mp.ObjectBox(t_obj[:3, 3], ext, mp.yaw_of(t_obj))
+
+
+def surface_box(belief, t_base_frame: np.ndarray) -> mp.ObjectBox | None:
+    """A support surface's belief (centre at its top, extent x, y) as a thin ObjectBox."""
+    t_surface = _belief_pose(belief, t_base_frame)
+    length, width = float(belief.extent.x), float(belief.extent.y)
+    if not (math.isfinite(length) and math.isfinite(width) and length > 0 and width > 0 and
+            np.all(np.isfinite(t_surface))):
+        return None
+    return mp.ObjectBox(t_surface[:3, 3], (length, width, 0.01), mp.yaw_of(t_surface))
 
 
 class Manipulator(ParamNode):
@@ -157,7 +172,8 @@ class Manipulator(ParamNode):
         Param('default_extent', 0.06, 'object size assumed when a belief has none, m',
               low=0.01, high=0.5),
         Param('support_near_x', 0.30, "the table under an object is assumed to reach back to "
-              "this x in the base frame (the base's front edge), m", low=-1.0, high=2.0),
+              "this x in the base frame (the base's front edge), m, unless perceived support "
+              'surfaces under it end farther', low=-1.0, high=2.0),
         Param('base_boxes', list(DEFAULT_BOXES), "the robot's own body as boxes in the base "
               'frame: [xmin, ymin, zmin, xmax, ymax, zmax] per box'),
         Param('avoid_other_objects', True, 'keep clear of the other objects believed in'),
@@ -188,6 +204,8 @@ class Manipulator(ParamNode):
         Param('place_spacing', 0.05, 'grid of the place spots tried, m', low=0.01, high=0.5),
         Param('place_spots', 12, 'most place spots tried, nearest the requested point first',
               low=1, high=200),
+        Param('approach_budget', 20.0, 'plan_approach stops trying stand-points after this '
+              'long (wall clock, s) and answers with what it found', low=1.0, high=600.0),
         Param('approach_heading_slack', 0.1, 'and from this far turned either way (the '
               "navigator's heading_tolerance), rad", low=0.0, high=0.5),
         Param('approach_standoffs', [0.45, 0.55, 0.65, 0.72, 0.8], 'distances from the base origin '
@@ -514,6 +532,29 @@ class Manipulator(ParamNode):
                 continue
         return out
 
+    def _surface_boxes(self, frame: str) -> list[mp.ObjectBox]:
+        """The perceived support surfaces in ``frame``; those TF cannot place are left out."""
+        msg = self.surfaces
+        out = []
+        for belief in (msg.objects if msg is not None else []):
+            source = belief.header.frame_id or msg.header.frame_id
+            try:
+                box = surface_box(belief, self.tf.lookup(frame, source))
+            except TransformError:
+                continue
+            if box is not None:
+                out.append(box)
+        return out
+
+    def _support(self, point) -> mp.Box:
+        """The table assumed under a base-frame point (``models.manipulation.support_near``).
+
+        Back to ``support_near_x``, or to the near edge of the perceived surfaces under it.
+        """
+        near = mp.support_near(point, self._surface_boxes(self.param('base_frame')),
+                               self.param('support_near_x'))
+        return mp.support_box(point[2], point[:2], near)
+
     def _seen_at(self, object_id: str, after_ns: int, near=None) -> np.ndarray | None:
         """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``.
 
@@ -601,7 +642,7 @@ class Manipulator(ParamNode):
         arm = self._arm()
         self._wait_joints(handle)
         q0, _ = self._arm_state()
-        support = mp.support_box(obj.bottom, obj.center[:2], self.param('support_near_x'))
+        support = self._support((*obj.center[:2], obj.bottom))
         config = self._grasp_config()
         plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id), support, config,
                             self._ik_config(), self.param('collision_margin'),
@@ -692,7 +733,7 @@ class Manipulator(ParamNode):
         target = (self._lookup_at_rest(base, frame) @ [*xyz, 1.0])[:3]
         arm = self._arm()
         q0, _ = self._arm_state()
-        support = mp.support_box(target[2], target[:2], self.param('support_near_x'))
+        support = self._support(target)
         plan = mp.plan_place(arm, q0, target, self.held['candidate'],
                              self._obstacles(self.objects, held_id), support,
                              self._grasp_config(), self._ik_config(),
@@ -805,7 +846,9 @@ class Manipulator(ParamNode):
                       config=self._grasp_config(), ik=self._ik_config(),
                       margin=self.param('collision_margin'), rng=self.rng,
                       slack=self.param('approach_slack'),
-                      heading_slack=self.param('approach_heading_slack'), others=others)
+                      heading_slack=self.param('approach_heading_slack'), others=others,
+                      surfaces=self._surface_boxes(frame),
+                      deadline=time.monotonic() + self.param('approach_budget'))
         if request.place:
             spots = self._place_spots((near.x, near.y), others)
             found = mp.plan_place_approach(self._arm(), q0, spots, self.held['candidate'],

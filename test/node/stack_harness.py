@@ -29,11 +29,20 @@ class StackHarness:
         self.last = {}
         for topic, (kind, qos) in topics.items():
             self.probe.create_subscription(kind, topic, self.recorder(topic), qos)
+        self.prepare()
         self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
         for node in [*self.nodes, self.probe]:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+
+    def prepare(self):
+        """Create the probe's action clients here, before the executor spins it.
+
+        rclpy adds an ActionClient to its node before the client is complete: an executor
+        thread that meets it half-made dies (``'ActionClient' object has no attribute
+        '_lock'``) and takes every node of the harness with it.
+        """
 
     def recorder(self, key):
         """A callback that appends what it receives under `key`."""

@@ -48,8 +48,10 @@ class Harness(StackHarness):
 
     def __init__(self):
         super().__init__(make_nodes, TOPICS)
-        self.client = ActionClient(self.probe, LookFor, '/robot/look_for')
         self.probe.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
+
+    def prepare(self):
+        self.client = ActionClient(self.probe, LookFor, '/robot/look_for')
 
     def _on_diag(self, msg):
         for status in msg.status:

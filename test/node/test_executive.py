@@ -93,8 +93,10 @@ class Harness(StackHarness):
         self.pub_plan = p.create_publisher(ParetoPlan, '/selected_plan', LATCHED_QOS)
         self.pub_map = p.create_publisher(CognitiveMap, '/cognitive_map', LATCHED_QOS)
         self.pub_plans = p.create_publisher(ParetoPlanArray, '/pareto_plans', LATCHED_QOS)
-        self.client = ActionClient(p, Execute, '/execute')
         self.set_place(0)
+
+    def prepare(self):
+        self.client = ActionClient(self.probe, Execute, '/execute')
 
     def set_place(self, current):
         cmap = CognitiveMap(current_place=current, num_places=5)

@@ -60,9 +60,11 @@ class Stack(StackHarness):
             '/robot/ground_truth/robot_pose': (PoseStamped, 10),
             '/robot/ground_truth/room': (String, LATCHED_QOS),
             CAMERA: (Image, SENSOR_QOS), '/diagnostics': (DiagnosticArray, 50)}, threads=6)
-        self.navigate = ActionClient(self.probe, Navigate, '/robot/navigate')
         self.goal_image = self.probe.create_publisher(Image, '/robot/goal_image', COMMAND_QOS)
         self.rooms = set()
+
+    def prepare(self):
+        self.navigate = ActionClient(self.probe, Navigate, '/robot/navigate')
 
     def send(self, goal, timeout=150.0):
         assert self.navigate.wait_for_server(timeout_sec=10.0)

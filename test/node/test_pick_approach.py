@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nav_msgs.msg import OccupancyGrid
-from rclpy.action import ActionClient
 from stack_harness import overrides
 from test_manipulator import Harness
 
@@ -86,7 +85,7 @@ def execute(h, plan_id):
     """Run the selected plan ``plan_id`` through the executive; its Execute result."""
     executive = h.nodes[4]
     assert h.wait(lambda: executive.plan is not None and executive.plan.id == plan_id, 120.0)
-    client = ActionClient(h.probe, Execute, 'execute')
+    client = h.execute
     assert client.wait_for_server(timeout_sec=60.0)
     sent = client.send_goal_async(Execute.Goal(plan_id=plan_id, max_replans=0))
     assert h.wait(sent.done, 60.0) and sent.result().accepted

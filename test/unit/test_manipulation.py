@@ -1,5 +1,6 @@
 """models.manipulation: FK against PyBullet's FK of the same URDF, IK, trajectories, collisions."""
 import math
+import time
 
 import numpy as np
 import pybullet as p
@@ -294,6 +295,13 @@ def test_plan_approach_falls_back_to_a_pose_at_the_edge_of_reach_when_none_has_r
     high = m.ObjectBox((3.3, 1.6, 1.9), (0.06, 0.06, 0.2), 0.0)
     failure = m.plan_approach(arm, np.array(m.CARRY), high, BASE, off_table, slack=0.05)
     assert isinstance(failure, m.PlanFailure) and failure.reason == 'unreachable'
+    # out of planning time: one pose is tried, and the answer says how many of how many
+    late = m.plan_approach(arm, np.array(m.CARRY), high, BASE, lambda x, y, heading: True,
+                           slack=0.05, deadline=time.monotonic())
+    assert isinstance(late, m.PlanFailure) and 'none of the 1 of 64 ' in late.message, late
+    late = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
+                           start_xy=(1.0, 1.6), slack=0.05, deadline=time.monotonic())
+    assert isinstance(late, m.Approach) and (late.x, late.y) == (robust.x, robust.y)
 
 
 def test_ik_offers_other_arm_postures_for_one_pose():
@@ -331,3 +339,30 @@ def test_plan_place_approach_finds_where_to_stand_to_put_the_held_object_down():
     empty = m.plan_place_approach(arm, held.depart[-1], np.zeros((0, 3)), held.candidate, BASE,
                                   free)
     assert isinstance(empty, m.PlanFailure) and 'no free spot' in empty.message
+
+
+def test_the_support_under_an_object_begins_at_the_perceived_tables_near_edge():
+    # a 1.2 x 0.6 m table top at 0.62 m, its near edge 0.55 m ahead of the base, turned 90 deg
+    table = m.ObjectBox((0.85, 0.0, 0.62), (1.2, 0.6, 0.01), math.pi / 2)
+    on_table = (0.75, 0.1, 0.62)
+    assert m.support_near(on_table, [table], 0.30) == pytest.approx(0.55 - 0.05)
+    # nothing perceived, a point off every surface, or a surface above the point: assumed
+    assert m.support_near(on_table, [], 0.30) == 0.30
+    assert m.support_near((0.75, 0.9, 0.62), [table], 0.30) == 0.30
+    shelf = m.ObjectBox((0.85, 0.0, 0.95), (1.2, 0.6, 0.01), math.pi / 2)
+    assert m.support_near(on_table, [shelf], 0.30) == 0.30
+    # a tray on the table: the table under it still counts, so the support reaches its edge
+    tray = m.ObjectBox((0.9, 0.1, 0.64), (0.3, 0.4, 0.01), 0.0)
+    assert m.support_near((0.9, 0.1, 0.64), [tray, table], 0.30) == pytest.approx(0.50)
+    assert m.support_near((0.9, 0.1, 0.64), [tray], 0.30) == pytest.approx(0.75 - 0.05)
+    # never nearer the base than assumed: a surface reaching under the base changes nothing
+    long_table = m.ObjectBox((0.5, 0.0, 0.62), (1.2, 0.6, 0.01), 0.0)
+    assert m.support_near(on_table, [long_table], 0.30) == 0.30
+    # a pick over a table perceived to end 0.5 m ahead plans an elbow the assumed one refuses
+    arm = m.panda_arm(MOUNT, 0.5, 0.5)
+    box = m.ObjectBox((0.78, -0.05, 0.62 + 0.03), (0.06, 0.06, 0.06), 0.0)
+    assumed = m.support_box(box.bottom, box.center[:2], 0.30)
+    perceived = m.support_box(box.bottom, box.center[:2],
+                              m.support_near((*box.center[:2], box.bottom), [table], 0.30))
+    assert perceived.lower[0] == pytest.approx(0.50) and assumed.lower[0] == 0.30
+    assert isinstance(m.plan_pick(arm, np.array(m.CARRY), box, BASE, perceived), m.MotionPlan)
