@@ -3,9 +3,10 @@
 Each run is `embodied-aif demo` in a subprocess (the whole stack, composed, headless) on one
 seed: explore, map, perceive, plan the default task with the default preference, select,
 execute for several episodes while learning costs. The default task is a fetch: bring a
-perceived mug to the farthest table in reach outside the hazard room
-(`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where the mug is
-now); when perception offers no such mug and table, the demo falls back to reaching the
+perceived mug, can, bottle or box (the demo's `--fetch` categories, the first perception
+offers graspable and reachable) to the farthest table in reach outside the hazard room
+(`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where it is now);
+when perception offers no such object and table, the demo falls back to reaching the
 farthest place outside the hazard room (`F at_place_N & G !in_hazard`). Layouts: the
 default 2x2 building and an unseen 3x3 one (grid3x3, never used to tune anything). Reported:
 

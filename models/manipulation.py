@@ -896,8 +896,8 @@ class Approach:
 
     ``x``, ``y``, ``heading``: the base pose (facing the object or target); ``standoff``: its
     distance to it; ``plan``: the pick or place planned from there (base frame); ``target``:
-    for a place, the map-frame point to put the object down at; ``margin``: '' when the plan
-    also holds from the pose's slack around it, else why not (no pose allowed that).
+    for a place, the map-frame point to put the object down at; ``short_of_slack``: '' when
+    the plan also holds from the pose's slack around it, else why not (no pose allowed that).
     """
 
     x: float
@@ -906,7 +906,7 @@ class Approach:
     standoff: float
     plan: MotionPlan
     target: np.ndarray | None = None
-    margin: str = ''
+    short_of_slack: str = ''
 
 
 def base_to_map(x: float, y: float, heading: float) -> np.ndarray:
@@ -938,7 +938,7 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
     ``heading_slack`` turned either way (see :func:`plan_approach`). ``current`` (x, y,
     heading), where the base stands now, is tried first, as it is: no drive, no slack, and
     not asked about ``free`` (the base stands there). When no free pose allows the slack, the
-    first one that plans as it is is returned, its ``margin`` saying why it is short of that:
+    first one that plans as it is is returned, its ``short_of_slack`` saying why it is short:
     a pose at the edge of reach may still work where the base stops, where none is a failure.
     ``deadline`` (``time.monotonic()``): no pose is begun after it; the answer is what was
     found by then (a pose at the edge of reach, or a failure that says how many were tried).
@@ -990,7 +990,7 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
         if isinstance(plan, MotionPlan):
             return Approach(x, y, heading, r, plan)
         if edge is None and isinstance(nominal, MotionPlan):
-            edge = Approach(x, y, heading, r, nominal, margin=plan.message)
+            edge = Approach(x, y, heading, r, nominal, short_of_slack=plan.message)
         last = plan
     if edge is not None:
         return edge
@@ -1019,11 +1019,11 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
     ``start_xy`` (the robot now) first, so the first success is also a short drive. The
     object's support is assumed to reach back to ``support_near_x`` in the base frame, or to
     the near edge of the perceived ``surfaces`` (map frame) under it (:func:`support_near`),
-    as the manipulator does. A base that drives there may stop up to ``slack`` away from the pose:
-    the pick must then also succeed from ``slack`` farther back and from ``slack`` to either
-    side, so that a pose at the edge of the arm's reach is not chosen while another is free
-    (failing that, the first that plans as it is; see ``Approach.margin``); likewise from
-    ``heading_slack`` rad turned either way (the base's heading tolerance). ``others``: the
+    as the manipulator does. A base that drives there may stop up to ``slack`` away from the
+    pose: the pick must then also succeed from ``slack`` farther back and from ``slack`` to
+    either side, so that a pose at the edge of the arm's reach is not chosen while another is free
+    (failing that, the first that plans as it is: ``Approach.short_of_slack``); likewise
+    from ``heading_slack`` rad turned either way (the base's heading tolerance). ``others``: the
     other objects, (name, box in the map frame), kept clear of as the manipulator does.
     ``current``: the base pose now (x, y, heading), tried first as it is. ``deadline``
     (``time.monotonic()``): when to stop trying poses.

@@ -863,10 +863,11 @@ class Manipulator(ParamNode):
             where = f'{skip} at ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) in {frame}'
         if isinstance(found, mp.PlanFailure):
             raise GoalError(found.reason, f'{where}: {found.message}')
-        if found.margin:
+        if found.short_of_slack:
             self.get_logger().info(f'plan_approach for {where}: no stand-point leaves room '
                                    f'for the base stopping off it; the nearest that plans as '
-                                   f'it is: ({found.x:.2f}, {found.y:.2f}): {found.margin}')
+                                   f'it is: ({found.x:.2f}, {found.y:.2f}): '
+                                   f'{found.short_of_slack}')
         stamp = self.get_clock().now().to_msg()
         pose = PoseStamped()
         pose.header.frame_id, pose.header.stamp = frame, stamp

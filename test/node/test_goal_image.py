@@ -112,6 +112,12 @@ def stack():
     s.close()
 
 
+def _span(places) -> float:
+    """The largest distance between two of the places (m)."""
+    return max((float(np.linalg.norm(a - b)) for a in places.values() for b in places.values()),
+               default=0.0)
+
+
 def _visited(cmap):
     return {p.id: np.array([p.pose.position.x, p.pose.position.y])
             for p in cmap.places if p.visit_count > 0}
@@ -123,26 +129,24 @@ def test_a_goal_image_brings_the_robot_back_to_where_it_was_taken(stack):
     assert s.navigator.world is not None, s.navigator.world_error
     # explore on its own until the map has places in several rooms
     s.wait(lambda: (cmap := s.latest('/robot/cognitive_map')) is not None and
-           len(_visited(cmap)) >= 6 or s.sim_time() > EXPLORE_SIM_S, 300)
+           len(_visited(cmap)) >= 6 and _span(_visited(cmap)) >= 3.0 or
+           s.sim_time() > EXPLORE_SIM_S, 300)
     s.navigator.set_parameters([Parameter('explore_when_idle', value=False)])
     cmap = s.latest('/robot/cognitive_map')
     places = _visited(cmap)
     assert len(places) >= 3, f'explored only {len(places)} places'
-    # go to a visited place and take a picture there
+    # two visited places about 3.5 m apart: take a picture at the one nearer the robot
     here = places.get(cmap.current_place, next(iter(places.values())))
-    near = sorted(places, key=lambda k: abs(np.linalg.norm(places[k] - here) - 2.0))
-    target = near[0]
+    pair = min(((a, b) for a in places for b in places if a < b),
+               key=lambda ab: abs(np.linalg.norm(places[ab[0]] - places[ab[1]]) - 3.5))
+    target, far = sorted(pair, key=lambda k: np.linalg.norm(places[k] - here))
     go_to_place(s, target)
     s.wait_sim(2.0)  # standing still: the navigator has filtered the view too
     s.forget(CAMERA)
     assert s.wait(lambda: s.latest(CAMERA) is not None, 30)
     picture, taken_at = s.latest(CAMERA), s.truth()
     assert int(navigator_values(s).get('views', 0)) > 0
-    # drive to a visited place about 3.5 m from there
-    cmap = s.latest('/robot/cognitive_map')
-    places = _visited(cmap)
-    origin = places.get(target, here)
-    far = min(places, key=lambda k: abs(np.linalg.norm(places[k] - origin) - 3.5))
+    # drive to the other one
     go_to_place(s, far)
     start = s.truth()
     assert np.linalg.norm(start - taken_at) > 1.5, (start, taken_at)

@@ -282,13 +282,13 @@ def test_plan_approach_falls_back_to_a_pose_at_the_edge_of_reach_when_none_has_r
     bottle = m.ObjectBox((3.3, 1.6, 0.62 + 0.1), (0.06, 0.06, 0.2), 0.0)
     robust = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
                              start_xy=(1.0, 1.6), slack=0.05)
-    assert isinstance(robust, m.Approach) and robust.margin == '', robust
+    assert isinstance(robust, m.Approach) and robust.short_of_slack == '', robust
     # no base can stop 0.5 m off a pose and still reach: every pose fails its slack, so the
     # first that plans as it is comes back, saying why it is short of the slack
     edge = m.plan_approach(arm, np.array(m.CARRY), bottle, BASE, off_table,
                            start_xy=(1.0, 1.6), slack=0.5)
     assert isinstance(edge, m.Approach), edge
-    assert edge.margin.startswith('not from 0.50 m off the pose'), edge.margin
+    assert edge.short_of_slack.startswith('not from 0.50 m off the pose'), edge.short_of_slack
     assert off_table(edge.x, edge.y)
     assert isinstance(pick_from(arm, bottle, edge.x, edge.y, edge.heading), m.MotionPlan)
     # still a failure where no pose plans at all
