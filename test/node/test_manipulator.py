@@ -25,7 +25,7 @@ from embodied_aif.models.transforms import matrix, quaternion_from_rotation
 from embodied_aif.nodes._common import LATCHED_QOS
 from embodied_aif.nodes.manipulator import Manipulator
 from embodied_aif.nodes.sim_bridge import SimBridge
-from embodied_aif_msgs.action import Execute, Pick, Place
+from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
 from embodied_aif_msgs.srv import PlanApproach
 
@@ -82,7 +82,6 @@ class Harness(StackHarness):
     def prepare(self):
         self.pick = ActionClient(self.probe, Pick, 'pick')
         self.place = ActionClient(self.probe, Place, 'place')
-        self.execute = ActionClient(self.probe, Execute, 'execute')  # the approach tests'
 
     def truth(self):
         """The simulator's ground truth (objects, attached object), under the bridge's lock."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nav_msgs.msg import OccupancyGrid
+from rclpy.action import ActionClient
 from stack_harness import overrides
 from test_manipulator import Harness
 
@@ -54,11 +55,20 @@ def make_nodes(context):
     return [bridge, manipulator, cmap, navigator, executive, perception]
 
 
+class ApproachHarness(Harness):
+    """The manipulator's harness, with an Execute client for the executive."""
+
+    def prepare(self):
+        super().prepare()
+        self.execute = ActionClient(self.probe, Execute, 'execute')
+
+
 @pytest.fixture(scope='module')
 def harness():
-    h = Harness(make_nodes, {'/robot/plan_outcome': (PlanOutcome, 10),
-                             '/robot/cognitive_map/overhead': (OccupancyGrid, LATCHED_QOS),
-                             '/robot/surfaces': (ObjectBeliefArray, LATCHED_QOS)})
+    h = ApproachHarness(make_nodes, {
+        '/robot/plan_outcome': (PlanOutcome, 10),
+        '/robot/cognitive_map/overhead': (OccupancyGrid, LATCHED_QOS),
+        '/robot/surfaces': (ObjectBeliefArray, LATCHED_QOS)})
     assert h.wait(lambda: h.latest('/robot/joint_states') is not None
                   and h.manipulator.objects is not None
                   and h.manipulator.grid is not None, 120.0), 'no joint_states, beliefs or grid'
