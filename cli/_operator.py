@@ -40,6 +40,7 @@ class Operator:
         self.plans = None
         self.selected = None
         self.objects = self.surfaces = self.truth_objects = None
+        self.held = ''  # what the manipulator holds (held_object), '' for nothing
         self.truth_path = []
         self.rooms = set()
         self.room_log = []
@@ -55,6 +56,7 @@ class Operator:
         n.create_subscription(ParetoPlan, 'selected_plan', self._set('selected'), LATCHED_QOS)
         n.create_subscription(ObjectBeliefArray, 'objects', self._set('objects'), 10)
         n.create_subscription(ObjectBeliefArray, 'surfaces', self._set('surfaces'), LATCHED_QOS)
+        n.create_subscription(String, 'held_object', self._on_held, LATCHED_QOS)
         n.create_subscription(ObjectBeliefArray, 'ground_truth/objects',
                               self._set('truth_objects'), 10)
         n.create_subscription(PoseStamped, 'ground_truth/robot_pose', self._on_truth, 10)
@@ -78,6 +80,9 @@ class Operator:
             with self.lock:
                 setattr(self, name, msg)
         return callback
+
+    def _on_held(self, msg) -> None:
+        self.held = msg.data.strip()
 
     def _on_outcome(self, msg) -> None:
         with self.lock:
@@ -220,6 +225,11 @@ class Operator:
             self.wait_reply(result_future, 30.0)
         result = (result_future.result().result if result_future.done()
                   else Execute.Result(reason=f'timed out after {sim_timeout:.0f} s sim'))
+        # the steps' PlanOutcomes come on a topic, the result on the action: wait for the
+        # executive's closing outcome (step -1, published after the steps' and before the
+        # result) so that none is still on its way
+        self.wait_sim(lambda: any(m.step_index < 0 for m in self.outcomes[first:]), 5.0,
+                      wall_limit=10.0)
         with self.lock:
             steps = [{'plan': m.plan_id, 'step': int(m.step_index), 'action': m.step.action,
                       'target': m.step.target, 'success': bool(m.success), 'reason': m.reason,

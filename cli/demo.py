@@ -1,7 +1,7 @@
 """`embodied-aif demo`: the main job: the stack in simulation, on defaults, with a JSON summary.
 
-It composes the nodes of config/sim.yaml in this process (one MultiThreadedExecutor, headless,
-at --speed times real time), then plays the mission with what the stack has:
+It composes the nodes of config/sim.yaml in this process (each node on an executor of its own,
+headless, at --speed times real time), then plays the mission with what the stack has:
   1. explore and map (when the stack has `navigator` and `cognitive_map`),
   2. pose a task (LTLf) and a preference: the task planner publishes the Pareto set, the
      selector picks a plan,
@@ -142,8 +142,11 @@ def play(args, op, names: set, summary: dict) -> None:
     has_nav = {'navigator', 'cognitive_map'} <= names
     if has_nav:
         log(f'exploring for up to {args.explore_s:.0f} s of simulated time')
+        wall, sim = time.monotonic(), op.clock
         op.wait_sim(lambda: False, args.explore_s, wall_limit=args.explore_s * 3 + 60)
         n_places = len(op.map.places) if op.map else 0
+        log(f'explored: {n_places} places, {op.clock - sim:.0f} s of simulated time in '
+            f'{time.monotonic() - wall:.0f} s')
         stages['exploration'] = (f'{n_places} places, rooms visited: {sorted(op.rooms)}')
         summary['map'] = {'places': n_places, 'edges': len(op.map.edges) if op.map else 0,
                           'rooms_visited': sorted(op.rooms)}
@@ -179,8 +182,7 @@ def play(args, op, names: set, summary: dict) -> None:
             formula = f'F at_place_{_farthest_place(op.map)}'
     task_id = 'demo-0' if fetch else 'demo'
     if not pose_task(op, task_id, formula):
-        why = op.plans.reason if op.plans else 'no plans'
-        stages['task'] = f'task {formula!r}: no plan selected ({why})'
+        stages['task'] = f'task {formula!r}: {why_no_plan(op, task_id)}'
         return
     stages['task'] = f'task {formula!r}: {len(op.plans.plans)} Pareto plans'
     summary['task'] = {'formula': formula, 'preference': preference,
@@ -188,39 +190,42 @@ def play(args, op, names: set, summary: dict) -> None:
     if 'executive' not in names:
         stages['execution'] = 'skipped: the stack has no executive'
         return
-    episodes, failed_picks = [], set()
+    episodes, failed_picks, failed_places = [], set(), set()
     home = op.map.current_place
     for episode in range(args.episodes):
+        truth = None
         if fetch is not None and episode:  # the next fetch: to the farthest table from it now
-            fetch = fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
-                               exclude=failed_picks)
+            before = fetch
+            fetch = next_fetch(op, args, fetch, regions, failed_picks, failed_places)
+            truth = _same_object(episodes[-1] if episodes else None, before, fetch)
             if isinstance(fetch, str) or not pose_task(op, f'demo-{episode}', fetch.formula):
-                why = fetch if isinstance(fetch, str) else \
-                    f'no plan selected ({op.plans.reason if op.plans else "no plans"})'
+                why = fetch if isinstance(fetch, str) else why_no_plan(op, f'demo-{episode}')
                 log(f'episode {episode}: no fetch task: {why}')
                 episodes.append({'episode': episode, 'success': False, 'reason': why,
                                  'entered_hazard': False, 'realised': [], 'predicted': []})
                 break
-        record = run_episode(args, op, episode, summary, fetch)
+        record = run_episode(args, op, episode, summary, fetch, truth)
         failed_picks |= _failed_picks(record)
+        failed_places |= _failed_places(record)
         earlier = []
         while fetch is not None and not record['success'] and \
                 len(earlier) + 1 < args.fetch_attempts:
             # the object was gone on arrival, out of reach, dropped...: choose again (the
             # same object if it is still there and was not the pick that failed) and go on
-            again = fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
-                               exclude=failed_picks)
+            again = next_fetch(op, args, fetch, regions, failed_picks, failed_places)
             task_id = f'demo-{episode}-{len(earlier) + 1}'
             if isinstance(again, str) or not pose_task(op, task_id, again.formula):
                 log(f'episode {episode}: no other attempt: ' + (again if isinstance(again, str)
-                    else f'no plan selected ({op.plans.reason if op.plans else "no plans"})'))
+                    else why_no_plan(op, task_id)))
                 break
             log(f'episode {episode}: attempt {len(earlier) + 2}: bring {again.object_id} '
                 f'({again.category}) to {again.surface_id}')
             earlier.append(_attempt(record))
+            truth = _same_object(record, fetch, again)
             fetch = again
-            record = run_episode(args, op, episode, summary, fetch)
+            record = run_episode(args, op, episode, summary, fetch, truth)
             failed_picks |= _failed_picks(record)
+            failed_places |= _failed_places(record)
         if earlier:
             record['earlier_attempts'] = earlier
         episodes.append(record)
@@ -244,6 +249,21 @@ def _failed_picks(record: dict) -> set:
     return {s['target'] for s in record['steps'] if s['action'] == 'pick' and not s['success']}
 
 
+def _failed_places(record: dict) -> set:
+    """The fetch's table, when its place step failed."""
+    failed = any(s['action'] == 'place' and not s['success'] for s in record['steps'])
+    return {record['fetch']['surface']} if failed and 'fetch' in record else set()
+
+
+def _same_object(record: dict | None, before, after) -> tuple[str, str] | None:
+    """The simulated object a record's fetch found, when the next fetch is of it too."""
+    if record is None or before is None or after is None or isinstance(after, str) \
+            or after.object_id != before.object_id or 'fetch' not in record \
+            or record['fetch']['true_object'] is None:
+        return None
+    return record['fetch']['true_object'], record['fetch']['true_category']
+
+
 def _attempt(record: dict) -> dict:
     """What an attempt that failed leaves in its episode's record."""
     keep = ('plan', 'reason', 'realised', 'rooms', 'entered_hazard')
@@ -264,12 +284,26 @@ def pose_task(op, task_id: str, formula: str) -> bool:
                        wall_limit=180)
 
 
-def run_episode(args, op, episode: int, summary: dict, fetch) -> dict:
-    """Execute the selected plan; the episode's record (fetch: checked on ground truth)."""
+def why_no_plan(op, task_id: str) -> str:
+    """Why posing task ``task_id`` ended without a selected plan of it."""
+    with op.lock:
+        plans = op.plans
+    if plans is None or plans.task_id != task_id:
+        return f'no plan selected: no Pareto set for {task_id} came in the wait'
+    return f'no plan selected: {plans.reason or f"{len(plans.plans)} Pareto plans, none chosen"}'
+
+
+def run_episode(args, op, episode: int, summary: dict, fetch, truth=None) -> dict:
+    """Execute the selected plan; the episode's record (fetch: checked on ground truth).
+
+    ``truth``: the simulated (name, category) of the fetch's object when already known (it is
+    in the hand); else it is found from the object's belief.
+    """
     plan = op.selected
     log(f'episode {episode}: plan {plan.id} predicted cost {np.round(plan.expected_cost, 2)}')
     selection = selection_record(op, plan)
-    truth = true_object(op, fetch.object_id) if fetch is not None else None
+    if truth is None and fetch is not None:
+        truth = true_object(op, fetch.object_id)
     t_start = op.clock
     result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
     rooms = op.rooms_between(t_start, op.clock)
@@ -343,6 +377,34 @@ def seen(msg) -> dict:
     return out
 
 
+def next_fetch(op, args, fetch, regions: dict, failed_picks: set, failed_places: set):
+    """The fetch to try after ``fetch``.
+
+    What the hand holds, to the nearest table a place has not failed on (``choose_delivery``);
+    else a fetch chosen again from what perception sees (the same object first, if it still
+    qualifies and its pick has not failed).
+    """
+    if op.held:
+        return delivery_task(op, op.held, fetch.category, regions, failed_places)
+    return fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
+                      exclude=failed_picks)
+
+
+def delivery_task(op, object_id: str, category: str, regions: dict, exclude=()):
+    """models.task_world.choose_delivery from where the robot is now."""
+    from embodied_aif.models.task_world import choose_delivery
+
+    with op.lock:
+        surfaces = seen(op.surfaces)
+        places = {p.id: (p.pose.position.x, p.pose.position.y) for p in op.map.places}
+    at = op.odom_xy if op.odom_xy is not None else places.get(op.map.current_place, (0.0, 0.0))
+    task = choose_delivery(object_id, category, at, surfaces, places, regions=regions,
+                           exclude=exclude)
+    if not isinstance(task, str):
+        log(f'{object_id} is in the hand: put it on {task.surface_id} at place {task.place}')
+    return task
+
+
 def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude=()):
     """models.task_world.choose_fetch over the operator's latest beliefs and map.
 
@@ -387,7 +449,12 @@ def true_object(op, object_id: str) -> tuple[str, str] | None:
 
 
 def delivered(op, name: str | None, surface_id: str) -> bool:
-    """Evaluation: whether the simulated object stands on the believed surface now."""
+    """Evaluation: whether the simulated object stands on the believed surface now.
+
+    Its origin (the simulator's pose) over the surface and from 5 cm below the surface's top
+    (a mesh's origin may sit at its underside, and the perceived top has centimetres of error)
+    to 30 cm above it.
+    """
     with op.lock:
         surface, truth = seen(op.surfaces).get(surface_id), op.truth_objects
     pose = op.world_from_odom()
@@ -397,7 +464,7 @@ def delivered(op, name: str | None, surface_id: str) -> bool:
         if o.id == name:
             p = o.pose.pose.position
             return surface.contains(*odom_from_world(p.x, p.y, pose), margin=0.05) \
-                and surface.z < p.z < surface.z + 0.3
+                and surface.z - 0.05 < p.z < surface.z + 0.3
     return False
 
 
@@ -532,11 +599,11 @@ def plot_beliefs(path: Path, episodes: list[dict], curve: list[dict]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compose the stack, play the mission, write the summary and plots."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from embodied_aif.cli._operator import Operator
     from embodied_aif.cli.run import Supervisor, compose
+    from embodied_aif.nodes._common import IsolatedExecutors
     from embodied_aif.nodes.recorder import Recorder
 
     out = Path(args.out or f'runs/demo-{time.strftime("%Y%m%d-%H%M%S")}')
@@ -562,7 +629,7 @@ def run(args: argparse.Namespace) -> int:
     wall0 = time.monotonic()
     context = rclpy.Context()
     rclpy.init(context=context)
-    nodes, supervisor, watching = [], None, threading.Event()
+    nodes, supervisor, watching, executors = [], None, threading.Event(), None
     try:
         try:
             if args.processes:  # one process per node, supervised in a thread of this one
@@ -585,37 +652,28 @@ def run(args: argparse.Namespace) -> int:
             Parameter('use_sim_time', value=True)])
         nodes.append(recorder)
         op = Operator(context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for node in [*nodes, op.node]:
-            executor.add_node(node)
-        spinning = threading.Event()
-        spinning.set()
-
-        def spin() -> None:  # a loop we can stop before the executor shuts down (rclpy's
-            while spinning.is_set() and context.ok():  # shutdown races its own pool tasks)
-                executor.spin_once(timeout_sec=0.1)
-
-        spinner = threading.Thread(target=spin, daemon=True)
-        spinner.start()
+        executors = IsolatedExecutors([*nodes, op.node], serial=[recorder])
+        executors.start()
         try:
             play(args, op, names, summary)
         except RuntimeError as exc:
             summary['error'] = str(exc)
+        if executors.error is not None:
+            summary.setdefault('error', f'a node stopped on an exception: {executors.error!r}')
         summary.pop('_hazard', None)
         summary['sim_time_s'] = round(op.clock, 2)
         summary['distance_m'] = round(op.distance, 2)
         summary['plots'] = plot(out, op, summary)
         if supervisor is not None:
             summary['restarts'] = supervisor.restarts()
-        spinning.clear()
-        spinner.join(timeout=10.0)
-        time.sleep(0.2)  # callbacks already handed to the pool finish
-        executor.shutdown(timeout_sec=10.0)
+        executors.stop()
         op.node.destroy_node()
         summary['recording'] = {'path': str(recorder.mcap.path),
                                 'messages': dict(sorted(recorder.mcap.counts.items()))}
     finally:
         watching.set()
+        if executors is not None:
+            executors.stop()
         if supervisor is not None:
             supervisor.stop()
         for node in nodes:

@@ -49,31 +49,31 @@ def compose(stack: Stack, context) -> list:
 
 
 def run_composed(stack: Stack, duration: float | None, threads: int) -> int:
-    """Compose every node in this process on one MultiThreadedExecutor; 0 on a clean stop."""
+    """Compose every node in this process, each on an executor of its own; 0 on a clean stop."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
+
+    from embodied_aif.nodes._common import IsolatedExecutors
 
     rclpy.init()
-    nodes = []
+    nodes, executors = [], None
     try:
         nodes = compose(stack, None)
-        executor = MultiThreadedExecutor(num_threads=threads)
-        for node in nodes:
-            executor.add_node(node)
+        executors = IsolatedExecutors(nodes, threads)
+        executors.start()
         deadline = None if duration is None else time.monotonic() + duration
-        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except Exception:
-                if rclpy.ok():
-                    raise
-                # Ctrl-C shut the context down between ok() and the wait: a clean stop
-                # (rclpy raises RCLError 'context is not valid' from the wait set)
-                log('interrupted, shutting down')
-                break
+        while rclpy.ok() and executors.error is None \
+                and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
+        if executors.error is not None:
+            raise executors.error
+        if not rclpy.ok():  # Ctrl-C shut the context down
+            log('interrupted, shutting down')
     except (KeyboardInterrupt, ExternalShutdownException):
         log('interrupted, shutting down')
     finally:
+        if executors is not None:
+            executors.stop()
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
@@ -243,7 +243,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         'run', help='start the nodes of a stack configuration',
         description='Start the nodes of a stack configuration (see config/*.yaml), composed in '
-                    'one process on a MultiThreadedExecutor (default) or one process per node. '
+                    'one process, each node on an executor of its own (default), or one process '
+                    'per node. '
                     'Ctrl-C stops everything cleanly.')
     parser.add_argument('--config', default=str(default_config_dir() / 'sim.yaml'),
                         help='stack configuration file (default: config/sim.yaml)')
@@ -259,6 +260,6 @@ def register(subparsers) -> None:
                           help='nodes follow the wall clock')
     parser.add_argument('--duration', type=positive_float,
                         help='stop after this many seconds (default: run until Ctrl-C)')
-    parser.add_argument('--threads', type=int, default=4,
-                        help='executor threads in composed mode (default 4)')
+    parser.add_argument('--threads', type=int, default=2,
+                        help="threads of each node's executor in composed mode (default 2)")
     parser.set_defaults(func=execute)

@@ -322,6 +322,78 @@ def _support(obj: Seen, surfaces: Mapping[str, Seen], margin: float) -> str | No
     return min((area, sid) for z, area, sid in under if z > top - 0.03)[1]
 
 
+def _table_sized(s: Seen, rules: FetchRules) -> bool:
+    return rules.min_side <= min(s.length, s.width) and max(s.length, s.width) <= rules.max_side
+
+
+def _destinations(at, surfaces: Mapping[str, Seen], places: Mapping[int, Sequence[float]],
+                  regions: Mapping[str, Sequence], rules: FetchRules, skip: Iterable[str] = (),
+                  min_distance: float | None = None) -> list[tuple[float, str, int]]:
+    """(distance from ``at``, surface id, place) of each table an object at ``at`` may go to.
+
+    The table: in reach, table-sized, outside every region, not in ``skip``, at least
+    ``min_distance`` (default rules.min_distance) from ``at``. Its place: the map place
+    nearest its centre, outside every region, with that table as its nearest surface (the
+    executive puts the object on the surface nearest the step's place) and, when a minimum
+    distance applies, not the place nearest ``at``.
+    """
+    min_distance = rules.min_distance if min_distance is None else min_distance
+    ids = sorted(places)
+    xy = np.array([places[i][:2] for i in ids], dtype=float).reshape(len(ids), 2)
+
+    def nearest_place(x: float, y: float) -> int:
+        return ids[int(np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y)))]
+
+    def nearest_surface(x: float, y: float) -> str:
+        return min(surfaces, key=lambda sid: math.hypot(surfaces[sid].x - x,
+                                                        surfaces[sid].y - y))
+
+    skip = set(skip)
+    out = []
+    for sid, table in surfaces.items():
+        if sid in skip or not rules.reachable(table.z) or not _table_sized(table, rules) \
+                or region_labels((table.x, table.y), regions):
+            continue
+        distance = math.hypot(table.x - at[0], table.y - at[1])
+        place = nearest_place(table.x, table.y)
+        if distance < min_distance or (min_distance > 0 and place == nearest_place(*at[:2])) \
+                or region_labels(places[place][:2], regions) \
+                or nearest_surface(*places[place][:2]) != sid:
+            continue
+        out.append((distance, sid, place))
+    return out
+
+
+def _task(object_id: str, surface_id: str, place: int, regions: Mapping[str, Sequence],
+          category: str) -> FetchTask:
+    avoid = ''.join(f' & G !in_{name}' for name in sorted(regions))
+    return FetchTask(object_id, surface_id, place,
+                     f'F {object_id}_on_{place_name(place)}{avoid}', category)
+
+
+def choose_delivery(object_id: str, category: str, at, surfaces: Mapping[str, Seen],
+                    places: Mapping[int, Sequence[float]], *,
+                    regions: Mapping[str, Sequence] | None = None,
+                    exclude: Iterable[str] = (), rules: FetchRules | None = None
+                    ) -> FetchTask | str:
+    """A task to put down an object the robot holds, or the reason there is none.
+
+    The table nearest ``at`` (the robot) of those :func:`_destinations` allows at any
+    distance, other than the surfaces in ``exclude`` (e.g. those a place failed on). Formula
+    as :func:`choose_fetch`'s.
+    """
+    rules = rules or FetchRules()
+    regions = regions or {}
+    if not places:
+        return 'no places on the map'
+    options = _destinations(at, surfaces, places, regions, rules, skip=exclude, min_distance=0.0)
+    if not options:
+        return f'no table in reach to put {object_id} on (outside the regions, with a place ' \
+               'of its own, not one a place failed on)'
+    _, sid, place = min(options)
+    return _task(object_id, sid, place, regions, category)
+
+
 def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
                  places: Mapping[int, Sequence[float]], category: str, *,
                  regions: Mapping[str, Sequence] | None = None, prefer: str | None = None,
@@ -346,19 +418,6 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
     regions = regions or {}
     if not places:
         return 'no places on the map'
-    ids = sorted(places)
-    xy = np.array([places[i][:2] for i in ids], dtype=float).reshape(len(ids), 2)
-
-    def nearest_place(x: float, y: float) -> int:
-        return ids[int(np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y)))]
-
-    def nearest_surface(x: float, y: float) -> str:
-        return min(surfaces, key=lambda sid: math.hypot(surfaces[sid].x - x,
-                                                        surfaces[sid].y - y))
-
-    def table_sized(s: Seen) -> bool:
-        return rules.min_side <= min(s.length, s.width) and max(s.length, s.width) \
-            <= rules.max_side
 
     def crowded(oid: str, obj: Seen) -> bool:
         low = obj.z + obj.height / 2 - rules.finger_reach
@@ -379,30 +438,18 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
             continue
         support = _support(obj, surfaces, rules.support_margin)
         if support is None or not rules.reachable(surfaces[support].z) \
-                or not table_sized(surfaces[support]) or region_labels((obj.x, obj.y), regions):
+                or not _table_sized(surfaces[support], rules) \
+                or region_labels((obj.x, obj.y), regions):
             continue
         candidates.append((oid != prefer, -obj.prob, oid, support))
     if not candidates:
         return f'no graspable {category} seen standing on a table in reach'
-    tables = {sid: s for sid, s in surfaces.items()
-              if rules.reachable(s.z) and table_sized(s) and not region_labels((s.x, s.y), regions)}
     for _, _, oid, support in sorted(candidates):
         obj = objects[oid]
-        options = []
-        for sid, table in tables.items():
-            distance = math.hypot(table.x - obj.x, table.y - obj.y)
-            place = nearest_place(table.x, table.y)
-            if sid == support or distance < rules.min_distance \
-                    or place == nearest_place(obj.x, obj.y) \
-                    or region_labels(places[place][:2], regions) \
-                    or nearest_surface(*places[place][:2]) != sid:
-                continue
-            options.append((distance, sid, place))
+        options = _destinations((obj.x, obj.y), surfaces, places, regions, rules, skip=[support])
         if options and (reachable is None or reachable(oid)):
             _, sid, place = max(options)
-            avoid = ''.join(f' & G !in_{name}' for name in sorted(regions))
-            return FetchTask(oid, sid, place, f'F {oid}_on_{place_name(place)}{avoid}',
-                             category)
+            return _task(oid, sid, place, regions, category)
     return f'no table in reach to bring a {category} to (outside the regions, ' \
            f'{rules.min_distance} m away, nearest to a place of its own)' + \
         (f', or no such {category} the arm can reach' if reachable is not None else '')

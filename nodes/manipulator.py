@@ -125,6 +125,24 @@ def surface_box(belief, t_base_frame: np.ndarray) -> mp.ObjectBox | None:
     return mp.ObjectBox(t_surface[:3, 3], (length, width, 0.01), mp.yaw_of(t_surface))
 
 
+def covered(surface, surfaces, above: float = 0.05) -> bool:
+    """Whether another of ``surfaces`` lies over the centre of ``surface``, ``above`` m higher.
+
+    Surface beliefs (ObjectBelief, one frame); a covered one is e.g. a shelf's lower board.
+    """
+    p = surface.pose.pose.position
+    for other in surfaces:
+        o, q = other.pose.pose.position, other.pose.pose.orientation
+        if o.z <= p.z + above:
+            continue
+        yaw = quaternion_yaw([q.x, q.y, q.z, q.w])
+        u = math.cos(yaw) * (p.x - o.x) + math.sin(yaw) * (p.y - o.y)
+        v = -math.sin(yaw) * (p.x - o.x) + math.cos(yaw) * (p.y - o.y)
+        if abs(u) <= other.extent.x / 2 and abs(v) <= other.extent.y / 2:
+            return True
+    return False
+
+
 class Manipulator(ParamNode):
     """Pick and Place action servers driving the arm trajectory and gripper topics."""
 
@@ -177,6 +195,8 @@ class Manipulator(ParamNode):
         Param('base_boxes', list(DEFAULT_BOXES), "the robot's own body as boxes in the base "
               'frame: [xmin, ymin, zmin, xmax, ymax, zmax] per box'),
         Param('avoid_other_objects', True, 'keep clear of the other objects believed in'),
+        Param('duplicate_radius', 0.03, 'another belief centred this near the object picked '
+              'is a second track of it, not an obstacle, m', low=0.0, high=0.2),
         Param('carry_after_pick', True, 'move the held object to carry_position after a pick'),
         Param('stow_after_place', True, 'move the arm to carry_position after a place'),
         Param('carry_position', list(mp.CARRY), 'arm joints (7) of the carry / stow pose, rad'),
@@ -507,30 +527,48 @@ class Manipulator(ParamNode):
         known = ', '.join(sorted(b.id for b in msg.objects)[:20]) or 'none'
         raise GoalError('unknown_object', f'no belief with id {object_id!r} (known: {known})')
 
-    def _obstacles(self, msg: ObjectBeliefArray | None, skip: str) -> list[mp.Box]:
-        return boxes_from_list(self.param('base_boxes')) + [
-            box.box(0.0, f'object {name}')
-            for name, box in self._other_objects(msg, skip, self.param('base_frame'))]
+    def _obstacles(self, msg: ObjectBeliefArray | None, skip: str, arm: mp.ArmModel,
+                   q) -> list[mp.Box]:
+        """The robot's base boxes and the other objects, but those inside the robot itself."""
+        body = boxes_from_list(self.param('base_boxes'))
+        out = list(body)
+        for name, obj in self._other_objects(msg, skip, self.param('base_frame')):
+            box = obj.box(0.0, f'object {name}')
+            if mp.overlaps_robot(arm, q, box, body):
+                self.get_logger().warning(
+                    f'not avoiding {name} at ({obj.center[0]:.2f}, {obj.center[1]:.2f}, '
+                    f'{obj.center[2]:.2f}): it overlaps the robot itself (a view of the robot '
+                    'or a belief out of date)', throttle_duration_sec=5.0)
+                continue
+            out.append(box)
+        return out
 
     def _other_objects(self, msg: ObjectBeliefArray | None, skip: str,
                        frame: str) -> list[tuple[str, mp.ObjectBox]]:
         """Return (id, box in ``frame``) of every believed object but ``skip``.
 
-        Empty when other objects are not avoided; beliefs TF cannot place are left out.
+        Empty when other objects are not avoided; beliefs TF cannot place are left out, and
+        so are those centred within ``duplicate_radius`` of ``skip`` (a second track of it,
+        e.g. its rim or handle: the fetch chooser takes them for the same object too).
         """
         if msg is None or not self.param('avoid_other_objects'):
             return []
-        out = []
+        out, centre = [], None
         for belief in msg.objects:
-            if names_object(belief, skip):
-                continue
             source = belief.header.frame_id or msg.header.frame_id
             try:
-                out.append((belief.id, belief_box(belief, self.tf.lookup(frame, source),
-                                                  self.param('default_extent'))))
+                box = belief_box(belief, self.tf.lookup(frame, source),
+                                 self.param('default_extent'))
             except (TransformError, ValueError):
                 continue
-        return out
+            if names_object(belief, skip):
+                centre = box.center[:2]
+            else:
+                out.append((belief.id, box))
+        if centre is None:
+            return out
+        radius = self.param('duplicate_radius')
+        return [(k, b) for k, b in out if np.hypot(*(b.center[:2] - centre)) > radius]
 
     def _surface_boxes(self, frame: str) -> list[mp.ObjectBox]:
         """The perceived support surfaces in ``frame``; those TF cannot place are left out."""
@@ -644,8 +682,8 @@ class Manipulator(ParamNode):
         q0, _ = self._arm_state()
         support = self._support((*obj.center[:2], obj.bottom))
         config = self._grasp_config()
-        plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id), support, config,
-                            self._ik_config(), self.param('collision_margin'),
+        plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id, arm, q0), support,
+                            config, self._ik_config(), self.param('collision_margin'),
                             via=np.array(self.param('carry_position')), rng=self.rng)
         if isinstance(plan, mp.PlanFailure):
             here = np.linalg.inv(to_base)
@@ -735,7 +773,7 @@ class Manipulator(ParamNode):
         q0, _ = self._arm_state()
         support = self._support(target)
         plan = mp.plan_place(arm, q0, target, self.held['candidate'],
-                             self._obstacles(self.objects, held_id), support,
+                             self._obstacles(self.objects, held_id, arm, q0), support,
                              self._grasp_config(), self._ik_config(),
                              self.param('collision_margin'), rng=self.rng)
         if isinstance(plan, mp.PlanFailure):
@@ -884,9 +922,16 @@ class Manipulator(ParamNode):
         return pose, found.standoff, target
 
     def _place_spots(self, near, others) -> np.ndarray:
-        """Free points (x, y, z) on the surface nearest ``near`` (surfaces' frame), best first."""
-        surfaces = sorted(self.surfaces.objects, key=lambda s: math.hypot(
+        """Free points (x, y, z) on the surface nearest ``near`` (surfaces' frame), best first.
+
+        Of the surfaces open above: the hand comes down from above, so a shelf's lower board,
+        under another surface, is not placed on.
+        """
+        boards = list(self.surfaces.objects)
+        surfaces = sorted((s for s in boards if not covered(s, boards)), key=lambda s: math.hypot(
             s.pose.pose.position.x - near[0], s.pose.pose.position.y - near[1]))
+        if not surfaces:
+            return np.zeros((0, 3))
         surface = surfaces[0]
         p, q = surface.pose.pose.position, surface.pose.pose.orientation
         held = self.held['box'].extent

@@ -14,6 +14,7 @@ import time as wallclock
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from embodied_aif.nodes._common import Param, ParamNode, node_main
@@ -108,8 +109,11 @@ class Recorder(ParamNode):
                 self.skipped[topic] = str(exc)
                 self.get_logger().warning(f'not recording {topic} ({type_name}): {exc}')
                 continue
+            # no QoS event handlers: the QoS is the publishers' own (_qos), and each handler
+            # is one more entity the executor walks on every message of every topic
             self.subscriptions_by_topic[topic] = self.create_subscription(
-                msg_class, topic, self._writer(topic), self._qos(topic), raw=True)
+                msg_class, topic, self._writer(topic), self._qos(topic), raw=True,
+                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         self._publish_diagnostics()
 
     def _writer(self, topic: str):

@@ -78,7 +78,10 @@ def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
         surfaces = ObjectBeliefArray(objects=[belief('surface_1', 'surface', 3.0, 0.0, 0.62,
                                                      1.0, 0.6)])
         truth_objects = ObjectBeliefArray(objects=[belief('can_0', 'can', 1.0, 1.05, 0.7),
-                                                   belief('mug_1', 'mug', 1.0, 3.2, 0.66)])
+                                                   belief('mug_1', 'mug', 1.0, 3.2, 0.66),
+                                                   # origin at its underside, on the table
+                                                   belief('box_2', 'box', 1.0, 3.3, 0.62),
+                                                   belief('box_3', 'box', 1.0, 3.1, 0.05)])
 
         @staticmethod
         def world_from_odom():
@@ -88,6 +91,8 @@ def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
     assert true_object(Op, 'obj_9') is None
     assert delivered(Op, 'mug_1', 'surface_1')  # world (1, 3.2): odom (3.2, 0) on the table
     assert not delivered(Op, 'can_0', 'surface_1') and not delivered(Op, None, 'surface_1')
+    assert delivered(Op, 'box_2', 'surface_1')  # the demo's first delivery was counted a failure
+    assert not delivered(Op, 'box_3', 'surface_1')  # under the table, on the floor
 
 
 def test_the_plots_leave_out_an_episode_that_found_no_task(tmp_path):

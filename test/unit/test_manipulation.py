@@ -81,6 +81,20 @@ def test_ik_reaches_reachable_targets_within_5mm():
         assert arm.within_limits(result.q)
 
 
+def test_an_ik_attempt_that_stalls_far_from_its_target_stops_early():
+    arm = m.panda_arm(MOUNT)
+    far = m.top_down_pose((1.1, 0.0, 0.45), 0.0)  # just past the reach, top-down
+    early = m.solve_ik(arm, far, (m.READY,), rng=np.random.default_rng(0))
+    config = m.IkConfig(stall_iterations=0)
+    full = m.solve_ik(arm, far, (m.READY,), config, rng=np.random.default_rng(0))
+    assert not early.success and not full.success
+    assert early.iterations < config.max_iterations == full.iterations
+    # where the full search got nearer, it was by little
+    assert early.position_error < full.position_error + 0.02
+    with pytest.raises(ValueError, match='stall_iterations'):
+        m.IkConfig(stall_iterations=-1)
+
+
 def test_ik_reports_unreachable_targets():
     arm = m.panda_arm(MOUNT)
     far = m.top_down_pose((1.6, 0.0, 0.7), 0.0)  # twice the arm's reach
@@ -366,3 +380,40 @@ def test_the_support_under_an_object_begins_at_the_perceived_tables_near_edge():
                               m.support_near((*box.center[:2], box.bottom), [table], 0.30))
     assert perceived.lower[0] == pytest.approx(0.50) and assumed.lower[0] == 0.30
     assert isinstance(m.plan_pick(arm, np.array(m.CARRY), box, BASE, perceived), m.MotionPlan)
+
+
+def test_an_object_believed_inside_the_robot_is_told_apart_from_one_on_the_table():
+    arm = m.panda_arm(MOUNT)
+    body = [m.Box((-0.28, -0.21, 0.0), (0.28, 0.21, 0.30), 'base')]
+    q = np.array(m.READY)
+    hand = m.forward_kinematics(arm, q)[8, :3, 3]  # the hand link, not the gap of the fingers
+    on_base = m.ObjectBox((0.2, 0.0, 0.28), (0.06, 0.06, 0.1))
+    at_hand = m.ObjectBox(hand, (0.05, 0.05, 0.05))
+    on_table = m.ObjectBox((0.75, 0.1, 0.70), (0.06, 0.06, 0.12))
+    assert m.overlaps_robot(arm, q, on_base.box(), body)
+    assert m.overlaps_robot(arm, q, at_hand.box(), body)
+    assert not m.overlaps_robot(arm, q, on_table.box(), body)
+    # where the hand was is free once the arm has turned away
+    turned = q.copy()
+    turned[0] = 1.5
+    assert not m.overlaps_robot(arm, turned, at_hand.box(), body)
+
+
+def test_a_shelf_board_under_another_is_not_a_surface_to_place_on():
+    from embodied_aif.nodes.manipulator import covered
+    from embodied_aif_msgs.msg import ObjectBelief
+
+    def board(x, y, z, length, width, yaw=0.0):
+        b = ObjectBelief()
+        b.pose.pose.position.x, b.pose.pose.position.y, b.pose.pose.position.z = x, y, z
+        b.pose.pose.orientation.z, b.pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        b.extent.x, b.extent.y = length, width
+        return b
+
+    low, high = board(0.8, 1.7, 0.475, 0.95, 0.38), board(0.8, 1.72, 0.95, 1.0, 0.44)
+    table = board(1.2, -0.84, 0.62, 1.1, 0.66)
+    boards = [low, high, table]
+    assert covered(low, boards) and not covered(high, boards) and not covered(table, boards)
+    # a narrow board turned across the lower one still covers its centre; one beside it not
+    assert covered(low, [low, board(0.8, 1.7, 0.95, 1.0, 0.1, yaw=math.pi / 2)])
+    assert not covered(low, [low, board(0.8, 2.3, 0.95, 1.0, 0.4)])

@@ -135,6 +135,26 @@ def test_a_fetch_task_brings_the_category_to_the_farthest_table_in_reach():
     assert choose_fetch(objects, surfaces, places, 'mug', prefer='obj_1').object_id == 'obj_1'
 
 
+def test_an_object_in_the_hand_goes_to_the_nearest_table_a_place_has_not_failed_on():
+    from embodied_aif.models.task_world import choose_delivery
+
+    _, surfaces, places = _fetch_scene()
+    hazard = {'hazard': ((4.0, 4.0), (6.0, 4.0), (6.0, 6.0), (4.0, 6.0))}
+    # the robot stands by table 1 with the object: it goes there (no minimum distance)
+    task = choose_delivery('obj_1', 'mug', (4.9, 1.7), surfaces, places, regions=hazard)
+    assert (task.surface_id, task.place) == ('surface_1', 1)
+    assert task.formula == 'F obj_1_on_place_1 & G !in_hazard' and task.category == 'mug'
+    # a place failed there: the next nearest table outside the hazard; the tray and the
+    # small shelf are never tables
+    task = choose_delivery('obj_1', 'mug', (4.9, 1.7), surfaces, places, regions=hazard,
+                           exclude={'surface_1'})
+    assert task.surface_id == 'surface_0'
+    why = choose_delivery('obj_1', 'mug', (4.9, 1.7), surfaces, places, regions=hazard,
+                          exclude={'surface_0', 'surface_1'})
+    assert isinstance(why, str) and 'no table in reach to put obj_1 on' in why
+    assert choose_delivery('obj_1', 'mug', (0, 0), surfaces, {}) == 'no places on the map'
+
+
 def test_a_fetch_task_says_why_there_is_none():
     from embodied_aif.models.task_world import FetchRules, Seen, choose_fetch
 
