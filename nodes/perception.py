@@ -171,8 +171,9 @@ class Perception(ParamNode):
         Param('tf_max_gap', 0.25, 'a frame whose stamp falls in a hole of the TF history '
               'longer than this is skipped, not placed with an interpolated pose, s (0: any)',
               low=0.0, high=10.0),
-        Param('tf_timeout', 0.5, 'how long a frame waits for its transforms, s', low=0.0,
-              high=5.0),
+        Param('tf_timeout', 3.0, 'how long a frame waits for its transforms, s (in the demo '
+              'the transforms reached this node up to 2.9 s after the images)', low=0.0,
+              high=10.0),
         Param('min_depth', 0.05, 'nearest depth used, m', low=0.0, high=10.0),
         Param('max_depth', 3.0, 'farthest depth used (and sensor range), m', low=0.2,
               high=20.0),
