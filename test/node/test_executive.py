@@ -168,6 +168,8 @@ def test_plan_is_executed_and_each_step_reported(harness):
     assert [m.step_index for m in steps] == [0, 1] and all(m.success for m in steps)
     assert all(m.realised_cost[0] >= 0.25 for m in steps)
     assert steps[1].step.to_state == 'place_2|-|'
+    assert h.wait(lambda: any(m.plan_id == 'a/0' and m.step_index == -1
+                              for m in h.all('/plan_outcome')))  # published after the steps'
     whole = [m for m in h.all('/plan_outcome') if m.plan_id == 'a/0' and m.step_index == -1]
     assert len(whole) == 1 and whole[0].success
     assert whole[0].realised_cost[0] >= sum(m.realised_cost[0] for m in steps) - 1e-6
