@@ -281,8 +281,7 @@ class IsolatedExecutors:
             except RCLError as exc:
                 if not executor.context.ok():
                     return  # Ctrl-C shut the context down during the wait: a clean stop
-                node.get_logger().error(f'a callback failed in the middleware, node keeps '
-                                        f'running: {exc}', throttle_duration_sec=5.0)
+                _log_transport_error(node, exc)
             except Exception as exc:  # reported, and kept for the owner
                 if not executor.context.ok():
                     return
@@ -320,8 +319,12 @@ def spin_through_transport_errors(executor, node: Node) -> None:
         except RCLError as exc:
             if not rclpy.ok(context=executor.context):
                 return
-            node.get_logger().error(f'a callback failed in the middleware, node keeps running: '
-                                    f'{exc}', throttle_duration_sec=5.0)
+            _log_transport_error(node, exc)
+
+
+def _log_transport_error(node: Node, exc: RCLError) -> None:
+    node.get_logger().error(f'a callback failed in the middleware, node keeps running: {exc}',
+                            throttle_duration_sec=5.0)
 
 
 def spin_node(factory: Callable[[], Node], args: Sequence[str] | None = None,

@@ -52,6 +52,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from embodied_aif.models import manipulation as mp
 from embodied_aif.models.surfaces import rectangle_spots
+from embodied_aif.models.task_world import Seen
 from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
@@ -133,12 +134,9 @@ def covered(surface, surfaces, above: float = 0.05) -> bool:
     p = surface.pose.pose.position
     for other in surfaces:
         o, q = other.pose.pose.position, other.pose.pose.orientation
-        if o.z <= p.z + above:
-            continue
-        yaw = quaternion_yaw([q.x, q.y, q.z, q.w])
-        u = math.cos(yaw) * (p.x - o.x) + math.sin(yaw) * (p.y - o.y)
-        v = -math.sin(yaw) * (p.x - o.x) + math.cos(yaw) * (p.y - o.y)
-        if abs(u) <= other.extent.x / 2 and abs(v) <= other.extent.y / 2:
+        if o.z > p.z + above and Seen(o.x, o.y, o.z, yaw=quaternion_yaw([q.x, q.y, q.z, q.w]),
+                                      length=other.extent.x,
+                                      width=other.extent.y).contains(p.x, p.y):
             return True
     return False
 
