@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, TransformStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -62,7 +62,7 @@ from embodied_aif.models.occupancy import (  # noqa: F401 - re-exported for the 
     integrate_scan,
     scan_in_base,
 )
-from embodied_aif.models.transforms import yaw_quaternion
+from embodied_aif.models.transforms import quaternion_yaw, yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -83,6 +83,7 @@ from embodied_aif_msgs.msg import (
 )
 
 WORLD_MODELS = ('contrastive', 'likelihood', 'none')
+ODOM_GAP_S = 0.5  # no pose interpolated across a longer hole in the odometry, s
 KIND_COLOURS = {cm.EXPERIENCED: (0.1, 0.8, 0.2), cm.IMAGINED: (0.2, 0.4, 1.0),
                 cm.BLOCKED: (1.0, 0.1, 0.1)}
 
@@ -472,6 +473,7 @@ class CognitiveMapNode(ParamNode):
         self.grid = empty_grid(self.grid_config)
         self.heights = empty_grid(self.grid_config)  # the depth camera's layer
         self.depth: tuple | None = None  # (Image, receive ns)
+        self.grid_inputs = (None, None)  # the scan and depth frames last placed on the grid
         self.camera_info: CameraInfo | None = None
         self.depth_problem = ''
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
@@ -609,6 +611,15 @@ class CognitiveMapNode(ParamNode):
                 self.odom_jumped = True
         self.odom = (pose, msg.header.stamp, self._now_ns())
         self.twist = (float(msg.twist.twist.linear.x), float(msg.twist.twist.angular.z))
+        # the history the scan and depth frames are placed with, at their own stamps
+        history = TransformStamped(child_frame_id=self.param('base_frame'))
+        history.header.stamp = msg.header.stamp
+        history.header.frame_id = self.param('odom_frame')
+        history.transform.translation.x, history.transform.translation.y = pose[:2]
+        q = yaw_quaternion(pose[2])
+        (history.transform.rotation.x, history.transform.rotation.y, history.transform.rotation.z,
+         history.transform.rotation.w) = (float(v) for v in q)
+        self.laser.buffer.set_transform(history)
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now_ns())
@@ -836,25 +847,53 @@ class CognitiveMapNode(ParamNode):
         self.pub_map.publish(msg)
         self.pub_markers.publish(map_markers(msg))
 
+    def _pose_at(self, stamp) -> tuple[np.ndarray | None, str]:
+        """The odometry pose (x, y, yaw) at a sensor stamp, interpolated; (None, why) if unknown.
+
+        Placed with the latest pose instead, a depth frame taken while the base turned put the
+        edge of a door it passed a quarter turn off, at the robot's side: rings of such cells
+        built up around a robot turning in place, and the navigator saw itself walled in.
+        """
+        try:
+            position, q = self.laser.buffer.lookup_pose(
+                self.param('odom_frame'), self.param('base_frame'), stamp,
+                tolerance_s=0.0, max_gap_s=ODOM_GAP_S)
+        except TransformError as exc:
+            return None, exc.reason
+        return np.array([position[0], position[1], quaternion_yaw(q)]), ''
+
     def _update_grid(self) -> None:
         if not (self._fresh(self.odom) and self._fresh(self.scan)):
             return
-        pose, stamp, _ = self.odom
+        stamp = self.odom[1]
         scan = self.scan[0]
-        ranges, angles = scan_arrays(scan)
-        laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
-        self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
-                                   scan.range_max, self.grid_config)
-        if self.param('depth_obstacles') and self._fresh(self.depth):
-            self._integrate_depth(pose)
-            self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
-                                                  self.param('odom_frame'), stamp))
+        pose, why = self._pose_at(scan.header.stamp)
+        if pose is not None and scan is not self.grid_inputs[0]:
+            ranges, angles = scan_arrays(scan)
+            laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
+            self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
+                                       scan.range_max, self.grid_config)
+        if why != 'future':  # odometry of its time yet to come: the next update takes it
+            self.grid_inputs = (scan, self.grid_inputs[1])
+        if self.param('depth_obstacles') and self._fresh(self.depth) and \
+                self.depth[0] is not self.grid_inputs[1]:
+            depth = self.depth[0]
+            pose, why = self._pose_at(depth.header.stamp)
+            if pose is not None:
+                self._integrate_depth(depth, pose)
+                self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
+                                                      self.param('odom_frame'), stamp))
+            elif why != 'future':
+                self.depth_problem = (f'depth frame skipped: no odometry at its stamp '
+                                      f'({why})')
+                self.get_logger().warning(self.depth_problem, throttle_duration_sec=10.0)
+            if why != 'future':
+                self.grid_inputs = (self.grid_inputs[0], depth)
         self.pub_grid.publish(grid_to_msg(combine_layers(self.grid, self.heights),
                                           self.grid_config, self.param('odom_frame'), stamp))
 
-    def _integrate_depth(self, pose) -> None:
-        """Add the latest head-camera depth frame to the height layer (odometry ``pose``)."""
-        msg = self.depth[0]
+    def _integrate_depth(self, msg: Image, pose) -> None:
+        """Add a head-camera depth frame to the height layer (odometry ``pose`` at its stamp)."""
         info = self.camera_info
         try:
             if info is None:

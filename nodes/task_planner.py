@@ -59,6 +59,15 @@ def _regions_problem(value) -> str | None:
     return None
 
 
+def map_key(msg: CognitiveMap) -> tuple:
+    """What of a cognitive map the plans depend on, to 10 cm and 0.05 of confidence."""
+    places = tuple((p.id, round(p.pose.position.x / 0.1), round(p.pose.position.y / 0.1))
+                   for p in msg.places)
+    edges = tuple((e.from_id, e.to_id, e.kind, round(e.length / 0.1), round(e.confidence / 0.05))
+                  for e in msg.edges)
+    return msg.current_place, places, edges
+
+
 class TaskPlanner(ParamNode):
     """Keeps the task, the transition system and its cost beliefs; publishes Pareto plans."""
 
@@ -106,6 +115,7 @@ class TaskPlanner(ParamNode):
         self.create_subscription(ObjectBeliefArray, 'objects', self._on_objects, 10)
         self.holding = ''  # the manipulator's held object: the plans start holding it
         self.objects_key = None  # the named objects' places, last time they made a re-plan
+        self.map_key = None  # the same for the cognitive map (map_key)
         self.create_subscription(String, 'held_object', self._on_held, LATCHED_QOS)
         self.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
         self.create_timer(0.1, self._replan_if_dirty,
@@ -128,7 +138,14 @@ class TaskPlanner(ParamNode):
 
     def _on_map(self, msg: CognitiveMap) -> None:
         self.map_msg = msg
-        if not self.param('model_file'):
+        if self.param('model_file'):
+            return
+        # the cognitive map is published every update: one that moves no place or changes no
+        # edge's length by 10 cm, no edge's confidence by 0.05, no edge's kind and not the
+        # current place gives the same plans (re-planning on each was 150-400 ms every 2-3 s)
+        key = map_key(msg)
+        if key != self.map_key:
+            self.map_key = key
             self.dirty = self.rebuild = True
 
     def _on_held(self, msg: String) -> None:
@@ -153,13 +170,15 @@ class TaskPlanner(ParamNode):
             self.objects_key = key
             self.dirty = self.rebuild = True
 
-    def _named_objects(self) -> dict:
-        if self.objects is None or self.task is None:
+    def _named_objects(self, task: TaskSpec | None = None) -> dict:
+        task = task or self.task
+        objects = self.objects
+        if objects is None or task is None:
             return {}
         # a task that named a track perception has since merged into another names that one
         return objects_named({name: (o.pose.pose.position.x, o.pose.pose.position.y)
-                              for o in self.objects.objects for name in (*o.merged_ids, o.id)},
-                             atoms_of(self.task.formula))
+                              for o in objects.objects for name in (*o.merged_ids, o.id)},
+                             atoms_of(task.formula))
 
     def _on_outcome(self, msg: PlanOutcome) -> None:
         if self.ts is None or msg.step_index < 0:
@@ -204,56 +223,74 @@ class TaskPlanner(ParamNode):
         except ModelError as exc:
             self._fail(str(exc))
 
-    def _system_from_map(self):
+    def _system_from_map(self, task: TaskSpec):
         msg = self.map_msg
         places = {p.id: (p.pose.position.x, p.pose.position.y) for p in msg.places}
         edges = [(e.from_id, e.to_id, e.length, e.confidence) for e in msg.edges
                  if e.kind != e.BLOCKED]
-        return system_from_map(places, edges, self._named_objects(), msg.current_place,
+        return system_from_map(places, edges, self._named_objects(task), msg.current_place,
                                holding=self.holding or None, regions=self.regions)
 
     def _replan_if_dirty(self) -> None:
-        if not self.dirty or self.task is None:
+        # the inputs are read once: a task (or map, held object) that arrives while this runs
+        # sets the flags again for the next pass. Read twice, a task that came mid-way gave
+        # its id to the plans of the one before (the executive then refused them)
+        task = self.task
+        if not self.dirty or task is None:
             return
         self.dirty = False
+        rebuild, self.rebuild = self.rebuild, False
+        if not self.param('model_file') and (rebuild or self.ts is None) and \
+                not self._rebuild(task):
+            self.rebuild = True  # no map yet, lost, or a broken task: the next pass tries again
+            return
+        self._plan(task)
+
+    def _rebuild(self, task: TaskSpec) -> bool:
+        """Build the transition system of ``task`` from the map; False (and why) if not."""
+        if self.map_msg is None:
+            self._fail('waiting for a cognitive map to plan on', DiagnosticStatus.OK)
+            return False
+        if self.map_msg.current_place < 0:
+            self._fail('waiting for the robot to be localised on the map (it is lost)',
+                       DiagnosticStatus.WARN)
+            return False
         try:
-            if not self.param('model_file'):
-                if self.map_msg is None:
-                    self._fail('waiting for a cognitive map to plan on', DiagnosticStatus.OK)
-                    return
-                if self.map_msg.current_place < 0:
-                    self._fail('waiting for the robot to be localised on the map (it is lost)',
-                               DiagnosticStatus.WARN)
-                    return
-                if self.rebuild or self.ts is None:
-                    self.ts = self._replay(self._system_from_map())
-                    self.rebuild = False
+            self.ts = self._replay(self._system_from_map(task))
+        except (LTLSyntaxError, TaskError, ValueError) as exc:
+            self._fail(f'task {task.id!r} rejected, keeping the last good plans: {exc}')
+            return False
+        return True
+
+    def _plan(self, task: TaskSpec) -> None:
+        """Plan ``task`` on the current system; publish the Pareto set or say why not."""
+        try:
             if self.ts is None:
                 self._fail('no transition system (model_file failed to load)')
                 return
-            optimism = self.task.optimism or self.param('optimism')
+            optimism = task.optimism or self.param('optimism')
             result = plan_with_threshold(
-                self.ts, self.task.formula, self._success_beliefs(),
-                self.task.satisfaction_threshold, optimism=optimism,
-                objectives=list(self.task.objectives) or None,
+                self.ts, task.formula, self._success_beliefs(),
+                task.satisfaction_threshold, optimism=optimism,
+                objectives=list(task.objectives) or None,
                 max_labels=self.param('max_labels'))
         except TaskError as exc:
-            if self.last_good is None or self.last_good.task_id != self.task.id:
-                self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: '
+            if self.last_good is None or self.last_good.task_id != task.id:
+                self._fail(f'task {task.id!r} rejected, keeping the last good plans: '
                            f'{exc}')
                 return
             # a task planned before that this world no longer grounds (an object it names is
             # gone): say so, so that whoever waits for its plans stops waiting
-            self._fail(f'task {self.task.id!r} cannot be planned any more: {exc}')
-            msg = ParetoPlanArray(task_id=self.task.id, formula=self.task.formula,
+            self._fail(f'task {task.id!r} cannot be planned any more: {exc}')
+            msg = ParetoPlanArray(task_id=task.id, formula=task.formula,
                                   satisfiable=False, reason=str(exc))
             msg.header.stamp = self.get_clock().now().to_msg()
             self.pub_plans.publish(msg)
             return
         except (LTLSyntaxError, ModelError, ValueError, RuntimeError) as exc:
-            self._fail(f'task {self.task.id!r} rejected, keeping the last good plans: {exc}')
+            self._fail(f'task {task.id!r} rejected, keeping the last good plans: {exc}')
             return
-        msg = result_to_msg(result, self.task.id)
+        msg = result_to_msg(result, task.id)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_plans.publish(msg)
         self.pub_markers.publish(front_markers(msg, self.param('marker_frame'), 'pareto_front',

@@ -162,6 +162,13 @@ def test_replans_on_a_new_map():
         h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
         assert h.wait(lambda: h.got['plans'] and h.got['plans'][-1].plans)
         assert [s.target for s in h.got['plans'][-1].plans[0].steps] == ['place_1', 'place_2']
+        # the map again, a place 2 cm off and an edge a little more certain: the same plans,
+        # not planned again
+        n = len(h.got['plans'])
+        places[1].pose.position.y = 0.02
+        edges[0].confidence = 0.99
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert not h.wait(lambda: len(h.got['plans']) > n, 1.5)
         # a shortcut appears: the planner re-plans on the new map
         edges.append(PlaceEdge(from_id=0, to_id=2, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
                                length=3.0))
@@ -229,6 +236,46 @@ def test_plans_start_holding_what_the_manipulator_holds():
         h.close()
 
 
+def test_a_task_that_comes_while_the_one_before_is_planned_gets_its_own_plans(monkeypatch):
+    # the demo's second fetch attempt had the first one's plans under its own id (the planner
+    # read the task once to plan and again to name the result), and the executive refused them
+    from embodied_aif.nodes import task_planner
+    from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
+
+    first = TaskSpec(id='first', formula='F obj_3_on_place_1')
+    second = TaskSpec(id='second', formula='F obj_5_on_place_1')
+    h = Harness({})
+    planned = []
+    real = task_planner.plan_with_threshold
+
+    def plan_while_the_next_task_arrives(ts, formula, *args, **kwargs):
+        planned.append(formula)
+        if formula == first.formula and h.planner.task is not second:
+            h.planner._on_task(second)  # as the subscription would, from another thread
+        return real(ts, formula, *args, **kwargs)
+
+    monkeypatch.setattr(task_planner, 'plan_with_threshold', plan_while_the_next_task_arrives)
+    try:
+        objects = h.probe.create_publisher(ObjectBeliefArray, 'objects', 10)
+        places = [Place(id=i) for i in range(2)]
+        places[1].pose.position.x = 2.0
+        edges = [PlaceEdge(from_id=0, to_id=1, kind=PlaceEdge.EXPERIENCED, confidence=1.0,
+                           length=2.0)]
+        objects.publish(ObjectBeliefArray(objects=[ObjectBelief(id='obj_3'),
+                                                   ObjectBelief(id='obj_5')]))
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        h.task_pub.publish(first)
+        assert h.wait(lambda: any(m.task_id == 'second' and m.plans for m in h.got['plans']))
+        assert first.formula in planned
+        for msg in h.got['plans']:
+            formula = first.formula if msg.task_id == 'first' else second.formula
+            assert msg.formula == formula, (msg.task_id, msg.formula)
+            for p in msg.plans:
+                assert formula.split()[1] in p.steps[-1].labels, (msg.task_id, p.id)
+    finally:
+        h.close()
+
+
 def test_a_task_that_already_holds_selects_the_empty_plan(harness):
     harness.pref_pub.publish(preference([4.0, 6.0], 1.0))
     harness.task_pub.publish(TaskSpec(id='here', formula='F at_home'))
@@ -283,7 +330,10 @@ def test_map_built_beliefs_keep_realised_costs_across_replans():
         # the outcome re-plans on the map-built system without losing the new evidence
         assert h.wait(lambda: len(h.got['plans']) > n)
         assert np.all(np.asarray(h.got['plans'][-1].plans[0].expected_cost) > before + 1e-6)
-        # ... and a new map (rebuilt system) still carries it
+        # ... and a new map (rebuilt system: place 1 found 40 cm nearer, which alone would
+        # cost less) still carries it
+        places[1].pose.position.x = 1.6
+        edges[0].length = 1.6
         h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
         assert h.wait(lambda: len(h.got['plans']) > n + 1)
         assert np.all(np.asarray(h.got['plans'][-1].plans[0].expected_cost) > before + 1e-6)

@@ -1,0 +1,96 @@
+"""cognitive_map's height layer: a depth frame is placed with the odometry pose of its stamp."""
+import math
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import TransformStamped
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
+
+from embodied_aif.models.occupancy import cell_to_world
+from embodied_aif.models.transforms import quaternion_from_rotation, yaw_quaternion
+from embodied_aif.nodes.cognitive_map import CognitiveMapNode
+
+CAMERA = 'head_camera_optical_frame'
+WIDTH, HEIGHT, FOCAL = 32, 24, 20.0
+
+
+def stamp_of(msg, seconds: float):
+    msg.header.stamp.sec = int(seconds)
+    msg.header.stamp.nanosec = int(round((seconds % 1.0) * 1e9))
+    return msg
+
+
+def odometry(seconds: float, x: float, y: float, yaw: float) -> Odometry:
+    msg = stamp_of(Odometry(), seconds)
+    msg.header.frame_id, msg.child_frame_id = 'odom', 'base_link'
+    msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+    q = yaw_quaternion(yaw)
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in q)
+    return msg
+
+
+def wall_depth(seconds: float, distance: float) -> Image:
+    """A depth frame of a wall ``distance`` m in front of the camera."""
+    msg = stamp_of(Image(height=HEIGHT, width=WIDTH, encoding='32FC1', step=4 * WIDTH), seconds)
+    msg.header.frame_id = CAMERA
+    msg.data = np.full((HEIGHT, WIDTH), distance, dtype=np.float32).tobytes()
+    return msg
+
+
+@pytest.fixture
+def node():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    n = CognitiveMapNode(context=context, namespace='depth_test')
+    # the camera 1 m above the base origin, looking along the base's x axis
+    mount = TransformStamped(child_frame_id=CAMERA)
+    mount.header.frame_id = 'base_link'
+    mount.transform.translation.z = 1.0
+    q = quaternion_from_rotation(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0],
+                                           [0.0, -1.0, 0.0]]))
+    r = mount.transform.rotation
+    r.x, r.y, r.z, r.w = (float(v) for v in q)
+    n.laser.buffer.set_transform(mount, static=True)
+    n.camera_info = CameraInfo(width=WIDTH, height=HEIGHT,
+                               k=[FOCAL, 0.0, WIDTH / 2, 0.0, FOCAL, HEIGHT / 2, 0.0, 0.0, 1.0])
+    yield n
+    n.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def occupied_xy(n) -> np.ndarray:
+    rows, cols = np.nonzero(n.heights > 0)
+    return cell_to_world(rows, cols, n.heights.shape, n.grid_config.resolution)
+
+
+def test_a_depth_frame_taken_before_a_turn_is_placed_where_the_base_was_then(node):
+    now = node.get_clock().now().nanoseconds
+    # the base turns a quarter left on the spot between the depth frame and the latest odometry
+    for k in range(11):
+        node._on_odom(odometry(10.0 + 0.05 * k, 0.0, 0.0, math.pi / 2 * k / 10))
+    scan = stamp_of(LaserScan(angle_min=-math.pi, angle_increment=math.pi / 180,
+                              range_min=0.1, range_max=5.0, ranges=[math.inf] * 360), 10.5)
+    scan.header.frame_id = 'base_link'
+    node.scan = (scan, now)
+    node.depth = (wall_depth(10.0, 2.0), now)  # taken facing +x, before the turn
+    node._update_grid()
+    xy = occupied_xy(node)
+    assert len(xy), node.depth_problem
+    # the wall 2 m along +x (where the camera looked then), not along +y (where it looks now)
+    assert np.all(np.abs(xy[:, 0] - 2.0) < 0.2), xy
+    assert np.all(np.abs(xy[:, 1]) < 1.7), xy
+    # a frame stamped after the latest odometry waits for it; one older than the history goes
+    node.depth = (wall_depth(11.0, 1.0), now)
+    node._update_grid()
+    assert len(occupied_xy(node)) == len(xy)
+    node._on_odom(odometry(11.0, 0.0, 0.0, math.pi / 2))
+    node._update_grid()
+    later = occupied_xy(node)
+    assert np.any((np.abs(later[:, 1] - 1.0) < 0.2) & (np.abs(later[:, 0]) < 0.7)), later
+    node.depth = (wall_depth(0.5, 1.5), now)
+    node._update_grid()
+    assert 'no odometry at its stamp (past)' in node.depth_problem
+    assert len(occupied_xy(node)) == len(later)
