@@ -16,7 +16,9 @@ kind, experienced green, imagined blue and dashed, blocked red, alpha by confide
 ``~/occupancy`` (nav_msgs/OccupancyGrid in the odometry frame: log-odds from the scans, and
 a height layer from the head camera's depth for what the scan plane passes under, such as
 table tops: points between obstacle_min_height and obstacle_max_height mark obstacles, the
-floor seen alone frees a cell; the robot's own arm is filtered out by distance),
+floor seen alone frees a cell; the robot's own arm is filtered out by distance; scans and
+depth frames are placed with the odometry pose of their own stamps, interpolated, a frame
+newer than the latest odometry waiting for it),
 ``~/overhead`` (the height layer alone, for the navigator), /diagnostics.
 
 The map is updated at ``update_rate`` (sim time) in its own callback group by

@@ -592,7 +592,12 @@ class Manipulator(ParamNode):
         return mp.support_box(point[2], point[:2], near)
 
     def _seen_at(self, object_id: str, after_ns: int, near=None) -> np.ndarray | None:
-        """Base-frame position of ``object_id`` in a belief stamped after ``after_ns``.
+        """Base-frame position of ``object_id`` in a belief observed after ``after_ns``.
+
+        Observed: the belief's ``last_seen`` (its header stamp where a publisher leaves that
+        unset). The header is the stamp of the frame the beliefs were published with: a track
+        kept where the object was picked, not seen since, had passed for a sighting there and
+        failed the place of the object carried across the building ('grasp_lost').
 
         With ``near`` (x, y in the base frame), look on until a belief lies within
         ``verify_tolerance`` of it (a track takes a few frames to follow an object that moved
@@ -606,8 +611,9 @@ class Manipulator(ParamNode):
                 not self.closing.is_set():
             msg = self.objects
             for belief in (msg.objects if msg is not None else []):
-                stamp = belief.header.stamp.sec * NS + belief.header.stamp.nanosec
-                if not names_object(belief, object_id) or stamp <= after_ns:
+                seen = belief.last_seen if belief.last_seen.sec or belief.last_seen.nanosec \
+                    else belief.header.stamp
+                if not names_object(belief, object_id) or seen.sec * NS + seen.nanosec <= after_ns:
                     continue
                 frame = belief.header.frame_id or msg.header.frame_id
                 try:

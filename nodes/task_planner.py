@@ -7,7 +7,10 @@ cost beliefs).
 Publishes: pareto_plans (ParetoPlanArray, latched), ~/markers (the Pareto front in cost space),
 /diagnostics. The transition system comes from `model_file` (the JSON format of
 `embodied-aif plan`) when given, else from the cognitive map and the object beliefs. It
-re-plans whenever the task, the map, the objects or the cost beliefs change. A bad task or
+re-plans whenever the task, the map, the objects or the cost beliefs change (a map or object
+message that moves nothing by 10 cm, 0.05 of an edge's confidence, and keeps the current
+place, changes no plan and is not planned on again). Each re-plan reads the task once: a task
+that comes during a re-plan is planned in the next one. A bad task or
 model is rejected with a reason on /diagnostics and in the log; the last good plans stay.
 When a task planned before names what no state carries any more (an object that is gone), it
 is published as unsatisfiable with that reason, so the executive stops waiting for its plans.
