@@ -621,7 +621,11 @@ class CognitiveMapNode(ParamNode):
         q = yaw_quaternion(pose[2])
         (history.transform.rotation.x, history.transform.rotation.y, history.transform.rotation.z,
          history.transform.rotation.w) = (float(v) for v in q)
-        self.laser.buffer.set_transform(history)
+        try:
+            self.laser.buffer.set_transform(history)
+        except ValueError as exc:  # e.g. base_frame set to the odometry frame
+            self.get_logger().error(f'odometry not kept for placing frames: {exc}',
+                                    throttle_duration_sec=10.0)
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now_ns())

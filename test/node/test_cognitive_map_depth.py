@@ -94,3 +94,19 @@ def test_a_depth_frame_taken_before_a_turn_is_placed_where_the_base_was_then(nod
     node._update_grid()
     assert 'no odometry at its stamp (past)' in node.depth_problem
     assert len(occupied_xy(node)) == len(later)
+
+
+def test_a_base_frame_named_like_the_odometry_frame_is_reported_not_raised():
+    from rclpy.parameter import Parameter
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    n = CognitiveMapNode(context=context, namespace='depth_test_bad',
+                         parameter_overrides=[Parameter('base_frame', value='odom')])
+    try:
+        n._on_odom(odometry(1.0, 0.0, 0.0, 0.0))  # logged; the callback does not raise
+        assert n.odom is not None
+        pose, why = n._pose_at(odometry(1.0, 0.0, 0.0, 0.0).header.stamp)
+        assert pose is None and why
+    finally:
+        n.destroy_node()
+        rclpy.try_shutdown(context=context)
