@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TransformStamped
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
@@ -55,6 +57,20 @@ def to_ns(stamp) -> int:
     if hasattr(stamp, 'nanoseconds'):
         return int(stamp.nanoseconds)
     return int(round(float(stamp) * NS))
+
+
+def transform_msg(parent: str, child: str, pose, t: Time) -> TransformStamped:
+    """TransformStamped of ``child`` in ``parent`` at ``t``: pose ((x, y, z), (qx, qy, qz, qw))."""
+    msg = TransformStamped()
+    msg.header.stamp = t
+    msg.header.frame_id = parent
+    msg.child_frame_id = child
+    (x, y, z), (qx, qy, qz, qw) = pose
+    tr = msg.transform
+    tr.translation.x, tr.translation.y, tr.translation.z = float(x), float(y), float(z)
+    tr.rotation.x, tr.rotation.y, tr.rotation.z, tr.rotation.w = (float(qx), float(qy),
+                                                                  float(qz), float(qw))
+    return msg
 
 
 def _seconds(ns: int) -> str:

@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, TransformStamped
+from geometry_msgs.msg import Point
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -75,7 +75,7 @@ from embodied_aif.nodes._common import (
     node_main,
 )
 from embodied_aif.nodes._state import StateFile
-from embodied_aif.nodes._tf import TfBuffer, TransformError
+from embodied_aif.nodes._tf import TfBuffer, TransformError, transform_msg
 from embodied_aif_msgs.msg import (
     CognitiveMap,
     Place,
@@ -475,7 +475,7 @@ class CognitiveMapNode(ParamNode):
         self.grid = empty_grid(self.grid_config)
         self.heights = empty_grid(self.grid_config)  # the depth camera's layer
         self.depth: tuple | None = None  # (Image, receive ns)
-        self.grid_inputs = (None, None)  # the scan and depth frames last placed on the grid
+        self.placed_scan = self.placed_depth = None  # the frames last placed on the grid
         self.camera_info: CameraInfo | None = None
         self.depth_problem = ''
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
@@ -614,15 +614,10 @@ class CognitiveMapNode(ParamNode):
         self.odom = (pose, msg.header.stamp, self._now_ns())
         self.twist = (float(msg.twist.twist.linear.x), float(msg.twist.twist.angular.z))
         # the history the scan and depth frames are placed with, at their own stamps
-        history = TransformStamped(child_frame_id=self.param('base_frame'))
-        history.header.stamp = msg.header.stamp
-        history.header.frame_id = self.param('odom_frame')
-        history.transform.translation.x, history.transform.translation.y = pose[:2]
-        q = yaw_quaternion(pose[2])
-        (history.transform.rotation.x, history.transform.rotation.y, history.transform.rotation.z,
-         history.transform.rotation.w) = (float(v) for v in q)
         try:
-            self.laser.buffer.set_transform(history)
+            self.laser.buffer.set_transform(transform_msg(
+                self.param('odom_frame'), self.param('base_frame'),
+                ((pose[0], pose[1], 0.0), yaw_quaternion(pose[2])), msg.header.stamp))
         except ValueError as exc:  # e.g. base_frame set to the odometry frame
             self.get_logger().error(f'odometry not kept for placing frames: {exc}',
                                     throttle_duration_sec=10.0)
@@ -873,16 +868,17 @@ class CognitiveMapNode(ParamNode):
             return
         stamp = self.odom[1]
         scan = self.scan[0]
-        pose, why = self._pose_at(scan.header.stamp)
-        if pose is not None and scan is not self.grid_inputs[0]:
-            ranges, angles = scan_arrays(scan)
-            laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
-            self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
-                                       scan.range_max, self.grid_config)
-        if why != 'future':  # odometry of its time yet to come: the next update takes it
-            self.grid_inputs = (scan, self.grid_inputs[1])
+        if scan is not self.placed_scan:
+            pose, why = self._pose_at(scan.header.stamp)
+            if pose is not None:
+                ranges, angles = scan_arrays(scan)
+                laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
+                self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
+                                           scan.range_max, self.grid_config)
+            if why != 'future':  # odometry of its time yet to come: the next update takes it
+                self.placed_scan = scan
         if self.param('depth_obstacles') and self._fresh(self.depth) and \
-                self.depth[0] is not self.grid_inputs[1]:
+                self.depth[0] is not self.placed_depth:
             depth = self.depth[0]
             pose, why = self._pose_at(depth.header.stamp)
             if pose is not None:
@@ -894,7 +890,7 @@ class CognitiveMapNode(ParamNode):
                                       f'({why})')
                 self.get_logger().warning(self.depth_problem, throttle_duration_sec=10.0)
             if why != 'future':
-                self.grid_inputs = (self.grid_inputs[0], depth)
+                self.placed_depth = depth
         self.pub_grid.publish(grid_to_msg(combine_layers(self.grid, self.heights),
                                           self.grid_config, self.param('odom_frame'), stamp))
 

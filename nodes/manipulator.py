@@ -64,7 +64,7 @@ from embodied_aif.nodes._common import (
     node_main,
     occupancy_view,
 )
-from embodied_aif.nodes._tf import TfBuffer, TfListener, TransformError
+from embodied_aif.nodes._tf import TfBuffer, TfListener, TransformError, to_ns
 from embodied_aif_msgs.action import Pick, Place
 from embodied_aif_msgs.msg import ObjectBeliefArray
 from embodied_aif_msgs.srv import PlanApproach
@@ -611,9 +611,8 @@ class Manipulator(ParamNode):
                 not self.closing.is_set():
             msg = self.objects
             for belief in (msg.objects if msg is not None else []):
-                seen = belief.last_seen if belief.last_seen.sec or belief.last_seen.nanosec \
-                    else belief.header.stamp
-                if not names_object(belief, object_id) or seen.sec * NS + seen.nanosec <= after_ns:
+                seen = to_ns(belief.last_seen) or to_ns(belief.header.stamp)
+                if not names_object(belief, object_id) or seen <= after_ns:
                     continue
                 frame = belief.header.frame_id or msg.header.frame_id
                 try:

@@ -34,7 +34,7 @@ import time
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, LaserScan
@@ -52,6 +52,7 @@ from embodied_aif.nodes._common import (
     ParamNode,
     node_main,
 )
+from embodied_aif.nodes._tf import transform_msg
 from embodied_aif.sim.render_worker import RenderWorker, snapshot
 from embodied_aif.sim.robot import ARM_JOINTS, robot_urdf
 from embodied_aif.sim.sensors import CameraConfig
@@ -66,19 +67,6 @@ def stamp(t: float) -> Time:
     """builtin_interfaces/Time of a simulation time in seconds."""
     sec = int(math.floor(t))
     return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
-
-
-def _transform(parent: str, child: str, pose, t: Time) -> TransformStamped:
-    msg = TransformStamped()
-    msg.header.stamp = t
-    msg.header.frame_id = parent
-    msg.child_frame_id = child
-    (x, y, z), (qx, qy, qz, qw) = pose
-    tr = msg.transform
-    tr.translation.x, tr.translation.y, tr.translation.z = float(x), float(y), float(z)
-    tr.rotation.x, tr.rotation.y, tr.rotation.z, tr.rotation.w = (float(qx), float(qy),
-                                                                  float(qz), float(qw))
-    return msg
 
 
 class SimBridge(ParamNode):
@@ -379,8 +367,8 @@ class SimBridge(ParamNode):
         self.pub_odom.publish(msg)
         # one /tf message per tick: odometry and the moving links (fewer, larger messages are
         # far cheaper for every TF listener than many small ones)
-        transforms = [_transform(odom_frame, base_frame, ((x, y, 0.0), q), t)]
-        transforms += [_transform(parent, child, (xyz, quat), t)
+        transforms = [transform_msg(odom_frame, base_frame, ((x, y, 0.0), q), t)]
+        transforms += [transform_msg(parent, child, (xyz, quat), t)
                        for parent, child, xyz, quat, static in self.sim.frame_transforms()
                        if not static]
         self.pub_tf.publish(TFMessage(transforms=transforms))
@@ -388,7 +376,7 @@ class SimBridge(ParamNode):
     def _publish_static(self) -> None:
         t = stamp(self.sim.time)
         self.pub_tf_static.publish(TFMessage(transforms=[
-            _transform(parent, child, (xyz, quat), t)
+            transform_msg(parent, child, (xyz, quat), t)
             for parent, child, xyz, quat, static in self.sim.frame_transforms() if static]))
 
     def _publish_joints(self, t: Time) -> None:
