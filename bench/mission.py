@@ -6,8 +6,9 @@ execute for several episodes while learning costs. The default task is a fetch: 
 perceived mug, can, bottle or box (the demo's `--fetch` categories, the first perception
 offers graspable and reachable) to the farthest table in reach outside the hazard room
 (`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where it is now);
-when perception offers no such object and table, the demo falls back to reaching the
-farthest place outside the hazard room (`F at_place_N & G !in_hazard`). Layouts: the
+when perception offers no such object and table (at the start, or for a later episode once
+every choice has failed), the demo falls back to reaching the farthest place outside the
+hazard room (`F at_place_N & G !in_hazard`). Layouts: the
 default 2x2 building and an unseen 3x3 one (grid3x3, never used to tune anything). Reported:
 
 - success_rate / success_rate_unseen_layout: episodes whose task holds, over all episodes

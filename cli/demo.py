@@ -52,15 +52,41 @@ def _compose_stack(args, out: Path):
 
 
 def _farthest_place(cmap, regions=None) -> int:
-    """The place farthest from the first one, outside every region (e.g. the hazard)."""
+    """The place farthest from the first one that the robot can reach from where it is.
+
+    Reached over edges not blocked and through places outside every region (e.g. the
+    hazard), as the task planner's system allows: a place whose edges were all found
+    blocked had been chosen, and no plan could reach it.
+    """
     from embodied_aif.models.task_world import region_labels
 
+    def allowed(p) -> bool:
+        return not region_labels((p.pose.position.x, p.pose.position.y), regions or {})
+
+    by_id = {p.id: p for p in cmap.places}
+    links = {}
+    for e in cmap.edges:
+        if e.kind != e.BLOCKED:
+            links.setdefault(e.from_id, set()).add(e.to_id)
+            links.setdefault(e.to_id, set()).add(e.from_id)
+    here = cmap.current_place if cmap.current_place in by_id else cmap.places[0].id
+    reached, frontier = {here}, [here]
+    while frontier:
+        for k in links.get(frontier.pop(), ()):
+            if k in by_id and k not in reached and allowed(by_id[k]):
+                reached.add(k)
+                frontier.append(k)
     start = cmap.places[0].pose.position
-    allowed = [p for p in cmap.places
-               if not region_labels((p.pose.position.x, p.pose.position.y), regions or {})]
-    return max(allowed or cmap.places,
-               key=lambda p: math.hypot(p.pose.position.x - start.x,
-                                        p.pose.position.y - start.y)).id
+    candidates = [by_id[k] for k in reached if allowed(by_id[k])] or [by_id[here]]
+    return max(candidates, key=lambda p: (math.hypot(p.pose.position.x - start.x,
+                                                     p.pose.position.y - start.y), -p.id)).id
+
+
+def move_formula(cmap, regions: dict) -> str:
+    """The move-only task: reach the farthest place, outside the hazard when one is marked."""
+    if regions:
+        return f'F at_place_{_farthest_place(cmap, regions)} & G !in_hazard'
+    return f'F at_place_{_farthest_place(cmap)}'
 
 
 def hazard_region(building, room: tuple[int, int], world_from_odom) -> str:
@@ -174,12 +200,7 @@ def play(args, op, names: set, summary: dict) -> None:
         formula = args.task
     else:
         fetch = default_fetch(args, op, names, regions, summary)
-        if fetch is not None:
-            formula = fetch.formula
-        elif regions:
-            formula = f'F at_place_{_farthest_place(op.map, regions)} & G !in_hazard'
-        else:
-            formula = f'F at_place_{_farthest_place(op.map)}'
+        formula = fetch.formula if fetch is not None else move_formula(op.map, regions)
     task_id = 'demo-0' if fetch else 'demo'
     if not pose_task(op, task_id, formula):
         stages['task'] = f'task {formula!r}: {why_no_plan(op, task_id)}'
@@ -190,6 +211,21 @@ def play(args, op, names: set, summary: dict) -> None:
     if 'executive' not in names:
         stages['execution'] = 'skipped: the stack has no executive'
         return
+    episodes = run_episodes(args, op, summary, fetch, regions)
+    summary['episodes'] = episodes
+    summary['learning_curve'] = learning_curve(episodes)
+    summary['hazard_entries'] = sum(a['entered_hazard'] for e in episodes
+                                    for a in [e, *e.get('earlier_attempts', [])])
+    stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
+                           f'succeeded')
+
+
+def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
+    """The mission's episodes, from the task already posed (``fetch``: its fetch, or None).
+
+    Each episode after the first chooses its fetch again, and an episode makes up to
+    ``--fetch-attempts``; with no fetch left, the episode and the rest are move-only tasks.
+    """
     episodes, failed_picks, failed_places = [], set(), set()
     home = op.map.current_place
     for episode in range(args.episodes):
@@ -200,10 +236,15 @@ def play(args, op, names: set, summary: dict) -> None:
             truth = _same_object(episodes[-1] if episodes else None, before, fetch)
             if isinstance(fetch, str) or not pose_task(op, f'demo-{episode}', fetch.formula):
                 why = fetch if isinstance(fetch, str) else why_no_plan(op, f'demo-{episode}')
-                log(f'episode {episode}: no fetch task: {why}')
-                episodes.append({'episode': episode, 'success': False, 'reason': why,
-                                 'entered_hazard': False, 'realised': [], 'predicted': []})
-                break
+                # as when no fetch was offered at all: this episode and the next are moves
+                log(f'episode {episode}: no fetch task ({why}): a move-only task instead')
+                fetch, truth = None, None
+                op.navigate_to_place(home, args.step_timeout_s)
+                if not pose_task(op, f'demo-{episode}-move', move_formula(op.map, regions)):
+                    why = why_no_plan(op, f'demo-{episode}-move')
+                    episodes.append({'episode': episode, 'success': False, 'reason': why,
+                                     'entered_hazard': False, 'realised': [], 'predicted': []})
+                    break
         record = run_episode(args, op, episode, summary, fetch, truth)
         failed_picks |= _failed_picks(record)
         failed_places |= _failed_places(record)
@@ -232,12 +273,7 @@ def play(args, op, names: set, summary: dict) -> None:
         if fetch is None and episode + 1 < args.episodes:  # back to the start place
             op.navigate_to_place(home, args.step_timeout_s)
             op.wait_sim(lambda: False, 2.0)
-    summary['episodes'] = episodes
-    summary['learning_curve'] = learning_curve(episodes)
-    summary['hazard_entries'] = sum(a['entered_hazard'] for e in episodes
-                                    for a in [e, *e.get('earlier_attempts', [])])
-    stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
-                           f'succeeded')
+    return episodes
 
 
 def _categories(args, fetch) -> list[str]:

@@ -20,11 +20,13 @@ Data association gates each (track, detection) pair by the Mahalanobis distance 
 innovation and solves the assignment with the Hungarian method on a negative log-likelihood
 cost that includes the category agreement. Unmatched detections start new tracks. A track that
 keeps being missed in view (its existence falls below ``relocate_below``) is merged into a
-younger track that looks like it (category and colour) and was first seen after it was last
-seen: the object has moved, and it keeps its identity. Two tracks of one object (views from
-opposite sides put the centre of the visible surface outside the gate) merge when their
-centres lie within the object's extent, they look alike and they were never detected in the
-same frame.
+younger track within ``relocate_max_distance`` that looks like it (category and colour) and
+was first seen after it was last seen: the object has moved, and it keeps its identity (a
+look-alike farther off is another object: in a cluttered building, an unbounded search gave a
+box's identity, and the fetch task posed on it, to a look-alike on the floor 3 m away).
+Two tracks of one object (views from opposite sides put the centre of the visible surface
+outside the gate) merge when their centres lie within the object's extent, they look alike
+and they were never detected in the same frame.
 
 The sensor model (``SensorModel``: field of view, range limits, detection probability, position
 noise growing with range and off-axis angle, classifier accuracy falling with range) is shared
@@ -341,6 +343,7 @@ class BeliefConfig:
     relocate_below: float = 0.6    # a track missed in view down to this existence has moved
     relocate_colour_gate: float = 0.2
     relocate_min_category_ratio: float = 0.5
+    relocate_max_distance: float = 1.0  # a moved object is looked for this near (m)
     shape_temperature: float = 0.5     # each view's shape likelihood counts this much
     shape_prior_precision: float = 1.0  # the object model's prior N(0, I) on the shape code
     shape_max_precision: float = 400.0  # cap per dimension (older views fade beyond it)
@@ -356,6 +359,8 @@ class BeliefConfig:
                              f"{self.birth_existence} < 1")
         if self.gate_chi2 <= 0.0 or self.q_in_view < 0.0 or self.q_out_of_view < 0.0:
             raise ValueError("gate_chi2 must be > 0 and process noise rates >= 0")
+        if not self.relocate_max_distance > 0.0:
+            raise ValueError(f"relocate_max_distance={self.relocate_max_distance} must be > 0")
         if not 0.0 < self.p_false_alarm < 1.0:
             raise ValueError(f"p_false_alarm={self.p_false_alarm} must lie in (0, 1)")
         if not (self.merge_fraction > 0.0
@@ -654,8 +659,9 @@ def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
 
     An old track qualifies once repeated misses have brought its existence below
     ``relocate_below``; a partner must have been first seen after the old one was last seen
-    (so the two were never seen together), be seen currently, and look like it
-    (``_look_alike``). The merged track keeps the old id and the partner's position.
+    (so the two were never seen together), be seen currently, lie within
+    ``relocate_max_distance`` of it and look like it (``_look_alike``). The merged track
+    keeps the old id and the partner's position.
     Returns [(old id, merged-in id)].
     """
     pairs = []
@@ -666,7 +672,8 @@ def _relocate(objects: list, config: BeliefConfig) -> list[tuple[str, str]]:
         best, best_score = None, -np.inf
         for j, young in enumerate(objects):
             if young is None or j == i or young.n_misses > 0 \
-                    or young.first_seen <= old.last_seen:
+                    or young.first_seen <= old.last_seen \
+                    or np.linalg.norm(young.mean - old.mean) > config.relocate_max_distance:
                 continue
             score = _look_alike(old, young, config)
             if score is not None and score > best_score:

@@ -245,10 +245,12 @@ def place_spots(surface: Surface, config: SurfaceConfig, near=None,
 def rectangle_spots(centre, yaw: float, length: float, width: float, margin: float,
                     spacing: float, near=None,
                     keep_clear: Sequence[tuple[Sequence[float], float]] = (),
-                    limit: int | None = None) -> np.ndarray:
+                    limit: int | None = None, depth: float = 0.0) -> np.ndarray:
     """As :func:`place_spots`, on a surface known only as a rectangle (e.g. from a message).
 
     A grid of ``spacing`` inside the rectangle shrunk by ``margin``; empty when nothing is left.
+    Spots at least ``depth`` inside the edge come first (nearest ``near`` first), then the
+    shallower ones, deepest first: a perceived edge may lie beyond the true one.
     """
     half = np.array([length, width], dtype=float) / 2 - margin
     if not np.all(np.isfinite(half)) or np.any(half < 0) or not spacing > 0:
@@ -256,17 +258,23 @@ def rectangle_spots(centre, yaw: float, length: float, width: float, margin: flo
     u = np.arange(-half[0], half[0] + 1e-9, spacing)
     v = np.arange(-half[1], half[1] + 1e-9, spacing)
     uu, vv = np.meshgrid(u - (u.mean() if len(u) else 0), v - (v.mean() if len(v) else 0))
+    uv = np.column_stack([uu.ravel(), vv.ravel()])
+    inside = np.min(np.array([length, width]) / 2 - np.abs(uv), axis=1)
     c, s = math.cos(yaw), math.sin(yaw)
-    xy = np.column_stack([uu.ravel(), vv.ravel()]) @ np.array([[c, s], [-s, c]]) + \
-        np.asarray(centre, float)[:2]
-    return _clear_and_sorted(xy, keep_clear, near if near is not None else centre, limit)
+    xy = uv @ np.array([[c, s], [-s, c]]) + np.asarray(centre, float)[:2]
+    return _clear_and_sorted(xy, keep_clear, near if near is not None else centre, limit,
+                             rank=np.where(inside >= depth - 1e-9, -depth, -inside))
 
 
-def _clear_and_sorted(xy: np.ndarray, keep_clear, anchor, limit) -> np.ndarray:
+def _clear_and_sorted(xy: np.ndarray, keep_clear, anchor, limit,
+                      rank: np.ndarray | None = None) -> np.ndarray:
+    """The points clear of every (centre, radius), by ``rank`` then nearest ``anchor`` first."""
+    keep = np.ones(len(xy), dtype=bool)
     for centre, radius in keep_clear:
-        xy = xy[np.linalg.norm(xy - np.asarray(centre, float)[:2], axis=1) >= radius]
-    xy = xy[np.argsort(np.linalg.norm(xy - np.asarray(anchor, float)[:2], axis=1),
-                       kind='stable')]
+        keep &= np.linalg.norm(xy - np.asarray(centre, float)[:2], axis=1) >= radius
+    xy = xy[keep]
+    distance = np.linalg.norm(xy - np.asarray(anchor, float)[:2], axis=1)
+    xy = xy[np.lexsort((distance,) if rank is None else (distance, rank[keep]))]
     return xy.reshape(-1, 2) if limit is None else xy[:limit].reshape(-1, 2)
 
 

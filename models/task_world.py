@@ -284,7 +284,10 @@ class FetchRules:
     the least free space between the object's footprint and another object's, measured along
     the line between their centres (m; less leaves the fingers no room; beliefs centred within
     ``same`` of it are taken for duplicates of it, and ones whose top stays ``finger_reach``
-    below the object's, e.g. a tray's rim under a bottle, leave the fingers room above).
+    below the object's, e.g. a tray's rim under a bottle, leave the fingers room above);
+    free_gap: an object with at least this much on every side is chosen before the more
+    probable ones with less (the arm's links above the hand are wider than the fingers, and
+    neighbours first seen on arrival crowd it further).
     """
 
     heights: tuple[float, float] = (0.4, 0.85)
@@ -294,6 +297,7 @@ class FetchRules:
     max_side: float = 2.0
     min_distance: float = 1.5
     min_gap: float = 0.04
+    free_gap: float = 0.15
     same: float = 0.03
     finger_reach: float = 0.06
     support_margin: float = 0.05
@@ -403,7 +407,8 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
 
     The object: of `category` (at least rules.min_prob), narrow enough to grasp, clear of the
     other objects, standing on a table-sized surface in reach, not in `exclude` (e.g. objects
-    a pick failed on); `prefer` if it qualifies, else the most probable. With `reachable`,
+    a pick failed on); `prefer` if it qualifies, else the most probable of those with
+    rules.free_gap on every side, else the most probable. With `reachable`,
     only an object for which reachable(id) holds (e.g. the manipulator finds a stand-point to
     pick it from), asked in that order and only for objects with a table to go to.
 
@@ -419,32 +424,36 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
     if not places:
         return 'no places on the map'
 
-    def crowded(oid: str, obj: Seen) -> bool:
+    def clearance(oid: str, obj: Seen) -> float:
+        """The least free space between the object's footprint and a neighbour's (m)."""
         low = obj.z + obj.height / 2 - rules.finger_reach
+        gap = math.inf
         for k, o in objects.items():
             d = math.hypot(o.x - obj.x, o.y - obj.y)
             if k == oid or d <= rules.same or o.z + o.height / 2 < low:
                 continue
             a = math.atan2(o.y - obj.y, o.x - obj.x)
-            if d - _half_along(obj, a) - _half_along(o, a) < rules.min_gap:
-                return True
-        return False
+            gap = min(gap, d - _half_along(obj, a) - _half_along(o, a))
+        return gap
 
     excluded = set(exclude)
     candidates = []
     for oid, obj in objects.items():
         if obj.category != category or obj.prob < rules.min_prob or oid in excluded \
-                or min(obj.length, obj.width) > rules.max_grip or crowded(oid, obj):
+                or min(obj.length, obj.width) > rules.max_grip:
+            continue
+        free = clearance(oid, obj)
+        if free < rules.min_gap:
             continue
         support = _support(obj, surfaces, rules.support_margin)
         if support is None or not rules.reachable(surfaces[support].z) \
                 or not _table_sized(surfaces[support], rules) \
                 or region_labels((obj.x, obj.y), regions):
             continue
-        candidates.append((oid != prefer, -obj.prob, oid, support))
+        candidates.append((oid != prefer, free < rules.free_gap, -obj.prob, oid, support))
     if not candidates:
         return f'no graspable {category} seen standing on a table in reach'
-    for _, _, oid, support in sorted(candidates):
+    for *_, oid, support in sorted(candidates):
         obj = objects[oid]
         options = _destinations((obj.x, obj.y), surfaces, places, regions, rules, skip=[support])
         if options and (reachable is None or reachable(oid)):

@@ -1,6 +1,7 @@
 """cognitive_map: the topological map of places, grown from odometry, the scan and the camera.
 
-Subscribes (sensor QoS): odom (nav_msgs/Odometry), scan (sensor_msgs/LaserScan),
+Subscribes (sensor QoS): odom (nav_msgs/Odometry: the pose history scan and depth frames are
+placed with at their stamps), scan (sensor_msgs/LaserScan),
 head_camera/color/image_raw (sensor_msgs/Image rgb8: hand-made place codes, with
 ``code_source`` image, and the world model's view; ``world_model_camera`` names another),
 head_camera/depth/image_rect (32FC1) and head_camera/camera_info (the occupancy
@@ -85,7 +86,7 @@ from embodied_aif_msgs.msg import (
 )
 
 WORLD_MODELS = ('contrastive', 'likelihood', 'none')
-ODOM_GAP_S = 0.5  # no pose interpolated across a longer hole in the odometry, s
+ODOM_GAP_S = 1.0  # no pose interpolated across a longer hole in the odometry, s
 KIND_COLOURS = {cm.EXPERIENCED: (0.1, 0.8, 0.2), cm.IMAGINED: (0.2, 0.4, 1.0),
                 cm.BLOCKED: (1.0, 0.1, 0.1)}
 
@@ -477,13 +478,14 @@ class CognitiveMapNode(ParamNode):
         self.depth: tuple | None = None  # (Image, receive ns)
         self.placed_scan = self.placed_depth = None  # the frames last placed on the grid
         self.camera_info: CameraInfo | None = None
-        self.depth_problem = ''
+        self.depth_problem = self.scan_problem = ''
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
         self.scan: LaserScan | None = None
         self.image: Image | None = None
         self.world_image: tuple | None = None  # latest world_model_camera image, receive ns
         self.counts = {'updates': 0, 'invalid_odom': 0, 'bad_images': 0, 'edge_events': 0,
-                       'rejected_events': 0, 'errors': 0, 'late_updates': 0}
+                       'rejected_events': 0, 'errors': 0, 'late_updates': 0,
+                       'scan_frames_skipped': 0, 'depth_frames_skipped': 0}
         self.last_event = cm.MapEvent('start', -1, 'no update yet')
         self.odom_jumped = False
         self.last_update_pose: np.ndarray | None = None
@@ -515,9 +517,13 @@ class CognitiveMapNode(ParamNode):
         self.pub_grid = self.create_publisher(OccupancyGrid, '~/occupancy', LATCHED_QOS)
         self.pub_overhead = self.create_publisher(OccupancyGrid, '~/overhead', LATCHED_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        sensors = MutuallyExclusiveCallbackGroup()
+        # odometry in a group of its own: image callbacks in the sensor group took long enough
+        # on a busy machine that the odometry queue dropped the history frames are placed with
+        # (the queue stays shallow: a deep one, served more slowly than 30 Hz by a busy node,
+        # fell seconds behind and no frame could be placed)
         self.create_subscription(Odometry, 'odom', self._on_odom, SENSOR_QOS,
-                                 callback_group=sensors)
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        sensors = MutuallyExclusiveCallbackGroup()
         self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS,
                                  callback_group=sensors)
         # one subscription per camera: the codes and the world model may share the head camera
@@ -875,6 +881,9 @@ class CognitiveMapNode(ParamNode):
                 laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
                 self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
                                            scan.range_max, self.grid_config)
+                self.scan_problem = ''
+            elif why != 'future':
+                self.scan_problem = self._frame_skipped('scan', why)
             if why != 'future':  # odometry of its time yet to come: the next update takes it
                 self.placed_scan = scan
         if self.param('depth_obstacles') and self._fresh(self.depth) and \
@@ -886,13 +895,18 @@ class CognitiveMapNode(ParamNode):
                 self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
                                                       self.param('odom_frame'), stamp))
             elif why != 'future':
-                self.depth_problem = (f'depth frame skipped: no odometry at its stamp '
-                                      f'({why})')
-                self.get_logger().warning(self.depth_problem, throttle_duration_sec=10.0)
+                self.depth_problem = self._frame_skipped('depth', why)
             if why != 'future':
                 self.placed_depth = depth
         self.pub_grid.publish(grid_to_msg(combine_layers(self.grid, self.heights),
                                           self.grid_config, self.param('odom_frame'), stamp))
+
+    def _frame_skipped(self, kind: str, why: str) -> str:
+        """Count and log a scan or depth frame left off the grid; the problem it reports."""
+        self.counts[f'{kind}_frames_skipped'] += 1
+        problem = f'{kind} frame skipped: no odometry at its stamp ({why})'
+        self.get_logger().warning(problem, throttle_duration_sec=10.0)
+        return problem
 
     def _integrate_depth(self, msg: Image, pose) -> None:
         """Add a head-camera depth frame to the height layer (odometry ``pose`` at its stamp)."""
@@ -927,8 +941,9 @@ class CognitiveMapNode(ParamNode):
         message, level = self.status
         if self.laser.problem and level == DiagnosticStatus.OK:
             message, level = self.laser.problem, DiagnosticStatus.WARN
-        if self.depth_problem and level == DiagnosticStatus.OK:
-            message, level = self.depth_problem, DiagnosticStatus.WARN
+        for problem in (self.scan_problem, self.depth_problem):
+            if problem and level == DiagnosticStatus.OK:
+                message, level = problem, DiagnosticStatus.WARN
         cmap = self.cmap
         kinds = [e.kind for e in cmap.edges.values()]
         values = {'places': cmap.num_places, 'visited': int(np.sum(cmap.visits > 0)),

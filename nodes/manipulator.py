@@ -32,6 +32,7 @@ verify) and the progress in [0, 1].
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -216,11 +217,18 @@ class Manipulator(ParamNode):
               'back or aside (the navigator stops within its tolerance), m', low=0.0, high=0.5),
         Param('surfaces_topic', 'surfaces', 'support surfaces (perception), where plan_approach '
               'finds spots to put the held object down', read_only=True),
+        Param('guarded_stop', 0.2, 'a top-down hand stopped this near above its grasp pose '
+              'grasps where it stopped (the object is taller than its belief), m', low=0.0,
+              high=0.5),
         Param('place_edge_margin', 0.1, 'place spots keep this far (plus half the held '
               "object's size) inside a surface's edge, m", low=0.0, high=1.0),
+        Param('place_depth', 0.2, 'place spots this far inside the edge are tried first, '
+              'then the deepest others (a perceived edge lies a few cm past the true one, and '
+              'a release may end off its spot), m', low=0.0, high=1.0),
         Param('place_clearance', 0.03, 'and this far from other objects, m', low=0.0, high=1.0),
         Param('place_spacing', 0.05, 'grid of the place spots tried, m', low=0.01, high=0.5),
-        Param('place_spots', 12, 'most place spots tried, nearest the requested point first',
+        Param('place_spots', 12, 'most place spots tried, nearest the requested point first '
+              '(of those place_depth inside)',
               low=1, high=200),
         Param('approach_budget', 20.0, 'plan_approach stops trying stand-points after this '
               'long (wall clock, s) and answers with what it found', low=1.0, high=600.0),
@@ -244,7 +252,7 @@ class Manipulator(ParamNode):
         self.phase = 'idle'
         self.last_result = ''
         self.counts = {'pick_succeeded': 0, 'pick_failed': 0, 'place_succeeded': 0,
-                       'place_failed': 0}
+                       'place_failed': 0, 'guarded_grasps': 0}
         self.rng = np.random.default_rng(self.param('seed'))
 
         inputs = MutuallyExclusiveCallbackGroup()
@@ -702,12 +710,12 @@ class Manipulator(ParamNode):
         self._gripper(handle, self.param('gripper_open_width'))
         self._move(handle, arm, plan.transit, 'transit to the pre-grasp pose')
         self._feedback(handle, Pick, 'approach', 0.5)
-        self._move(handle, arm, plan.approach, 'approach')
+        plan, back_off = self._descend(handle, arm, plan, object_id)
         self._feedback(handle, Pick, 'grasp', 0.0)
         width = self._gripper(handle, 0.0)
         if width < self.param('hold_min_width'):
             self._gripper(handle, self.param('gripper_open_width'))
-            self._move(handle, arm, plan.approach[::-1], 'back off')
+            self._move(handle, arm, back_off, 'back off')
             raise GoalError('grasp_failed', f'the gripper closed on nothing (width {width:.4f} m)')
         self._feedback(handle, Pick, 'lift', 0.0)
         self._move(handle, arm, plan.depart, 'lift')
@@ -738,6 +746,44 @@ class Manipulator(ParamNode):
                               f'{width:.4f} m)')
         self._feedback(handle, Pick, 'verify', 1.0)
         return f'picked {object_id} ({plan.candidate.kind} grasp; {evidence})'
+
+    def _descend(self, handle, arm: mp.ArmModel, plan: mp.MotionPlan, object_id: str
+                 ) -> tuple[mp.MotionPlan, np.ndarray]:
+        """Lower the hand to the grasp; the plan from where it stopped, and the way back.
+
+        A top-down hand that stops short of its grasp pose (the motion times out, the hand
+        no lower than ``guarded_stop`` above the pose's height) has met the top of an object
+        taller than its belief (a bottle perceived 0.153 m tall of its 0.186 m): the fingers
+        straddle what stopped it, so the grasp closes there, and the lift and the grasp's
+        height above the object's underside are taken from there.
+        """
+        try:
+            self._move(handle, arm, plan.approach, 'approach')
+            return plan, plan.approach[::-1]
+        except GoalError as exc:
+            if exc.code != 'timeout' or plan.candidate.kind != 'top':
+                raise
+            q, _ = self._arm_state()
+            tool = mp.tool_pose(arm, q)
+            above = float(tool[2, 3] - plan.candidate.contact[2, 3])
+            if not 0.01 < above <= self.param('guarded_stop'):
+                raise
+            lift = tool.copy()
+            lift[2, 3] += self._grasp_config().lift_height
+            depart = mp.cartesian_path(arm, q, tool, lift, self._grasp_config(),
+                                       self._ik_config())
+            if depart is None:
+                raise
+            self.get_logger().warning(f'pick {object_id}: the hand stopped {above:.3f} m above '
+                                      f'the grasp pose ({exc}): grasping there')
+            self.counts['guarded_grasps'] += 1
+            candidate = dataclasses.replace(
+                plan.candidate, contact=tool,
+                tool_height=plan.candidate.tool_height + above)
+            back = mp.cartesian_path(arm, q, tool, plan.candidate.approach,
+                                     self._grasp_config(), self._ik_config())
+            return (dataclasses.replace(plan, candidate=candidate, depart=depart),
+                    back if back is not None else np.array([q, plan.approach[0]]))
 
     def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None,
                keep_clear: tuple[mp.Box, ...] = ()) -> None:
@@ -782,6 +828,10 @@ class Manipulator(ParamNode):
         if isinstance(plan, mp.PlanFailure):
             raise GoalError(plan.reason, f'target ({target[0]:.2f}, {target[1]:.2f}, '
                           f'{target[2]:.2f}) in {base}: {plan.message}')
+        c = plan.candidate.contact[:3, 3]
+        self.get_logger().info(f'place {held_id}: {plan.candidate.kind} release at ({c[0]:.3f}, '
+                               f'{c[1]:.3f}, {c[2]:.3f}) in {base}, for the target '
+                               f'({xyz[0]:.3f}, {xyz[1]:.3f}, {xyz[2]:.3f}) in {frame}')
         self._feedback(handle, Place, 'approach', 0.0)
         self._move(handle, arm, plan.transit, 'transit above the target')
         self._feedback(handle, Place, 'approach', 0.5)
@@ -944,7 +994,8 @@ class Manipulator(ParamNode):
         xy = rectangle_spots((p.x, p.y), quaternion_yaw([q.x, q.y, q.z, q.w]),
                              surface.extent.x, surface.extent.y,
                              self.param('place_edge_margin') + size, self.param('place_spacing'),
-                             near=near, keep_clear=clear, limit=self.param('place_spots'))
+                             near=near, keep_clear=clear, limit=self.param('place_spots'),
+                             depth=self.param('place_depth'))
         return np.column_stack([xy, np.full(len(xy), p.z)])
 
     # -------------------------------------------------------------- diagnostics

@@ -230,6 +230,7 @@ class Perception(ParamNode):
         self._last_processed_ns: int | None = None
         self._marker_ids: dict[str, int] = {}
         self._next_marker = 0
+        self._surface_markers: set[int] = set()  # ids of the surface markers last published
         self._surfaces = SurfaceMap(SurfaceConfig(cell=self.param('surface_cell'),
                                                   min_height=self.param('surface_min_height')))
         self._classifier: ObjectClassifier | None = None
@@ -513,6 +514,10 @@ class Perception(ParamNode):
             box.scale.x, box.scale.y, box.scale.z = length, width, 0.01
             box.color.g, box.color.b, box.color.a = 0.6, 0.9, 0.35
             markers.append(box)
+        alive = {s.id for s in self._surfaces.surfaces}
+        markers += [Marker(header=header, ns='surface', id=gone, action=Marker.DELETE)
+                    for gone in sorted(self._surface_markers - alive)]  # merged into another
+        self._surface_markers = alive
         self.pub_surfaces.publish(msg)
         return markers
 

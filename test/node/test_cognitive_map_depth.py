@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -110,3 +111,42 @@ def test_a_base_frame_named_like_the_odometry_frame_is_reported_not_raised():
     finally:
         n.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_frames_across_a_hole_in_the_odometry_are_placed_up_to_a_second_and_reported_beyond(
+        node):
+    now = node.get_clock().now().nanoseconds
+
+    def scan_at(seconds: float) -> LaserScan:
+        msg = stamp_of(LaserScan(angle_min=0.0, angle_increment=math.pi / 180, range_min=0.1,
+                                 range_max=5.0, ranges=[1.5] * 10), seconds)
+        msg.header.frame_id = 'base_link'
+        return msg
+
+    # a busy machine: odometry at 10 s, then none until 10.8 s (the hole CI met)
+    node._on_odom(odometry(10.0, 0.0, 0.0, 0.0))
+    node._on_odom(odometry(10.8, 0.4, 0.0, 0.0))
+    node.scan = (scan_at(10.4), now)
+    node.depth = (wall_depth(10.4, 2.0), now)
+    node._update_grid()
+    assert node.scan_problem == node.depth_problem == ''
+    assert len(occupied_xy(node)), 'a depth frame inside a 0.8 s hole was not placed'
+    assert np.any(node.grid > 0), 'a scan inside a 0.8 s hole was not placed'
+    # a longer hole: neither frame is placed, and each is counted and reported
+    grid, heights = node.grid.copy(), node.heights.copy()
+    node._on_odom(odometry(13.0, 1.2, 0.0, 0.0))
+    node.scan = (scan_at(12.0), now)
+    node.depth = (wall_depth(12.0, 1.0), now)
+    node._update_grid()
+    assert node.scan_problem == 'scan frame skipped: no odometry at its stamp (gap)'
+    assert node.depth_problem == 'depth frame skipped: no odometry at its stamp (gap)'
+    assert node.counts['scan_frames_skipped'] == node.counts['depth_frames_skipped'] == 1
+    assert np.array_equal(node.grid, grid) and np.array_equal(node.heights, heights)
+    node._update_grid()  # a frame is judged once
+    assert node.counts['scan_frames_skipped'] == 1
+    sent = []
+    node.pub_diag.publish = sent.append
+    node._publish_diagnostics()
+    status = sent[0].status[0]
+    assert status.message == node.scan_problem and status.level == DiagnosticStatus.WARN
+    assert {v.key: v.value for v in status.values}['depth_frames_skipped'] == '1'

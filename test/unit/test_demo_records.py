@@ -121,3 +121,71 @@ def test_a_fetch_is_chosen_again_from_its_category_first_then_the_others():
     kept = _attempt(record)  # what an earlier attempt leaves in its episode's record
     assert kept['reason'] == record['reason'] and kept['fetch']['object'] == 'obj_7'
     assert 'steps' not in kept and 'selection' not in kept
+
+
+def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(monkeypatch):
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+
+    posed, visits = [], []
+
+    class Op:
+        map = SimpleNamespace(current_place=0)
+        held = None
+
+        @staticmethod
+        def navigate_to_place(place, timeout):
+            visits.append(place)
+            return True, 'reached', None
+
+        @staticmethod
+        def wait_sim(condition, seconds, wall_limit=None):
+            return True
+
+    def run_episode(args, op, episode, summary, fetch, truth=None):
+        record = {'episode': episode, 'success': fetch is None, 'reason': 'x', 'steps': [],
+                  'entered_hazard': False, 'realised': [1.0, 1.0, 0.0], 'predicted': [],
+                  'plan': f'p{episode}', 'rooms': []}
+        if fetch is not None:  # every fetch fails: its pick closes on nothing
+            record['steps'] = [{'action': 'pick', 'target': fetch.object_id, 'success': False}]
+            record['fetch'] = {'surface': fetch.surface_id}
+        return record
+
+    def next_fetch(op, args, fetch, regions, failed_picks, failed_places):
+        return 'no graspable mug, can, bottle or box in reach' if failed_picks else fetch
+
+    monkeypatch.setattr(demo, 'run_episode', run_episode)
+    monkeypatch.setattr(demo, 'next_fetch', next_fetch)
+    monkeypatch.setattr(demo, 'move_formula', lambda cmap, regions: 'F at_place_9')
+    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula:
+                        posed.append((task_id, formula)) or True)
+    fetch = SimpleNamespace(object_id='obj_1', surface_id='surface_0', category='mug',
+                            formula='F obj_1_on_place_3')
+    args = SimpleNamespace(episodes=3, fetch_attempts=2, step_timeout_s=60.0, fetch='mug')
+    episodes = demo.run_episodes(args, Op, {}, fetch, {})
+    # episode 0 failed its one fetch (no second choice); 1 and 2 are moves, and succeed
+    assert [e['success'] for e in episodes] == [False, True, True]
+    assert 'fetch' in episodes[0] and 'fetch' not in episodes[1]
+    assert posed == [('demo-1-move', 'F at_place_9')]
+    assert visits == [0, 0]  # home before the fallback move, and between the moves
+
+
+def test_the_move_task_goes_to_the_farthest_place_the_robot_can_reach():
+    from embodied_aif.cli.demo import move_formula
+    from embodied_aif_msgs.msg import CognitiveMap, Place, PlaceEdge
+
+    def place(k, x):
+        p = Place(id=k)
+        p.pose.position.x = x
+        return p
+
+    cmap = CognitiveMap(places=[place(0, 0.0), place(1, 2.0), place(2, 4.0), place(3, 9.0),
+                                place(4, 6.0)], current_place=1)
+    cmap.edges = [PlaceEdge(from_id=0, to_id=1), PlaceEdge(from_id=1, to_id=2),
+                  PlaceEdge(from_id=2, to_id=3, kind=PlaceEdge.BLOCKED),  # found blocked
+                  PlaceEdge(from_id=2, to_id=4)]
+    assert move_formula(cmap, {}) == 'F at_place_4'
+    # place 4 in the hazard: the farthest reachable outside it
+    hazard = {'hazard': ((5.0, -1.0), (7.0, -1.0), (7.0, 1.0), (5.0, 1.0))}
+    assert move_formula(cmap, hazard) == 'F at_place_2 & G !in_hazard'

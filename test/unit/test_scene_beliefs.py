@@ -360,3 +360,22 @@ def test_a_boxs_heading_is_kept_up_to_quarter_turns():
                     category_likelihood=np.ones(3), extent=box, yaw=0.8)
     scene, _ = update(scene, [det], T_CAM, SENSOR, 1.0, BeliefConfig())
     assert scene.objects[0].yaw == pytest.approx(0.7 + 0.3 * 0.1)
+
+
+def test_a_look_alike_beyond_the_relocation_distance_is_another_object():
+    rng = np.random.default_rng(5)
+    scene, _ = _run(rng, 15)
+    mover = _by_position(scene, TRUTH[1]).id
+    moved = TRUTH.copy()
+    moved[1] = [-0.05, -0.15, 0.03]  # 0.22 m from where it stood
+    cfg = BeliefConfig(relocate_max_distance=0.15)
+    relocated = []
+    for frame in range(8):
+        scene, info = update(scene, _observe(rng, moved, CATS), T_CAM, SENSOR,
+                             2.0 + 0.1 * frame, cfg)
+        relocated += info["relocated"]
+    assert not relocated
+    young = _by_position(scene, moved[1])
+    assert young.id != mover and np.linalg.norm(young.mean - moved[1]) < 0.02
+    with pytest.raises(ValueError, match="relocate_max_distance"):
+        BeliefConfig(relocate_max_distance=0.0)

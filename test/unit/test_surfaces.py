@@ -157,3 +157,22 @@ def test_spots_on_a_rectangle_from_a_message():
     assert np.min(np.linalg.norm(spots - [1.0, 2.0], axis=1)) >= 0.12
     assert np.all(np.diff(np.linalg.norm(spots - [0.0, 2.0], axis=1)) >= -1e-9)
     assert len(rectangle_spots((0, 0), 0.0, 0.1, 0.1, margin=0.1, spacing=0.05)) == 0
+
+
+def test_spots_deep_inside_the_edge_come_before_nearer_shallow_ones():
+    # a 1.0 x 0.6 table at the origin; the step's place beside its +y edge
+    spots = rectangle_spots((0.0, 0.0), 0.0, 1.0, 0.6, margin=0.1, spacing=0.05,
+                            near=(0.0, 1.0), depth=0.2)
+    inside = np.minimum(0.5 - np.abs(spots[:, 0]), 0.3 - np.abs(spots[:, 1]))
+    deep = inside >= 0.2 - 1e-9
+    assert deep[0] and not np.all(deep)
+    k = int(np.argmin(deep))  # the deep ones first, nearest the place first ...
+    assert np.all(deep[:k]) and not np.any(deep[k:])
+    assert np.all(np.diff(np.linalg.norm(spots[:k] - [0.0, 1.0], axis=1)) >= -1e-9)
+    assert np.all(np.diff(inside[k:]) <= 1e-9)  # ... then the shallow ones, deepest first
+    assert abs(spots[0, 1] - 0.1) < 1e-6  # 0.2 inside the +y edge, not at the 0.1 margin
+    # without depth: nearest the place first, at the margin
+    plain = rectangle_spots((0.0, 0.0), 0.0, 1.0, 0.6, margin=0.1, spacing=0.05,
+                            near=(0.0, 1.0))
+    assert abs(plain[0, 1] - 0.2) < 1e-6
+

@@ -119,7 +119,9 @@ def _fetch_scene():
 
 
 def test_a_fetch_task_brings_the_category_to_the_farthest_table_in_reach():
-    from embodied_aif.models.task_world import Seen, choose_fetch
+    from dataclasses import replace
+
+    from embodied_aif.models.task_world import FetchRules, Seen, choose_fetch
 
     objects, surfaces, places = _fetch_scene()
     task = choose_fetch(objects, surfaces, places, 'mug')
@@ -133,6 +135,13 @@ def test_a_fetch_task_brings_the_category_to_the_farthest_table_in_reach():
     objects['obj_5'] = Seen(5.1, 4.9, 0.67, 'mug', 0.99)
     assert choose_fetch(objects, surfaces, places, 'mug').object_id == 'obj_5'
     assert choose_fetch(objects, surfaces, places, 'mug', prefer='obj_1').object_id == 'obj_1'
+    # ... of those with free space round them: a bottle 5.5 cm beside obj_5 crowds it
+    objects['obj_6'] = Seen(5.22, 4.9, 0.8, 'bottle', 0.9, length=0.06, width=0.06, height=0.3)
+    for k in ('obj_1', 'obj_5'):
+        objects[k] = replace(objects[k], length=0.07, width=0.07)
+    assert choose_fetch(objects, surfaces, places, 'mug').object_id == 'obj_1'
+    assert choose_fetch(objects, surfaces, places, 'mug',
+                        rules=FetchRules(free_gap=0.01)).object_id == 'obj_5'
 
 
 def test_an_object_in_the_hand_goes_to_the_nearest_table_a_place_has_not_failed_on():

@@ -1,0 +1,78 @@
+"""manipulator: a top-down hand stopped short by an object taller than its belief grasps there."""
+import numpy as np
+import pytest
+import rclpy
+
+from embodied_aif.models import manipulation as mp
+from embodied_aif.nodes.manipulator import GoalError, Manipulator
+
+
+@pytest.fixture
+def node():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    n = Manipulator(context=context, namespace='descend_test')
+    yield n
+    n.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def _stalled_on(node, q_stop, moves):
+    """Make the arm stop at ``q_stop`` on the way down (the approach times out there)."""
+    def move(handle, arm, waypoints, what):
+        moves.append(what)
+        if what == 'approach':
+            node._arm_state = lambda: (q_stop, np.zeros(7))
+            raise GoalError('timeout', f'{what}: the arm is still 0.100 rad from its goal')
+    node._move = move
+
+
+def test_a_hand_stopped_above_the_grasp_grasps_there_and_lifts_from_there(node):
+    arm = mp.panda_arm(mp.translation((0.12, 0.0, 0.30)))  # as the simulated robot's mount
+    home = np.array(node.param('carry_position'))
+    # perceived 8 cm tall; the real bottle stops the hand 6 cm above the planned grasp
+    bottle = mp.ObjectBox((0.70, 0.0, 0.66), (0.05, 0.05, 0.08))
+    table = mp.support_box(bottle.bottom, bottle.center[:2], 0.30)
+    plan = mp.plan_pick(arm, home, bottle, [], table)
+    assert isinstance(plan, mp.MotionPlan) and plan.candidate.kind == 'top', plan
+    stop = plan.candidate.contact.copy()
+    stop[2, 3] += 0.06
+    q_stop = mp.cartesian_path(arm, plan.approach[-1], plan.candidate.contact, stop,
+                               node._grasp_config(), node._ik_config())[-1]
+    moves = []
+    _stalled_on(node, q_stop, moves)
+    got, back = node._descend(None, arm, plan, 'bottle')
+    assert moves == ['approach']
+    assert node.counts['guarded_grasps'] == 1
+    assert got.candidate.tool_height == pytest.approx(plan.candidate.tool_height + 0.06,
+                                                      abs=0.005)
+    # the lift starts where the hand stopped and rises by the lift height
+    assert np.allclose(got.depart[0], q_stop)
+    lifted = mp.tool_pose(arm, got.depart[-1])[:3, 3]
+    assert lifted[2] == pytest.approx(stop[2, 3] + node._grasp_config().lift_height, abs=0.005)
+    assert np.allclose(lifted[:2], stop[:2, 3], atol=0.005)
+    # backing off after a miss goes up from there too, to the pre-grasp pose
+    assert np.allclose(back[0], q_stop)
+    assert np.allclose(mp.tool_pose(arm, back[-1])[:3, 3], plan.candidate.approach[:3, 3],
+                       atol=0.005)
+
+
+def test_a_hand_stopped_far_above_or_a_side_grasp_stopped_fails_as_before(node):
+    arm = mp.panda_arm(mp.translation((0.12, 0.0, 0.30)))  # as the simulated robot's mount
+    home = np.array(node.param('carry_position'))
+    bottle = mp.ObjectBox((0.70, 0.0, 0.66), (0.05, 0.05, 0.08))
+    table = mp.support_box(bottle.bottom, bottle.center[:2], 0.30)
+    plan = mp.plan_pick(arm, home, bottle, [], table)
+    # stopped at the pre-grasp pose, 0.1 m up (beyond guarded_stop here): not a grasp
+    node.set_parameters([rclpy.parameter.Parameter('guarded_stop', value=0.05)])
+    _stalled_on(node, plan.approach[0], [])
+    with pytest.raises(GoalError, match='timeout'):
+        node._descend(None, arm, plan, 'bottle')
+    side = mp.MotionPlan(mp.GraspCandidate('side', plan.candidate.approach,
+                                           plan.candidate.contact, plan.candidate.depart),
+                         plan.transit, plan.approach, plan.depart)
+    node.set_parameters([rclpy.parameter.Parameter('guarded_stop', value=0.2)])
+    _stalled_on(node, plan.approach[len(plan.approach) // 2], [])
+    with pytest.raises(GoalError, match='timeout'):
+        node._descend(None, arm, side, 'bottle')
+    assert node.counts['guarded_grasps'] == 0
