@@ -43,6 +43,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -76,7 +77,7 @@ from embodied_aif.nodes._common import (
     node_main,
 )
 from embodied_aif.nodes._state import StateFile
-from embodied_aif.nodes._tf import TfBuffer, TransformError, transform_msg
+from embodied_aif.nodes._tf import TfBuffer, TransformError, to_ns, transform_msg
 from embodied_aif_msgs.msg import (
     CognitiveMap,
     Place,
@@ -475,8 +476,8 @@ class CognitiveMapNode(ParamNode):
         self.cmap = cm.CognitiveMap()
         self.grid = empty_grid(self.grid_config)
         self.heights = empty_grid(self.grid_config)  # the depth camera's layer
-        self.depth: tuple | None = None  # (Image, receive ns)
-        self.placed_scan = self.placed_depth = None  # the frames last placed on the grid
+        # the frames waiting for the odometry of their stamps, oldest first (2 s of each)
+        self.unplaced = {'scan': deque(maxlen=20), 'depth': deque(maxlen=4)}
         self.camera_info: CameraInfo | None = None
         self.depth_problem = self.scan_problem = ''
         self.odom: tuple | None = None  # (pose, stamp msg, receive time ns)
@@ -630,6 +631,7 @@ class CognitiveMapNode(ParamNode):
 
     def _on_scan(self, msg: LaserScan) -> None:
         self.scan = (msg, self._now_ns())
+        self.unplaced['scan'].append(msg)
 
     def _on_image(self, msg: Image) -> None:
         self.image = (msg, self._now_ns())
@@ -640,7 +642,7 @@ class CognitiveMapNode(ParamNode):
         self.world_image = (msg, self._now_ns())
 
     def _on_depth(self, msg: Image) -> None:
-        self.depth = (msg, self._now_ns())
+        self.unplaced['depth'].append(msg)
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
@@ -873,33 +875,44 @@ class CognitiveMapNode(ParamNode):
         if not (self._fresh(self.odom) and self._fresh(self.scan)):
             return
         stamp = self.odom[1]
-        scan = self.scan[0]
-        if scan is not self.placed_scan:
-            pose, why = self._pose_at(scan.header.stamp)
-            if pose is not None:
-                ranges, angles = scan_arrays(scan)
-                laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
-                self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
-                                           scan.range_max, self.grid_config)
-                self.scan_problem = ''
-            elif why != 'future':
-                self.scan_problem = self._frame_skipped('scan', why)
-            if why != 'future':  # odometry of its time yet to come: the next update takes it
-                self.placed_scan = scan
-        if self.param('depth_obstacles') and self._fresh(self.depth) and \
-                self.depth[0] is not self.placed_depth:
-            depth = self.depth[0]
-            pose, why = self._pose_at(depth.header.stamp)
-            if pose is not None:
-                self._integrate_depth(depth, pose)
-                self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
-                                                      self.param('odom_frame'), stamp))
-            elif why != 'future':
-                self.depth_problem = self._frame_skipped('depth', why)
-            if why != 'future':
-                self.placed_depth = depth
+        placed = self._newest_placeable('scan')
+        if placed is not None:
+            scan, pose = placed
+            ranges, angles = scan_arrays(scan)
+            laser = compose_planar(pose, self.laser.pose(scan.header.frame_id))
+            self.grid = integrate_scan(self.grid, laser, ranges, angles, scan.range_min,
+                                       scan.range_max, self.grid_config)
+            self.scan_problem = ''
+        placed = self._newest_placeable('depth') if self.param('depth_obstacles') else None
+        if placed is not None:
+            self._integrate_depth(*placed)
+            self.pub_overhead.publish(grid_to_msg(self.heights, self.grid_config,
+                                                  self.param('odom_frame'), stamp))
         self.pub_grid.publish(grid_to_msg(combine_layers(self.grid, self.heights),
                                           self.grid_config, self.param('odom_frame'), stamp))
+
+    def _newest_placeable(self, kind: str) -> tuple | None:
+        """The newest waiting scan or depth frame whose odometry has come, and its pose.
+
+        It and the older frames leave the queue (one frame per update, as the grid's rate
+        allows); newer ones, whose odometry is yet to come, wait. Only the latest frame had
+        waited before: when the odometry kept lagging the scans, each scan was replaced by the
+        next before it could be placed, and the grid stayed unknown. A frame the history
+        cannot place (older than it, across a hole) is counted and reported.
+        """
+        queue = self.unplaced[kind]
+        for frame in reversed(list(queue)):
+            pose, why = self._pose_at(frame.header.stamp)
+            if why == 'future':
+                continue
+            done = to_ns(frame.header.stamp)
+            while queue and to_ns(queue[0].header.stamp) <= done:
+                queue.popleft()
+            if pose is None:
+                setattr(self, f'{kind}_problem', self._frame_skipped(kind, why))
+                return None
+            return frame, pose
+        return None
 
     def _frame_skipped(self, kind: str, why: str) -> str:
         """Count and log a scan or depth frame left off the grid; the problem it reports."""

@@ -68,15 +68,14 @@ def occupied_xy(n) -> np.ndarray:
 
 
 def test_a_depth_frame_taken_before_a_turn_is_placed_where_the_base_was_then(node):
-    now = node.get_clock().now().nanoseconds
     # the base turns a quarter left on the spot between the depth frame and the latest odometry
     for k in range(11):
         node._on_odom(odometry(10.0 + 0.05 * k, 0.0, 0.0, math.pi / 2 * k / 10))
     scan = stamp_of(LaserScan(angle_min=-math.pi, angle_increment=math.pi / 180,
                               range_min=0.1, range_max=5.0, ranges=[math.inf] * 360), 10.5)
     scan.header.frame_id = 'base_link'
-    node.scan = (scan, now)
-    node.depth = (wall_depth(10.0, 2.0), now)  # taken facing +x, before the turn
+    node._on_scan(scan)
+    node._on_depth(wall_depth(10.0, 2.0))  # taken facing +x, before the turn
     node._update_grid()
     xy = occupied_xy(node)
     assert len(xy), node.depth_problem
@@ -84,14 +83,14 @@ def test_a_depth_frame_taken_before_a_turn_is_placed_where_the_base_was_then(nod
     assert np.all(np.abs(xy[:, 0] - 2.0) < 0.2), xy
     assert np.all(np.abs(xy[:, 1]) < 1.7), xy
     # a frame stamped after the latest odometry waits for it; one older than the history goes
-    node.depth = (wall_depth(11.0, 1.0), now)
+    node._on_depth(wall_depth(11.0, 1.0))
     node._update_grid()
     assert len(occupied_xy(node)) == len(xy)
     node._on_odom(odometry(11.0, 0.0, 0.0, math.pi / 2))
     node._update_grid()
     later = occupied_xy(node)
     assert np.any((np.abs(later[:, 1] - 1.0) < 0.2) & (np.abs(later[:, 0]) < 0.7)), later
-    node.depth = (wall_depth(0.5, 1.5), now)
+    node._on_depth(wall_depth(0.5, 1.5))
     node._update_grid()
     assert 'no odometry at its stamp (past)' in node.depth_problem
     assert len(occupied_xy(node)) == len(later)
@@ -115,7 +114,6 @@ def test_a_base_frame_named_like_the_odometry_frame_is_reported_not_raised():
 
 def test_frames_across_a_hole_in_the_odometry_are_placed_up_to_a_second_and_reported_beyond(
         node):
-    now = node.get_clock().now().nanoseconds
 
     def scan_at(seconds: float) -> LaserScan:
         msg = stamp_of(LaserScan(angle_min=0.0, angle_increment=math.pi / 180, range_min=0.1,
@@ -126,8 +124,8 @@ def test_frames_across_a_hole_in_the_odometry_are_placed_up_to_a_second_and_repo
     # a busy machine: odometry at 10 s, then none until 10.8 s (the hole CI met)
     node._on_odom(odometry(10.0, 0.0, 0.0, 0.0))
     node._on_odom(odometry(10.8, 0.4, 0.0, 0.0))
-    node.scan = (scan_at(10.4), now)
-    node.depth = (wall_depth(10.4, 2.0), now)
+    node._on_scan(scan_at(10.4))
+    node._on_depth(wall_depth(10.4, 2.0))
     node._update_grid()
     assert node.scan_problem == node.depth_problem == ''
     assert len(occupied_xy(node)), 'a depth frame inside a 0.8 s hole was not placed'
@@ -135,8 +133,8 @@ def test_frames_across_a_hole_in_the_odometry_are_placed_up_to_a_second_and_repo
     # a longer hole: neither frame is placed, and each is counted and reported
     grid, heights = node.grid.copy(), node.heights.copy()
     node._on_odom(odometry(13.0, 1.2, 0.0, 0.0))
-    node.scan = (scan_at(12.0), now)
-    node.depth = (wall_depth(12.0, 1.0), now)
+    node._on_scan(scan_at(12.0))
+    node._on_depth(wall_depth(12.0, 1.0))
     node._update_grid()
     assert node.scan_problem == 'scan frame skipped: no odometry at its stamp (gap)'
     assert node.depth_problem == 'depth frame skipped: no odometry at its stamp (gap)'
@@ -150,3 +148,34 @@ def test_frames_across_a_hole_in_the_odometry_are_placed_up_to_a_second_and_repo
     status = sent[0].status[0]
     assert status.message == node.scan_problem and status.level == DiagnosticStatus.WARN
     assert {v.key: v.value for v in status.values}['depth_frames_skipped'] == '1'
+
+
+def test_a_scan_waits_for_lagging_odometry_while_newer_ones_come(node):
+    def beam(seconds: float, bearing: float) -> LaserScan:
+        """One beam hitting something 1.5 m away at ``bearing``; the others see nothing."""
+        msg = stamp_of(LaserScan(angle_min=-math.pi, angle_increment=math.pi / 2,
+                                 range_min=0.1, range_max=5.0), seconds)
+        msg.ranges = [math.inf] * 4
+        msg.ranges[int(round((bearing + math.pi) / (math.pi / 2))) % 4] = 1.5
+        msg.header.frame_id = 'base_link'
+        return msg
+
+    def hit(x: float, y: float) -> bool:
+        rows, cols = np.nonzero(node.grid > 0)
+        xy = cell_to_world(rows, cols, node.grid.shape, node.grid_config.resolution)
+        return bool(np.any(np.hypot(xy[:, 0] - x, xy[:, 1] - y) < 0.2))
+
+    node._on_odom(odometry(10.0, 0.0, 0.0, 0.0))
+    for k, bearing in enumerate((0.0, math.pi / 2, -math.pi / 2)):  # each ahead of the odometry
+        node._on_scan(beam(10.1 + 0.1 * k, bearing))
+        node._update_grid()
+    assert not np.any(node.grid > 0)  # all waiting
+    # the odometry of the second scan's time comes: it is placed (the third still waits), not
+    # lost because a newer scan came meanwhile; the first, older, is left out
+    node._on_odom(odometry(10.25, 0.0, 0.0, 0.0))
+    node._update_grid()
+    assert hit(0.0, 1.5) and not hit(1.5, 0.0) and not hit(0.0, -1.5)
+    node._on_odom(odometry(10.4, 0.0, 0.0, 0.0))
+    node._update_grid()
+    assert hit(0.0, -1.5)
+    assert not node.unplaced['scan'] and node.counts['scan_frames_skipped'] == 0

@@ -27,14 +27,19 @@ def _stalled_on(node, q_stop, moves):
     node._move = move
 
 
-def test_a_hand_stopped_above_the_grasp_grasps_there_and_lifts_from_there(node):
-    arm = mp.panda_arm(mp.translation((0.12, 0.0, 0.30)))  # as the simulated robot's mount
-    home = np.array(node.param('carry_position'))
-    # perceived 8 cm tall; the real bottle stops the hand 6 cm above the planned grasp
+def _bottle_pick(node):
+    """The arm (mounted as on the simulated robot) and its top-down pick of a small bottle."""
+    arm = mp.panda_arm(mp.translation((0.12, 0.0, 0.30)))
     bottle = mp.ObjectBox((0.70, 0.0, 0.66), (0.05, 0.05, 0.08))
     table = mp.support_box(bottle.bottom, bottle.center[:2], 0.30)
-    plan = mp.plan_pick(arm, home, bottle, [], table)
+    plan = mp.plan_pick(arm, np.array(node.param('carry_position')), bottle, [], table)
     assert isinstance(plan, mp.MotionPlan) and plan.candidate.kind == 'top', plan
+    return arm, plan
+
+
+def test_a_hand_stopped_above_the_grasp_grasps_there_and_lifts_from_there(node):
+    arm, plan = _bottle_pick(node)
+    # perceived 8 cm tall; the real bottle stops the hand 6 cm above the planned grasp
     stop = plan.candidate.contact.copy()
     stop[2, 3] += 0.06
     q_stop = mp.cartesian_path(arm, plan.approach[-1], plan.candidate.contact, stop,
@@ -58,11 +63,7 @@ def test_a_hand_stopped_above_the_grasp_grasps_there_and_lifts_from_there(node):
 
 
 def test_a_hand_stopped_far_above_or_a_side_grasp_stopped_fails_as_before(node):
-    arm = mp.panda_arm(mp.translation((0.12, 0.0, 0.30)))  # as the simulated robot's mount
-    home = np.array(node.param('carry_position'))
-    bottle = mp.ObjectBox((0.70, 0.0, 0.66), (0.05, 0.05, 0.08))
-    table = mp.support_box(bottle.bottom, bottle.center[:2], 0.30)
-    plan = mp.plan_pick(arm, home, bottle, [], table)
+    arm, plan = _bottle_pick(node)
     # stopped at the pre-grasp pose, 0.1 m up (beyond guarded_stop here): not a grasp
     node.set_parameters([rclpy.parameter.Parameter('guarded_stop', value=0.05)])
     _stalled_on(node, plan.approach[0], [])

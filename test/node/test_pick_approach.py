@@ -76,6 +76,10 @@ def harness():
     overhead = '/robot/cognitive_map/overhead'
     assert h.wait(lambda: h.latest(overhead) is not None and
                   sum(v > 65 for v in h.latest(overhead).data) > 20, 120.0), 'no table top seen'
+    # and the floor round the robot is known free, from the scan: stand-points need it
+    assert h.wait(lambda: np.count_nonzero((h.manipulator.grid[0].data >= 0) &
+                                           (h.manipulator.grid[0].data < 50)) > 300,
+                  120.0), 'no free floor on the occupancy grid'
     h.wait_sim(2.0)
     yield h
     h.close()
