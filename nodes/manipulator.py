@@ -710,7 +710,13 @@ class Manipulator(ParamNode):
         self._gripper(handle, self.param('gripper_open_width'))
         self._move(handle, arm, plan.transit, 'transit to the pre-grasp pose')
         self._feedback(handle, Pick, 'approach', 0.5)
-        plan, back_off = self._descend(handle, arm, plan, object_id)
+        grasped, back_off = self._descend(handle, arm, plan, object_id)
+        held_box = obj
+        if grasped is not plan:  # the hand met the object's top above its belief: it is taller
+            taller = grasped.candidate.tool_height - plan.candidate.tool_height
+            held_box = mp.ObjectBox(obj.center + [0.0, 0.0, taller / 2],
+                                    obj.extent + [0.0, 0.0, taller], obj.yaw)
+            plan = grasped
         self._feedback(handle, Pick, 'grasp', 0.0)
         width = self._gripper(handle, 0.0)
         if width < self.param('hold_min_width'):
@@ -736,7 +742,7 @@ class Manipulator(ParamNode):
                     raise GoalError('grasp_lost', f'perception sees {object_id} {rose:+.3f} m '
                                   'from where it was: it did not rise with the hand')
                 evidence += f', perception sees it {rose:+.3f} m higher'
-        self.held = {'id': object_id, 'candidate': plan.candidate, 'box': obj}
+        self.held = {'id': object_id, 'candidate': plan.candidate, 'box': held_box}
         if self.param('carry_after_pick'):
             self._carry(handle, arm, plan.depart[-1], support)
             width = self._gripper_width()
@@ -768,10 +774,10 @@ class Manipulator(ParamNode):
             above = float(tool[2, 3] - plan.candidate.contact[2, 3])
             if not 0.01 < above <= self.param('guarded_stop'):
                 raise
+            config, ik = self._grasp_config(), self._ik_config()
             lift = tool.copy()
-            lift[2, 3] += self._grasp_config().lift_height
-            depart = mp.cartesian_path(arm, q, tool, lift, self._grasp_config(),
-                                       self._ik_config())
+            lift[2, 3] += config.lift_height
+            depart = mp.cartesian_path(arm, q, tool, lift, config, ik)
             if depart is None:
                 raise
             self.get_logger().warning(f'pick {object_id}: the hand stopped {above:.3f} m above '
@@ -780,8 +786,7 @@ class Manipulator(ParamNode):
             candidate = dataclasses.replace(
                 plan.candidate, contact=tool,
                 tool_height=plan.candidate.tool_height + above)
-            back = mp.cartesian_path(arm, q, tool, plan.candidate.approach,
-                                     self._grasp_config(), self._ik_config())
+            back = mp.cartesian_path(arm, q, tool, plan.candidate.approach, config, ik)
             return (dataclasses.replace(plan, candidate=candidate, depart=depart),
                     back if back is not None else np.array([q, plan.approach[0]]))
 
