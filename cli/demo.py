@@ -228,6 +228,14 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
     """
     episodes, failed_picks, failed_places = [], set(), set()
     home = op.map.current_place
+
+    def attempt(episode: int, fetch, truth) -> dict:
+        """Run one attempt; remember the picks and the tables it failed on."""
+        record = run_episode(args, op, episode, summary, fetch, truth)
+        failed_picks.update(_failed_picks(record))
+        failed_places.update(_failed_places(record))
+        return record
+
     for episode in range(args.episodes):
         truth = None
         if fetch is not None and episode:  # the next fetch: to the farthest table from it now
@@ -245,9 +253,7 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
                     episodes.append({'episode': episode, 'success': False, 'reason': why,
                                      'entered_hazard': False, 'realised': [], 'predicted': []})
                     break
-        record = run_episode(args, op, episode, summary, fetch, truth)
-        failed_picks |= _failed_picks(record)
-        failed_places |= _failed_places(record)
+        record = attempt(episode, fetch, truth)
         earlier = []
         while fetch is not None and not record['success'] and \
                 len(earlier) + 1 < args.fetch_attempts:
@@ -264,9 +270,7 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
             earlier.append(_attempt(record))
             truth = _same_object(record, fetch, again)
             fetch = again
-            record = run_episode(args, op, episode, summary, fetch, truth)
-            failed_picks |= _failed_picks(record)
-            failed_places |= _failed_places(record)
+            record = attempt(episode, fetch, truth)
         if earlier:
             record['earlier_attempts'] = earlier
         episodes.append(record)
