@@ -901,6 +901,38 @@ def plan_pick(arm: ArmModel, q_start, obj: ObjectBox, obstacles: Sequence[Box],
                  via, rng, 'grasp')
 
 
+def grasp_where_stopped(arm: ArmModel, q, plan: MotionPlan, max_above: float,
+                        config: GraspConfig | None = None, ik: IkConfig | None = None
+                        ) -> tuple[MotionPlan, np.ndarray, float] | None:
+    """A top-down pick whose hand stopped at ``q`` on its way down, taken from there.
+
+    The hand stopped between 1 cm and ``max_above`` above the grasp pose has met the top of
+    an object taller than its belief: the fingers straddle what stopped it. Returns the plan
+    with the grasp there (its lift and the grasp's height above the object's underside from
+    there), the joint path back up to the pre-grasp pose, and how far above it stopped; None
+    for a side grasp, a stop outside that band, or no straight lift from there.
+    """
+    config = config or GraspConfig()
+    ik = ik or IkConfig()
+    if plan.candidate.kind != 'top':
+        return None
+    tool = tool_pose(arm, q)
+    above = float(tool[2, 3] - plan.candidate.contact[2, 3])
+    if not 0.01 < above <= max_above:
+        return None
+    lift = tool.copy()
+    lift[2, 3] += config.lift_height
+    depart = cartesian_path(arm, q, tool, lift, config, ik)
+    if depart is None:
+        return None
+    candidate = dataclasses.replace(plan.candidate, contact=tool,
+                                    tool_height=plan.candidate.tool_height + above)
+    back = cartesian_path(arm, q, tool, plan.candidate.approach, config, ik)
+    if back is None:
+        back = np.array([np.asarray(q, dtype=float), plan.approach[0]])
+    return dataclasses.replace(plan, candidate=candidate, depart=depart), back, above
+
+
 def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: Sequence[Box],
                support: Box | None, config: GraspConfig | None = None,
                ik: IkConfig | None = None, margin: float = 0.005, via=None,

@@ -32,7 +32,6 @@ verify) and the progress in [0, 1].
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import threading
@@ -758,37 +757,26 @@ class Manipulator(ParamNode):
         """Lower the hand to the grasp; the plan from where it stopped, and the way back.
 
         A top-down hand that stops short of its grasp pose (the motion times out, the hand
-        no lower than ``guarded_stop`` above the pose's height) has met the top of an object
-        taller than its belief (a bottle perceived 0.153 m tall of its 0.186 m): the fingers
-        straddle what stopped it, so the grasp closes there, and the lift and the grasp's
-        height above the object's underside are taken from there.
+        no higher than ``guarded_stop`` above it) has met the top of an object taller than
+        its belief (a bottle perceived 0.153 m tall of its 0.186 m): the grasp closes there
+        (``mp.grasp_where_stopped``).
         """
         try:
             self._move(handle, arm, plan.approach, 'approach')
             return plan, plan.approach[::-1]
         except GoalError as exc:
-            if exc.code != 'timeout' or plan.candidate.kind != 'top':
+            if exc.code != 'timeout':
                 raise
             q, _ = self._arm_state()
-            tool = mp.tool_pose(arm, q)
-            above = float(tool[2, 3] - plan.candidate.contact[2, 3])
-            if not 0.01 < above <= self.param('guarded_stop'):
+            found = mp.grasp_where_stopped(arm, q, plan, self.param('guarded_stop'),
+                                           self._grasp_config(), self._ik_config())
+            if found is None:
                 raise
-            config, ik = self._grasp_config(), self._ik_config()
-            lift = tool.copy()
-            lift[2, 3] += config.lift_height
-            depart = mp.cartesian_path(arm, q, tool, lift, config, ik)
-            if depart is None:
-                raise
+            grasped, back, above = found
             self.get_logger().warning(f'pick {object_id}: the hand stopped {above:.3f} m above '
                                       f'the grasp pose ({exc}): grasping there')
             self.counts['guarded_grasps'] += 1
-            candidate = dataclasses.replace(
-                plan.candidate, contact=tool,
-                tool_height=plan.candidate.tool_height + above)
-            back = mp.cartesian_path(arm, q, tool, plan.candidate.approach, config, ik)
-            return (dataclasses.replace(plan, candidate=candidate, depart=depart),
-                    back if back is not None else np.array([q, plan.approach[0]]))
+            return grasped, back
 
     def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None,
                keep_clear: tuple[mp.Box, ...] = ()) -> None:
