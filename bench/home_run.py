@@ -22,9 +22,12 @@ each imagined prior compared with the posterior of every remembered view by thei
 pair whose confidence (the mean match of the views around the far place where odometry
 says the robot would be there) is at least THRESHOLD enters the map as an imagined edge.
 THRESHOLD 0.1: on seeds 10:15 the false-open rate was 0.13-0.15 at every threshold from
-0.02 to 0.3 (0.149 at 0.1), and 0.1 still lets most shortcut trips through. Then the
-navigator's model (:func:`place_planning.navigation_step`) drives to the start pose, marking
-edges blocked when it cannot get through.
+0.02 to 0.3 (0.149 at 0.1), and 0.1 still lets most shortcut trips through. A proposal
+whose straight way passes within SCAN_CLEARANCE of an obstacle point in a place's stored
+scan is vetoed, as the cognitive_map node does (``cognitive_map.scan_blocks_link``; 0.15 m,
+chosen on seeds 10:20, where 0.15 and 0.25 both left no false link and 0.15 kept more).
+Then the navigator's model (:func:`place_planning.navigation_step`) drives to the start
+pose, marking edges blocked when it cannot get through.
 
 Figures (JSON keys), means over the runs that got home (``home_success_*`` says how many):
 
@@ -39,7 +42,8 @@ Figures (JSON keys), means over the runs that got home (``home_success_*`` says 
   doorway.
 - ``false_open_rate``: of the world model's imagined links, the fraction that are not truly
   open (no path between the two places' true positions within 1 m of their distance);
-  ``imagined_links_wm`` counts them (``null`` rate when there were none);
+  ``imagined_links_wm`` counts them (``null`` rate when there were none),
+  ``imagined_links_vetoed_by_scan`` the proposals the scans vetoed;
   ``false_open_rate_scan`` / ``imagined_links_scan``: the same for the map's own links to
   places in clear view of the scan.
 - Shortcut classification (3-room routes): ``shortcut_confidence_open`` / ``_closed``: the
@@ -94,6 +98,7 @@ HORIZONS = 12                      # drive actions scored for free vs blocked
 PROGRESS = 0.5                     # imagined progress that counts as 'free'
 LINK_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 OPEN_SLACK = 1.0                   # a link is truly open when a path is this close to straight
+SCAN_CLEARANCE = 0.15              # m: a link this close to a scanned obstacle is vetoed
 
 
 def scenario(closed: bool):
@@ -234,9 +239,11 @@ def run(seed: int, closed: bool, legs: int, model, camera: str = 'head_camera') 
         # imagined links, judged against the truth of where the places are
         links, judgements = imag.links(agent.cmap)
         trips = _score_trips(ep, imag, agent, judgements)
-        wm_pairs = set()
+        wm_pairs, vetoed = set(), 0
         for link in links:
-            if agent.cmap.edge(link.a, link.b) is None:
+            if cm.scan_blocks_link(agent.cmap, link.a, link.b, SCAN_CLEARANCE):
+                vetoed += 1  # the laser saw something on the way: as the cognitive_map node
+            elif agent.cmap.edge(link.a, link.b) is None:
                 agent.cmap = cm.add_imagined_edge(agent.cmap, link.a, link.b, agent.map_config)
                 wm_pairs.add(tuple(sorted((link.a, link.b))))
         judged = {'wm': [], 'scan': []}
@@ -267,6 +274,7 @@ def run(seed: int, closed: bool, legs: int, model, camera: str = 'head_camera') 
                 'reached': bool(reached), 'status': status, 'home': home,
                 'shortest': shortest, 'outbound': outbound, 'crossed_shortcut': crossed,
                 'wm_links': judged['wm'], 'scan_links': judged['scan'], **trips,
+                'wm_vetoed': vetoed,
                 'blocked_marks': agent.blocked_marks}
     finally:
         ep.close()
@@ -355,6 +363,7 @@ def summarise(runs: list[dict]) -> dict:
     scan_flags = [f for r in runs for f in r['scan_links']]
     out['false_open_rate'] = _false_rate(wm_flags)
     out['imagined_links_wm'] = len(wm_flags)
+    out['imagined_links_vetoed_by_scan'] = sum(r['wm_vetoed'] for r in runs)
     out['false_open_rate_scan'] = _false_rate(scan_flags)
     out['imagined_links_scan'] = len(scan_flags)
     out.update(_imagination_figures(runs))

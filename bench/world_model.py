@@ -25,11 +25,12 @@ Figures (JSON keys):
   retextured (``sim.textures.retexture``: the generator that ``collect trajectories
   --retextured`` trains with, other draws). The goal becomes a place
   (``imagination.view_place_preference``, embedding match as the navigator's default) and
-  the navigator's model drives there; success when the robot ends within 1 m of where the
-  picture was taken. ``goal_image_goals`` counts goals, ``goal_image_nav_scenario`` names
-  the world. ``goal_image_place_right_[distractor_]<objective>``: how often the preferred
-  place is the map place made nearest the goal pose (recognition within the navigation
-  part; a wrong pick can still end within 1 m, a right one can still fail to get there).
+  the pose its best-matching view was seen from, and the navigator's model drives to that
+  pose; success when the robot ends within 1 m of where the picture was taken.
+  ``goal_image_goals`` counts goals, ``goal_image_nav_scenario`` names the world.
+  ``goal_image_place_right_[distractor_]<objective>``: how often the preferred place is the
+  map place made nearest the goal pose (recognition within the navigation part; a wrong
+  pick can still end within 1 m, a right one can still fail to get there).
 - ``goal_image_recognition_*``: goal-image *place recognition* on held-out worlds (seeds
   1,000,000 + s, never trained on): the robot explores, places are frames >= 1 m apart, the
   goal image of each place is rendered near its pose (+-0.1 m, +-10 deg); success when the
@@ -360,7 +361,7 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
                     pref = im.view_place_preference(model, views[name], goal, agent.cmap.poses,
                                                     agent.map_config.radius,
                                                     match='embedding')
-                    place = int(np.argmax(pref['preference']))
+                    place = pref['place']
                     known = [k for k in agent.truth if k < agent.cmap.num_places]
                     if known:  # recognition alone: the place made nearest the goal pose
                         nearest = min(known, key=lambda k: np.linalg.norm(
@@ -368,8 +369,9 @@ def navigate_world(models: dict, seed: int, explore_steps: int, goals: int,
                         key = f'{name}_{look}_place_hits'
                         out[key] = out.get(key, 0) + int(place == nearest)
                     agent.state = pp.NavigatorState()
+                    target = pp.Goal(pose=tuple(pref['goal_pose'][:2]))  # as the navigator
                     for _ in range(NAV_STEPS):
-                        info = agent.step(ep, pp.Goal(place=place))
+                        info = agent.step(ep, target)
                         if info['status'] in ('goal_reached', 'goal_unreachable'):
                             break
                     hit = np.linalg.norm(ep.true[:2] - goal_pose[:2]) < NAV_SUCCESS

@@ -390,6 +390,27 @@ def add_imagined_edge(cmap: CognitiveMap, i: int, j: int, config: MapConfig = Ma
     return add_edge_evidence(cmap, i, j, success=c, failure=c, kind=IMAGINED)
 
 
+def scan_blocks_link(cmap: CognitiveMap, i: int, j: int, clearance: float) -> bool:
+    """True when a place's stored scan saw an obstacle on the straight way from place i to j.
+
+    An obstacle point (any place's scan, map frame) within `clearance` of the segment
+    between the two places' poses, away from its ends by `clearance`, is laser evidence that
+    the straight trip is not free: a wall between two rooms, a closed door. An imagined link
+    against such evidence is not worth a try. No stored scans: no evidence, False.
+    """
+    a, b = cmap.poses[i, :2], cmap.poses[j, :2]
+    d = b - a
+    length = float(np.linalg.norm(d))
+    if length <= 2 * clearance or not cmap.scans:
+        return False
+    pts = np.concatenate([np.asarray(pts, dtype=float).reshape(-1, 2) + cmap.poses[k, :2]
+                          for k, pts in cmap.scans.items() if k < cmap.num_places])
+    along = (pts - a) @ d / length
+    across = np.abs((pts - a) @ np.array([-d[1], d[0]]) / length)
+    inside = (along > clearance) & (along < length - clearance)
+    return bool(np.any(inside & (across < clearance)))
+
+
 def abandoned_places(cmap: CognitiveMap) -> np.ndarray:
     """Return a mask of the hypothesised places that every attempt failed to reach.
 
@@ -1042,6 +1063,7 @@ __all__ = ['BLOCKED', 'EXPERIENCED', 'IMAGINED', 'CognitiveMap', 'Edge', 'MapCon
            'link_visible_places', 'map_pose', 'mark_blocked', 'mark_traversed', 'match_scan',
            'nearest_place', 'observe', 'resume',
            'place_likelihood', 'predicted_positions', 'propose_frontiers',
+           'scan_blocks_link',
            'scan_code', 'to_message_fields', 'transition_prior', 'update', 'via_point']
 
 

@@ -370,7 +370,9 @@ def view_place_preference(model: WorldModel, memory: ViewMemory, goal_image: np.
     depend on how well the state was filtered. `gamma` sharpens the softmax: default 1
     (InfoNCE log ratios) or 1 / LIKELIHOOD_TEMPERATURE (likelihood model, state match).
     Returns ``efe`` (P,) (inf where a place has no view), ``preference`` (P,) summing to 1,
-    ``best_view`` (P,) (-1 where none) and ``view_efe`` (N,).
+    ``best_view`` (P,) (-1 where none), ``view_efe`` (N,), ``place`` (the preferred place)
+    and ``goal_pose`` (x, y, yaw; the frame of the views' poses): where the best view of the
+    preferred place was seen from, i.e. where to stand to see what the goal image shows.
     """
     poses = np.asarray(place_poses, dtype=float)
     if poses.ndim != 2 or poses.shape[1] < 2 or len(poses) == 0:
@@ -407,8 +409,10 @@ def view_place_preference(model: WorldModel, memory: ViewMemory, goal_image: np.
     finite = np.isfinite(efe)
     logits = np.where(finite, -gamma * (efe - efe[finite].min()), -np.inf)
     pref = np.exp(logits)
+    place = int(np.argmax(pref))
     return {'efe': efe, 'preference': pref / pref.sum(), 'best_view': best,
-            'view_efe': view_efe}
+            'view_efe': view_efe, 'place': place,
+            'goal_pose': memory.poses[best[place]].astype(float).copy()}
 
 
 @torch.no_grad()

@@ -35,7 +35,10 @@ visited place, the filtered state of the view seen closest to the place centre. 
 ``imagination_period`` (sim time, in the map's callback group) open-loop rollouts from those
 states (:func:`embodied_aif.models.imagination.imagined_links`) propose links between places
 that have no edge yet; each proposal above ``imagination_threshold`` enters the map as an
-imagined edge, which the navigator may take and reports BLOCKED when it fails.
+imagined edge, which the navigator may take and reports BLOCKED when it fails. A pair whose
+straight way a stored place scan saw blocked (within ``imagination_scan_clearance``;
+:func:`embodied_aif.models.cognitive_map.scan_blocks_link`) is not imagined: the laser's
+evidence overrides the model.
 """
 from __future__ import annotations
 
@@ -447,6 +450,9 @@ class CognitiveMapNode(ParamNode):
               'never)', low=0.0, high=3600.0, read_only=True),
         Param('imagination_threshold', 0.1, 'confidence an imagined link needs to enter the '
               'map', low=0.01, high=1.0),
+        Param('imagination_scan_clearance', 0.15, 'm: a place pair whose straight way passes '
+              'this close to an obstacle in a place scan is not imagined (chosen on the home '
+              'run tuning seeds)', low=0.0, high=1.0),
         Param('imagination_pairs', 6, 'place pairs imagined per round (the nearest not yet '
               'imagined; each pair once)', low=1, high=1000),
         Param('depth_obstacles', True, 'add what the head camera sees above the scan plane '
@@ -508,7 +514,7 @@ class CognitiveMapNode(ParamNode):
         self.view_memory = None  # imagination.ViewMemory of the views seen along the way
         self.judged_pairs: set = set()  # place pairs already imagined (each once)
         self.pending_links: list = []  # (proposal, pose a, pose b) for the map's group to add
-        self.counts.update(imagined_links=0, imagination_rounds=0)
+        self.counts.update(imagined_links=0, imagined_links_vetoed=0, imagination_rounds=0)
 
         self.laser = LaserMount(self, self.param('base_frame'))
         self.pub_map = self.create_publisher(CognitiveMap, 'cognitive_map', LATCHED_QOS)
@@ -765,7 +771,15 @@ class CognitiveMapNode(ParamNode):
                         np.linalg.norm(cmap.poses[i, :2] - cmap.poses[j, :2]) <= 6.0),
                        key=lambda ij: np.linalg.norm(cmap.poses[ij[0], :2] -
                                                      cmap.poses[ij[1], :2]))
-        chosen = set(pairs[:self.param('imagination_pairs')])
+        chosen = set()
+        for i, j in pairs:  # a straight trip the laser saw blocked is not worth imagining
+            if len(chosen) == self.param('imagination_pairs'):
+                break
+            if cm.scan_blocks_link(cmap, i, j, self.param('imagination_scan_clearance')):
+                self.judged_pairs.add((i, j))  # the scans only add evidence: for good
+                self.counts['imagined_links_vetoed'] += 1
+            else:
+                chosen.add((i, j))
         if not chosen:
             return
         self.judged_pairs |= chosen

@@ -35,14 +35,16 @@ with a reason (outside the known world, unknown place, unreachable, stuck, lost,
 timed out, pre-empted); or cancelled.
 
 Goal images: with ``world_model`` contrastive or likelihood, the learned world model (loaded
-once at start) filters the head camera in its own callback group (one posterior update per
-``world_model_period``, the odometry twist as the action) and remembers each view (image,
-filtered state, the pose it was seen from; :mod:`embodied_aif.models.imagination`). A goal
-image becomes a preference over the map's places by the goal EFE of their views
-(:func:`~embodied_aif.models.imagination.view_place_preference`; ``goal_match``: the views'
-observation embeddings or their filtered states) and the robot drives to the preferred
-place. With ``world_model`` none, the cognitive map's hand-made image codes are matched
-instead (when the map uses them).
+once at start) filters its camera (``world_model_camera``) in its own callback group (one
+posterior update per ``world_model_period``, the odometry twist as the action) and
+remembers each view (image, filtered state, the pose it was seen from;
+:mod:`embodied_aif.models.imagination`). A goal image becomes a preference over the map's
+places by the goal EFE of their views
+(:func:`~embodied_aif.models.imagination.view_place_preference`; ``goal_match``: the
+views' observation embeddings or their filtered states); the robot drives to where the
+best view of the preferred place was seen from and turns to that view's heading (a goal
+with a heading: it docks at the end). With ``world_model`` none, the cognitive map's
+hand-made image codes are matched instead (when the map uses them).
 """
 from __future__ import annotations
 
@@ -342,11 +344,14 @@ class Navigator(ParamNode):
                                             match=self.param('goal_match'))
         except ValueError as exc:
             return None, f'goal image not matched: {exc}'
-        k = int(np.argmax(pref['preference']))
-        return Job('goal', pp.Goal(place=k), cmap.poses[k, :2].copy(),
-                   self._tolerance(tolerance), self._now(),
+        # the views' poses and the message's places are both odometry: the goal is where the
+        # best view of the preferred place was seen from, facing the way it looked
+        k, (x, y, yaw) = pref['place'], pref['goal_pose']
+        xy = np.array([x, y])
+        return Job('goal', pp.Goal(pose=(x, y)), xy, self._tolerance(tolerance), self._now(),
                    f"{label}: image (place {k}, p={pref['preference'][k]:.2f}, "
-                   f"efe {pref['efe'][k]:.2f})"), ''
+                   f"efe {pref['efe'][k]:.2f}; view at ({x:.2f}, {y:.2f}, "
+                   f"{math.degrees(yaw):.0f} deg))", heading=float(yaw)), ''
 
     def _on_goal_image(self, msg: Image) -> None:
         if self.param('world_model') == 'none':  # the hand-made codes, as for the action

@@ -22,6 +22,7 @@ from embodied_aif.models.cognitive_map import (
     match_scan,
     observe,
     propose_frontiers,
+    scan_blocks_link,
     scan_code,
     to_message_fields,
     update,
@@ -277,6 +278,29 @@ def test_visible_places_get_imagined_links_only_in_clear_view():
     ranges, angles = corridor_scan()
     linked = link_visible_places(cmap, (0.0, 0.0, 0.0), ranges, angles, 0.05, 8.0, CFG)
     assert linked.edge(0, far).kind == IMAGINED
+
+
+def test_a_link_the_stored_scans_saw_blocked_is_vetoed():
+    code = room_codes(1)[0]
+    cmap, _ = update(CognitiveMap(), (0.0, 0.0, 0.0), code, CFG)
+    cmap, far = add_hypothesised_place(cmap, (3.0, 0.0), -1, CFG)
+    assert not scan_blocks_link(cmap, 0, far, 0.15)  # no scans: no evidence
+    # a wall across the corridor 1.5 m ahead, seen from place 0
+    ranges, angles = corridor_scan(blocked_at=1.5)
+    seen, _ = observe(CognitiveMap(), (0.0, 0.0, 0.0), code, ranges, angles, 0.05, 8.0, CFG)
+    walled, far = add_hypothesised_place(seen, (3.0, 0.0), -1, CFG)
+    assert scan_blocks_link(walled, 0, far, 0.15) and scan_blocks_link(walled, far, 0, 0.15)
+    # the corridor walls are 1 m to the side: a link along it is free, one into a wall is not
+    ranges, angles = corridor_scan()
+    clear, _ = observe(CognitiveMap(), (0.0, 0.0, 0.0), code, ranges, angles, 0.05, 8.0, CFG)
+    clear, ahead = add_hypothesised_place(clear, (3.0, 0.0), -1, CFG)
+    clear, beyond = add_hypothesised_place(clear, (0.0, 2.0), -1, CFG)
+    assert not scan_blocks_link(clear, 0, ahead, 0.15)
+    assert scan_blocks_link(clear, 0, beyond, 0.15)
+    # an obstacle within the clearance of an end does not count (the place stands there)
+    short, near = add_hypothesised_place(seen, (1.6, 0.0), -1, CFG)
+    assert not scan_blocks_link(short, 0, near, 0.15)
+    assert scan_blocks_link(short, 0, near, 0.05)
 
 
 def test_scan_matching_recovers_the_offset_within_a_place():

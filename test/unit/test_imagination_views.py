@@ -83,6 +83,9 @@ def test_view_place_preference_picks_the_place_of_the_matching_view(match):
     assert math.isclose(out['efe'][1], min(out['view_efe'][2], out['view_efe'][3]))
     if match == 'embedding':  # the goal is view 3's image: cosine 1, the best there is
         assert int(np.argmin(out['view_efe'])) == 3 and int(np.argmax(out['preference'])) == 1
+        # the goal is where that view was seen from, not the place's centre
+        assert out['place'] == 1 and np.allclose(out['goal_pose'], poses[3])
+    assert np.allclose(out['goal_pose'], views.poses[out['best_view'][out['place']]])
     with pytest.raises(ValueError, match='no camera views'):
         im.view_place_preference(m, im.empty_views(m), imgs[0], places, 1.0)
     with pytest.raises(ValueError, match='goal image must have shape'):
