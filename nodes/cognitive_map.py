@@ -30,13 +30,14 @@ which the models assume. Bad input never stops the node: NaN scans are handled b
 messages, not a late update) makes the model re-localise (current place -1 while lost).
 
 Imagined shortcuts: with ``world_model`` contrastive or likelihood, the learned world model
-(loaded once at start) filters the head camera in its own callback group and keeps, per
-visited place, the filtered state of the view seen closest to the place centre. Every
-``imagination_period`` (sim time, in the map's callback group) open-loop rollouts from those
-states (:func:`embodied_aif.models.imagination.imagined_links`) propose links between places
-that have no edge yet; each proposal above ``imagination_threshold`` enters the map as an
-imagined edge, which the navigator may take and reports BLOCKED when it fails. A pair whose
-straight way a stored place scan saw blocked (within ``imagination_scan_clearance``;
+(loaded once at start) filters its camera (``world_model_camera``) in its own callback group
+and remembers the views seen along the way (filtered state, image, pose). Every
+``imagination_period`` (sim time) a bounded round imagines straight trips between visited
+places that have no edge yet, from the remembered view that faces the other place
+(:func:`embodied_aif.models.imagination.judge_links`); each proposal above
+``imagination_threshold`` enters the map as an imagined edge, which the navigator may take
+and reports BLOCKED when it fails. A pair whose straight way a stored place scan saw
+blocked (within ``imagination_scan_clearance``;
 :func:`embodied_aif.models.cognitive_map.scan_blocks_link`) is not imagined: the laser's
 evidence overrides the model.
 """
