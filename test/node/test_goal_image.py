@@ -22,6 +22,7 @@ from std_msgs.msg import String
 
 from embodied_aif.models import cognitive_map as cm
 from embodied_aif.models import imagination as im
+from embodied_aif.models.transforms import quaternion_yaw
 from embodied_aif.nodes._common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from embodied_aif.nodes.cognitive_map import CognitiveMapNode
 from embodied_aif.nodes.navigator import Navigator
@@ -86,7 +87,7 @@ class Stack(StackHarness):
 
     def truth_yaw(self):
         o = self.latest('/robot/ground_truth/robot_pose').pose.orientation
-        return math.atan2(2 * (o.w * o.z + o.x * o.y), 1 - 2 * (o.y * o.y + o.z * o.z))
+        return quaternion_yaw([o.x, o.y, o.z, o.w])
 
     def close(self):
         self.navigator.abort('test over')
