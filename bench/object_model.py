@@ -17,10 +17,20 @@ the right most probable category; objects never matched count as wrong),
 update, 160x120 frame with the 5 objects in view), ``classify_ms`` (the crops and inference
 alone), ``heldout_view_accuracy`` (from the weights' training record); with ``--data`` (a
 ``collect objects`` dataset) also the latent figures of ``latent_figures``.
+
+Trays (``tray_rims``): in the ``default`` and ``grid3x3`` worlds of each seed, the head camera
+(320x240) looks at every tray from each side, 1.0 and 1.4 m away; each frame is segmented with
+the band rule (``SegmentationConfig.band_*``, what perception runs) and, side by side, without
+it. ``tray_spurious_per_view[_no_band]``: clusters over a tray that are no object (none within
+4 cm of a true one) per view; ``tray_crowded_rate[_no_band]``: views of a mug, can, bottle or
+box in a tray in which such a cluster's box comes within 4 cm of it and stands above its
+lower half (what the fetch chooser's clearance and the grasp check refuse);
+``tray_found_rate[_no_band]``: views in which a cluster is centred within 3 cm of it.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 
@@ -47,6 +57,7 @@ from embodied_aif.models.segmentation import (
     look_at,
     segment_frame,
 )
+from embodied_aif.models.transforms import matrix
 from embodied_aif.sim.scenario import CATEGORIES, FurnitureItem, FurnitureSpec, load_scenario
 from embodied_aif.sim.sensors import CameraConfig, render_camera
 from embodied_aif.sim.simulation import Simulation
@@ -161,6 +172,73 @@ def _episode(seed: int, n_views: int, classifier: ObjectClassifier, full_pixels:
             'fused_total': len(truth)}
 
 
+TRAY_DISTANCES = (1.0, 1.4)  # m from the tray's centre, on each side
+GRASPABLE = ('mug', 'can', 'bottle', 'box')
+
+
+def _tray_frames(sim):
+    """(tray, its objects, frame, t_map_cam) for head-camera views of each tray."""
+    objects = [o for o in sim.ground_truth().objects if o.support == 'tray']
+    for tray in (f for f in sim.world.furniture if f.kind == 'tray'):
+        (cx, cy), (hx, hy) = tray.center, tray.half
+        inside = [o for o in objects
+                  if abs(o.position[0] - cx) < hx and abs(o.position[1] - cy) < hy]
+        for side in range(4):
+            for distance in TRAY_DISTANCES:
+                a = side * math.pi / 2
+                x, y = cx + distance * math.cos(a), cy + distance * math.sin(a)
+                if sim.world.clearance_at(x, y) < 0.35:
+                    continue
+                sim.robot.set_base_pose(x, y, a + math.pi)
+                frame = sim.render('head_camera')
+                pos, quat = sim.robot.link_poses()['head_camera_optical_frame']
+                yield tray, inside, frame, matrix(pos, quat)
+
+
+def _tray_counts(tray, inside, clusters) -> dict:
+    """Spurious clusters over a tray; per graspable object: crowded by one, found."""
+    (cx, cy), (hx, hy) = tray.center, tray.half
+    over = [c for c in clusters if abs(c.center[0] - cx) < hx + 0.03
+            and abs(c.center[1] - cy) < hy + 0.03]
+    xy = np.array([o.position[:2] for o in inside]).reshape(-1, 2)
+    spurious = [c for c in over if not len(xy)
+                or np.min(np.linalg.norm(xy - c.center[:2], axis=1)) >= 0.04]
+    out = {'views': 1, 'spurious': len(spurious), 'objects': 0, 'crowded': 0, 'found': 0}
+    for o in (o for o in inside if o.category in GRASPABLE):
+        at = np.asarray(o.position[:2])
+        out['objects'] += 1
+        out['found'] += any(np.linalg.norm(c.center[:2] - at) < 0.03 for c in over)
+        out['crowded'] += any(
+            np.linalg.norm(c.center[:2] - at) < max(c.extent[:2]) / 2 + 0.035 + 0.04
+            and c.center[2] + c.extent[2] / 2 > o.position[2] + 0.02 for c in spurious)
+    return out
+
+
+def tray_rims(seeds) -> dict:
+    """Spurious clusters over trays, with the band rule and without it (see the docstring)."""
+    configs = {'': SEGMENTATION, '_no_band': dataclasses.replace(SEGMENTATION, band_height=0.0)}
+    totals = {k: dict.fromkeys(('views', 'spurious', 'objects', 'crowded', 'found'), 0)
+              for k in configs}
+    for seed in seeds:
+        for scenario in ('default', 'grid3x3'):
+            with Simulation(scenario, seed=seed, settle_s=0.3) as sim:
+                for tray, inside, frame, t_map_cam in _tray_frames(sim):
+                    intr = CameraIntrinsics.from_k(frame.intrinsics.k, frame.intrinsics.width,
+                                                   frame.intrinsics.height)
+                    for key, config in configs.items():
+                        seg = segment_frame(frame.depth, frame.rgb, intr, t_map_cam, config,
+                                            np.random.default_rng(0))
+                        for k, v in _tray_counts(tray, inside, seg.clusters).items():
+                            totals[key][k] += v
+    out = {}
+    for key, t in totals.items():
+        out[f'tray_spurious_per_view{key}'] = round(t['spurious'] / max(t['views'], 1), 3)
+        out[f'tray_crowded_rate{key}'] = round(t['crowded'] / max(t['objects'], 1), 3)
+        out[f'tray_found_rate{key}'] = round(t['found'] / max(t['objects'], 1), 3)
+    out['tray_views'], out['tray_object_views'] = totals['']['views'], totals['']['objects']
+    return out
+
+
 def _latency(classifier: ObjectClassifier, repeats: int) -> tuple[float, float, int]:
     with Simulation(_scenario(0), seed=0, settle_s=0.3) as sim:
         table = next(f for f in sim.world.furniture if f.kind == 'table')
@@ -240,6 +318,8 @@ def body(args) -> dict:
                              args.height_temperature))
         progress(f'seed {seed}: {rows[-1]}')
     latents = latent_figures(classifier, args.data) if args.data else {}
+    trays = tray_rims(seeds[:2] if args.quick else seeds)
+    progress(f'trays: {trays}')
     total_ms, classify_ms, n = _latency(classifier, 5 if args.quick else 20)
     progress(f'latency frame: {n} clusters')
     view_total = sum(r['view_total'] for r in rows)
@@ -253,7 +333,7 @@ def body(args) -> dict:
         'perception_ms': round(total_ms, 2), 'classify_ms': round(classify_ms, 2),
         'latency_clusters': n, 'heldout_view_accuracy': classifier.meta.get(
             'history', [{}])[-1].get('test_view_accuracy'),
-        'chance': round(1.0 / len(CATEGORIES), 4), **latents,
+        'chance': round(1.0 / len(CATEGORIES), 4), **trays, **latents,
     }
 
 

@@ -236,6 +236,16 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
         failed_places.update(_failed_places(record))
         return record
 
+    def pose_move(episode: int) -> bool:
+        """Pose a move-only task from the start place; False (and the episode failed) if none."""
+        op.navigate_to_place(home, args.step_timeout_s)
+        task_id = f'demo-{episode}-move'
+        if pose_task(op, task_id, move_formula(op.map, regions)):
+            return True
+        episodes.append({'episode': episode, 'success': False, 'reason': why_no_plan(op, task_id),
+                         'entered_hazard': False, 'realised': [], 'predicted': []})
+        return False
+
     for episode in range(args.episodes):
         truth = None
         if fetch is not None and episode:  # the next fetch: to the farthest table from it now
@@ -247,12 +257,14 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
                 # as when no fetch was offered at all: this episode and the next are moves
                 log(f'episode {episode}: no fetch task ({why}): a move-only task instead')
                 fetch, truth = None, None
-                op.navigate_to_place(home, args.step_timeout_s)
-                if not pose_task(op, f'demo-{episode}-move', move_formula(op.map, regions)):
-                    why = why_no_plan(op, f'demo-{episode}-move')
-                    episodes.append({'episode': episode, 'success': False, 'reason': why,
-                                     'entered_hazard': False, 'realised': [], 'predicted': []})
+                if not pose_move(episode):
                     break
+        elif episode and not episodes[-1]['success']:
+            # a move that failed (its place may be cut off or gone from the map since): the
+            # farthest place reachable now, rather than the same task again
+            log(f'episode {episode}: the last move failed: a move-only task posed again')
+            if not pose_move(episode):
+                break
         record = attempt(episode, fetch, truth)
         earlier = []
         while fetch is not None and not record['success'] and \

@@ -114,6 +114,14 @@ class SegmentationConfig:
     require_support: bool = True      # keep only clusters resting on a horizontal support plane
     support_gap: float = 0.1          # m: its bottom at most this far above it (occlusion)
     min_object_height: float = 0.015  # m: and its top at least this far above it
+    # A cluster whose upright box is at most band_height tall and either at least band_length
+    # along and band_aspect times longer than across, or at most band_width across, is a band
+    # of furniture (a side of a tray's rim, or its end seen edge on), not an object: the
+    # objects here are at most 0.12 m along a side, and at least 4 cm across.
+    band_length: float = 0.1
+    band_aspect: float = 3.0
+    band_width: float = 0.015
+    band_height: float = 0.07
     min_valid_fraction: float = 0.01
 
     def __post_init__(self):
@@ -133,6 +141,11 @@ class SegmentationConfig:
                              f"{self.max_cluster_extent} must be > 0")
         if (self.crop_min is None) != (self.crop_max is None):
             raise ValueError("give both crop_min and crop_max, or neither")
+        if not (self.band_length > 0.0 and self.band_aspect >= 1.0
+                and self.band_width >= 0.0 and self.band_height >= 0.0):
+            raise ValueError(f"band_length={self.band_length} must be > 0, band_aspect="
+                             f"{self.band_aspect} >= 1, band_width={self.band_width} and "
+                             f"band_height={self.band_height} >= 0")
         if np.linalg.norm(self.up) == 0.0:
             raise ValueError("up must be a non-zero vector")
 
@@ -461,6 +474,13 @@ def _extend_to_support(q, lo, hi, planes, config):
     return lo, hi
 
 
+def _is_band(size, config: SegmentationConfig) -> bool:
+    """Whether an upright box (along, across, height) is a thin band of furniture."""
+    thin, long = sorted(size[:2])
+    return size[2] <= config.band_height and (
+        long >= max(config.band_length, config.band_aspect * thin) or thin <= config.band_width)
+
+
 _BOX_YAWS = np.deg2rad(np.arange(0.0, 90.0, 3.0))
 
 
@@ -511,8 +531,10 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
     ``depth`` is (H, W) float metres, ``rgb`` (H, W, 3) uint8 registered to it (or None).
     Pixels where ``ignore_mask`` (H, W) is true, points within ``self_radius`` of the robot's
     body ``self_chain`` (link origins in the map frame, see near_capsules) and points outside
-    the optional crop box are ignored. Raises ValueError naming the cause on a bad frame, bad
-    intrinsics or too little valid depth.
+    the optional crop box are ignored. Clusters that are thin bands of furniture (a tray's
+    rim; ``config.band_*``) are rejected like those of :func:`segment_points` (label -3).
+    Raises ValueError naming the cause on a bad frame, bad intrinsics or too little valid
+    depth.
     """
     depth, rgb = _check_frame(depth, rgb, intrinsics)
     points, pix = backproject(depth, intrinsics, t_map_cam, config.min_depth, config.max_depth)
@@ -533,20 +555,22 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
         keep = np.all((points >= config.crop_min) & (points <= config.crop_max), axis=1)
         points, pix = points[keep], pix[keep]
     labels, planes = segment_points(points, config, rng)
-    image_labels = np.full(depth.size, -1, dtype=np.int64)
-    image_labels[pix] = labels
     colours = (rgb.reshape(-1, 3)[pix].astype(float) / 255.0 if rgb is not None
                else np.zeros((pix.size, 3)))
     clusters = []
-    n_clusters = int(labels.max()) + 1 if labels.size else 0
+    n_clusters = max(int(labels.max()) + 1, 0) if labels.size else 0
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1))
+    renumber = np.full(n_clusters, -3, dtype=np.int64)
     for c in range(n_clusters):
         sel = order[bounds[c]:bounds[c + 1]]
         q = points[sel]
         lo, hi = q.min(axis=0), q.max(axis=0)
         lo, hi = _extend_to_support(q, lo, hi, planes, config)
         yaw, lo, hi = _upright_box(q, lo, hi, config)
+        if _is_band(hi - lo, config):
+            continue
+        renumber[c] = len(clusters)
         col, row = pix[sel] % intrinsics.width, pix[sel] // intrinsics.width
         truncated = bool(np.any((col <= 1) | (col >= intrinsics.width - 2) | (row <= 1)
                                 | (row >= intrinsics.height - 2)))
@@ -557,6 +581,10 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
                                 extent=hi - lo, colour=colours[sel].mean(axis=0),
                                 pixel_indices=pix[sel], n_points=int(sel.size),
                                 truncated=truncated, yaw=yaw))
+    if n_clusters:  # the bands' points are rejected, the later clusters renumbered
+        labels = np.where(labels >= 0, renumber[np.maximum(labels, 0)], labels)
+    image_labels = np.full(depth.size, -1, dtype=np.int64)
+    image_labels[pix] = labels
     return SegmentationResult(clusters=tuple(clusters), planes=planes,
                               n_valid_points=int(pix.size),
                               n_plane_points=int(np.sum(labels == -2)),

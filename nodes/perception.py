@@ -184,6 +184,15 @@ class Perception(ParamNode):
         Param('min_cluster_voxels', 8, 'smallest object, voxels', low=1, high=100000),
         Param('max_cluster_extent', 0.5, 'largest object (bigger is furniture), m', low=0.01,
               high=5.0),
+        Param('band_length', 0.1, 'a cluster at most band_height tall and at least this long '
+              '(m) and band_aspect times longer than wide, or at most band_width wide, is a '
+              'band of furniture (a side or end of a tray rim), not an object', low=0.01,
+              high=5.0),
+        Param('band_aspect', 3.0, 'length over width of a band of furniture', low=1.0,
+              high=100.0),
+        Param('band_width', 0.015, 'widest band of furniture of any length, m', low=0.0,
+              high=1.0),
+        Param('band_height', 0.07, 'tallest band of furniture, m (0: none)', low=0.0, high=1.0),
         Param('seed', 0, 'seed of the RANSAC generator', low=0, high=2**31 - 1,
               read_only=True),
         Param('publish_points', True, 'publish the object points on ~/points'),
@@ -357,7 +366,9 @@ class Perception(ParamNode):
                 voxel_size=self.param('voxel_size'), plane_distance=self.param('plane_distance'),
                 max_planes=self.param('max_planes'), cluster_eps=self.param('cluster_eps'),
                 min_cluster_voxels=self.param('min_cluster_voxels'),
-                max_cluster_extent=self.param('max_cluster_extent'))
+                max_cluster_extent=self.param('max_cluster_extent'),
+                band_length=self.param('band_length'), band_aspect=self.param('band_aspect'),
+                band_width=self.param('band_width'), band_height=self.param('band_height'))
         except ValueError as exc:
             raise FrameError('config', f'segmentation parameters: {exc}') from exc
 

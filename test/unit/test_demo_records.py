@@ -123,7 +123,11 @@ def test_a_fetch_is_chosen_again_from_its_category_first_then_the_others():
     assert 'steps' not in kept and 'selection' not in kept
 
 
-def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(monkeypatch):
+def _fake_stack(monkeypatch, run_episode, next_fetch=None):
+    """demo.run_episodes' stack faked: an operator, the episode runner, task posing.
+
+    Returns (the operator, the (task id, formula) posed, the places navigated to).
+    """
     from types import SimpleNamespace
 
     from embodied_aif.cli import demo
@@ -143,10 +147,28 @@ def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(
         def wait_sim(condition, seconds, wall_limit=None):
             return True
 
+    monkeypatch.setattr(demo, 'run_episode', run_episode)
+    if next_fetch is not None:
+        monkeypatch.setattr(demo, 'next_fetch', next_fetch)
+    monkeypatch.setattr(demo, 'move_formula', lambda cmap, regions: 'F at_place_9')
+    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula:
+                        posed.append((task_id, formula)) or True)
+    return Op, posed, visits
+
+
+def _record(episode, success) -> dict:
+    return {'episode': episode, 'success': success, 'reason': 'x', 'steps': [],
+            'entered_hazard': False, 'realised': [1.0, 1.0, 0.0], 'predicted': [],
+            'plan': f'p{episode}', 'rooms': []}
+
+
+def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(monkeypatch):
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+
     def run_episode(args, op, episode, summary, fetch, truth=None):
-        record = {'episode': episode, 'success': fetch is None, 'reason': 'x', 'steps': [],
-                  'entered_hazard': False, 'realised': [1.0, 1.0, 0.0], 'predicted': [],
-                  'plan': f'p{episode}', 'rooms': []}
+        record = _record(episode, fetch is None)
         if fetch is not None:  # every fetch fails: its pick closes on nothing
             record['steps'] = [{'action': 'pick', 'target': fetch.object_id, 'success': False}]
             record['fetch'] = {'surface': fetch.surface_id}
@@ -155,20 +177,32 @@ def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(
     def next_fetch(op, args, fetch, regions, failed_picks, failed_places):
         return 'no graspable mug, can, bottle or box in reach' if failed_picks else fetch
 
-    monkeypatch.setattr(demo, 'run_episode', run_episode)
-    monkeypatch.setattr(demo, 'next_fetch', next_fetch)
-    monkeypatch.setattr(demo, 'move_formula', lambda cmap, regions: 'F at_place_9')
-    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula:
-                        posed.append((task_id, formula)) or True)
+    op, posed, visits = _fake_stack(monkeypatch, run_episode, next_fetch)
     fetch = SimpleNamespace(object_id='obj_1', surface_id='surface_0', category='mug',
                             formula='F obj_1_on_place_3')
     args = SimpleNamespace(episodes=3, fetch_attempts=2, step_timeout_s=60.0, fetch='mug')
-    episodes = demo.run_episodes(args, Op, {}, fetch, {})
+    episodes = demo.run_episodes(args, op, {}, fetch, {})
     # episode 0 failed its one fetch (no second choice); 1 and 2 are moves, and succeed
     assert [e['success'] for e in episodes] == [False, True, True]
     assert 'fetch' in episodes[0] and 'fetch' not in episodes[1]
     assert posed == [('demo-1-move', 'F at_place_9')]
     assert visits == [0, 0]  # home before the fallback move, and between the moves
+
+
+def test_a_failed_move_is_posed_again_rather_than_repeated(monkeypatch):
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+
+    # in a demo run the move's place was cut off from the map mid-episode: the planner could
+    # no longer plan that task, and each later episode re-ran it and failed the same way
+    op, posed, visits = _fake_stack(monkeypatch, lambda args, op, episode, summary, fetch,
+                                    truth=None: _record(episode, episode != 0))
+    args = SimpleNamespace(episodes=4, fetch_attempts=2, step_timeout_s=60.0, fetch='mug')
+    episodes = demo.run_episodes(args, op, {}, None, {})
+    assert [e['success'] for e in episodes] == [False, True, True, True]
+    assert posed == [('demo-1-move', 'F at_place_9')]  # after the failure only
+    assert visits == [0, 0, 0, 0]  # home after each move, and before posing it again
 
 
 def test_the_move_task_goes_to_the_farthest_place_the_robot_can_reach():

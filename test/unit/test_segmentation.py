@@ -124,6 +124,13 @@ def test_plane_pixels_are_removed():
     assert res.n_plane_points == int(np.sum(res.labels == -2))
 
 
+def test_a_frame_of_bare_floor_has_no_clusters():
+    depth, rgb = render_boxes(INTR, T_CAM, np.zeros((0, 3)), np.zeros((0, 3)))
+    res = segment_frame(depth, rgb, INTR, T_CAM, SegmentationConfig(), np.random.default_rng(0))
+    assert res.clusters == () and res.n_plane_points > 0.9 * res.n_valid_points
+    assert not np.any(res.labels >= 0)
+
+
 def test_nans_and_invalid_depth_are_ignored():
     depth, rgb = _scene()
     rng = np.random.default_rng(2)
@@ -175,6 +182,29 @@ def test_floating_and_oversized_clusters_are_rejected():
                           rng)
     assert len(small.clusters) == 1  # only the 6 cm box on the table is small enough
     np.testing.assert_allclose(small.clusters[0].extent, SIZES[1], atol=0.015)
+
+
+def test_the_sides_of_a_tray_rim_are_not_objects():
+    # a 0.40 x 0.30 m tray rim, 1 cm walls 5 cm tall, round a 6 cm box, and a 12 cm long box
+    # 5 cm tall outside it (an object as long as any here, not a band)
+    walls = [([0.0, 0.145, 0.025], [0.40, 0.01, 0.05]), ([0.0, -0.145, 0.025], [0.40, 0.01, 0.05]),
+             ([0.195, 0.0, 0.025], [0.01, 0.28, 0.05]), ([-0.195, 0.0, 0.025], [0.01, 0.28, 0.05])]
+    inside, outside = ([0.0, 0.0, 0.04], [0.06, 0.06, 0.08]), ([0.0, -0.3, 0.025],
+                                                               [0.12, 0.05, 0.05])
+    centres, sizes = (np.array(v) for v in zip(*walls, inside, outside))
+    for eye in ([0.1, -0.6, 1.0], [0.1, -0.9, 0.7]):  # from above; lower, the box hides
+        t_cam = look_at(eye, [0.0, -0.05, 0.0])      # parts of the sides (short, thin pieces)
+        depth, rgb = render_boxes(INTR, t_cam, centres, sizes)
+        res = segment_frame(depth, rgb, INTR, t_cam, SegmentationConfig(),
+                            np.random.default_rng(0))
+        found = sorted(res.clusters, key=lambda c: c.center[1])
+        assert len(found) == 2, [np.round(c.extent, 2) for c in found]
+        np.testing.assert_allclose(found[0].center[:2], outside[0][:2], atol=0.015)
+        np.testing.assert_allclose(found[1].center[:2], inside[0][:2], atol=0.015)
+        assert np.all(res.labels[res.labels >= 0] < 2) and np.any(res.labels == -3)
+        everything = segment_frame(depth, rgb, INTR, t_cam, SegmentationConfig(band_height=0.0),
+                                   np.random.default_rng(0))
+        assert len(everything.clusters) >= 4  # without the band rule the rim's sides are objects
 
 
 def test_ransac_recovers_plane_and_is_seeded():
