@@ -23,8 +23,8 @@ Trays (``tray_rims``): in the ``default`` and ``grid3x3`` worlds of each seed, t
 the band rule (``SegmentationConfig.band_*``, what perception runs) and, side by side, without
 it. ``tray_spurious_per_view[_no_band]``: clusters over a tray that are no object (none within
 4 cm of a true one) per view; ``tray_crowded_rate[_no_band]``: views of a mug, can, bottle or
-box in a tray in which such a cluster's box comes within 4 cm of it and stands above its
-lower half (what the fetch chooser's clearance and the grasp check refuse);
+box in a tray in which such a cluster's box comes within 4 cm of it and its top is over 2 cm
+above the object's foot (what the fetch chooser's clearance and the grasp check refuse);
 ``tray_found_rate[_no_band]``: views in which a cluster is centred within 3 cm of it.
 """
 from __future__ import annotations

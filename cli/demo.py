@@ -52,11 +52,14 @@ def _compose_stack(args, out: Path):
 
 
 def _farthest_place(cmap, regions=None) -> int:
-    """The place farthest from the first one that the robot can reach from where it is.
+    """The visited place farthest from the first one that the robot can reach from where it is.
 
     Reached over edges not blocked and through places outside every region (e.g. the
     hazard), as the task planner's system allows: a place whose edges were all found
-    blocked had been chosen, and no plan could reach it.
+    blocked had been chosen, and no plan could reach it. Of those, the places the robot has
+    been at (any, if none): a place it got to once it can get to again. (In two bench runs
+    the move's place dropped out of the planner's system mid-episode; whether those places
+    were only hypothesised was not recorded.)
     """
     from embodied_aif.models.task_world import region_labels
 
@@ -78,6 +81,7 @@ def _farthest_place(cmap, regions=None) -> int:
                 frontier.append(k)
     start = cmap.places[0].pose.position
     candidates = [by_id[k] for k in reached if allowed(by_id[k])] or [by_id[here]]
+    candidates = [p for p in candidates if p.visit_count > 0] or candidates
     return max(candidates, key=lambda p: (math.hypot(p.pose.position.x - start.x,
                                                      p.pose.position.y - start.y), -p.id)).id
 

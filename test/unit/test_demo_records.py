@@ -209,17 +209,23 @@ def test_the_move_task_goes_to_the_farthest_place_the_robot_can_reach():
     from embodied_aif.cli.demo import move_formula
     from embodied_aif_msgs.msg import CognitiveMap, Place, PlaceEdge
 
-    def place(k, x):
-        p = Place(id=k)
+    def place(k, x, visits=1):
+        p = Place(id=k, visit_count=visits)
         p.pose.position.x = x
         return p
 
     cmap = CognitiveMap(places=[place(0, 0.0), place(1, 2.0), place(2, 4.0), place(3, 9.0),
-                                place(4, 6.0)], current_place=1)
+                                place(4, 6.0), place(5, 8.0, visits=0)], current_place=1)
     cmap.edges = [PlaceEdge(from_id=0, to_id=1), PlaceEdge(from_id=1, to_id=2),
                   PlaceEdge(from_id=2, to_id=3, kind=PlaceEdge.BLOCKED),  # found blocked
-                  PlaceEdge(from_id=2, to_id=4)]
+                  PlaceEdge(from_id=2, to_id=4),
+                  PlaceEdge(from_id=4, to_id=5)]  # never visited: perhaps out of the way
     assert move_formula(cmap, {}) == 'F at_place_4'
+    for p in cmap.places:  # none visited yet (the map is young): any reachable place
+        p.visit_count = 0
+    assert move_formula(cmap, {}) == 'F at_place_5'
+    for p in cmap.places:
+        p.visit_count = 1
     # place 4 in the hazard: the farthest reachable outside it
     hazard = {'hazard': ((5.0, -1.0), (7.0, -1.0), (7.0, 1.0), (5.0, 1.0))}
     assert move_formula(cmap, hazard) == 'F at_place_2 & G !in_hazard'
