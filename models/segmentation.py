@@ -117,7 +117,8 @@ class SegmentationConfig:
     # A cluster whose upright box is at most band_height tall and either at least band_length
     # along and band_aspect times longer than across, or at most band_width across, is a band
     # of furniture (a side of a tray's rim, or its end seen edge on), not an object: the
-    # objects here are at most 0.12 m along a side, and at least 4 cm across.
+    # objects here are at most 0.12 m along a side (a bowl's rim is wider, but round) and at
+    # least 4 cm across; a bowl's rim seen as a thin arc may go too.
     band_length: float = 0.1
     band_aspect: float = 3.0
     band_width: float = 0.015
