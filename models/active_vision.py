@@ -718,7 +718,9 @@ class LocaliseConfig:
     shift_steps: int = 5
     colour_gate: float = 0.2     # a goal point matches a voxel of colour within this
     target_colour_gate: float = 0.3  # objects of a more different colour are not the target
-    min_match: float = 0.35      # best hypothesis must explain this fraction of goal points
+    # the best hypothesis must explain this fraction of goal points to be pursued: low, since
+    # a view from the hypothesised viewpoint then confirms or rejects it
+    min_match: float = 0.15
     exclude_rad: float = 0.35    # headings this close to an excluded (rejected) one are skipped
     sigma_position: float = 0.05
     kappa_rotation: float = 4.0

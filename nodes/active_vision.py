@@ -83,6 +83,8 @@ ARM_JOINTS = tuple(f'panda_joint{i}' for i in range(1, 8))
 CATEGORY_NAMES = ['can', 'box', 'mug', 'bottle', 'bowl', 'duck', 'teddy', 'lego', 'jenga',
                   'mug_mesh']
 NS = 1e9
+# a frame taken this close to the localised goal view is compared with the goal image
+VERIFY_M, VERIFY_RAD = 0.03, 0.15
 
 
 class GoalError(ValueError):
@@ -102,6 +104,11 @@ def _image(msg: Image, encoding: str, dtype: str, channels: int) -> np.ndarray:
         '>' if msg.is_bigendian else '<'))
     shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
     return arr.reshape(shape).astype(dtype)
+
+
+def _reachable(reach, t_map_cam) -> bool:
+    """Whether the arm's reach shell holds a camera pose to within the verification distance."""
+    return float(np.linalg.norm(reach(t_map_cam[None])[0, :3, 3] - t_map_cam[:3, 3])) < VERIFY_M
 
 
 def _seven_finite(value) -> str | None:
@@ -161,6 +168,10 @@ class ActiveVision(ParamNode):
         Param('workspace_centre', [0.7, 0.0, 0.62], 'centre of the table workspace in '
               'map_frame (x, y, surface z), m'),
         Param('workspace_half', [0.4, 0.6], 'half extents of the workspace (x, y), m'),
+        Param('workspace_margin', 0.1, 'beliefs this far beyond the workspace\'s edges still '
+              'count as on it, m', low=0.0, high=2.0),
+        Param('workspace_height', 0.5, 'beliefs at most this far above the workspace surface '
+              '(and at most 5 cm below it) count as on it, m', low=0.0, high=3.0),
         Param('table_clearance', 0.06, 'least height of the arm links above the workspace '
               'surface where they are over it, m', low=0.0, high=1.0),
         Param('rest_joints', [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785], 'arm joints '
@@ -246,15 +257,28 @@ class ActiveVision(ParamNode):
 
     # ------------------------------------------------------------------ helpers
     def _scene(self) -> SceneBeliefs:
+        """The believed objects on the workspace, within margins of its table top.
+
+        Over the table (``workspace_margin`` beyond its edges) and at most
+        ``workspace_height`` above its surface. The wrist camera also sees the robot's own
+        base and arm and things on the floor; perception tracks some as objects, and their
+        information gain drew the camera away from the table for many steps.
+        """
         with self._lock:
             msg = self._objects
+        centre = np.asarray(self.param('workspace_centre'), dtype=float)
+        half = np.asarray(self.param('workspace_half'), dtype=float) \
+            + self.param('workspace_margin')
         objs = []
         for o in (msg.objects if msg is not None else ()):
             if list(o.category_names) != list(self._names):
                 continue
+            p = o.pose.pose.position
+            if np.any(np.abs([p.x - centre[0], p.y - centre[1]]) > half) \
+                    or not -0.05 <= p.z - centre[2] <= self.param('workspace_height'):
+                continue
             probs = np.asarray(o.category_probs, dtype=float)
             cov = np.reshape(np.asarray(o.pose.covariance, dtype=float), (6, 6))[:3, :3]
-            p = o.pose.pose.position
             objs.append(Belief(id=o.id, category_probs=probs / probs.sum(),
                                mean=np.array([p.x, p.y, p.z]), cov=cov,
                                extent=np.array([o.extent.x, o.extent.y, o.extent.z]),
@@ -467,6 +491,8 @@ class ActiveVision(ParamNode):
                 self._wait_sim(self.param('step_period'))
                 continue
             state['sensor'] = SensorModel(intr, max_range=2.0)
+            reach = reach_shell(shoulder[:3, 3] + shoulder[:3, 2] * self.param('shoulder_height'),
+                                self.param('reach_min'), self.param('reach_max'))
             started = time.thread_time()
             scene = self._scene()
             self._fuse_frame(state)
@@ -486,7 +512,7 @@ class ActiveVision(ParamNode):
                     d_frame, a_frame = pose_error(t_frame, info['t_map_goal'])
                     # compare a frame taken there: under load the newest frame TF can place
                     # may be from a step or two earlier
-                    if max(d, d_frame) < 0.03 and max(a, a_frame) < 0.15:
+                    if max(d, d_frame) < VERIFY_M and max(a, a_frame) < VERIFY_RAD:
                         # frames of another size cannot be compared pixel by pixel: trust
                         # the localisation then
                         if depth.shape != image.depth.shape \
@@ -505,15 +531,18 @@ class ActiveVision(ParamNode):
                                                    LocaliseConfig(), rejected)
                     timing['localise_cpu_s'] = time.thread_time() - before
                     localised = k
-            reach_centre = shoulder[:3, 3] + shoulder[:3, 2] * self.param('shoulder_height')
+                    if efe_goal is not None and not _reachable(reach, info['t_map_goal']):
+                        # a view the arm cannot take can neither be verified nor reached:
+                        # the next step tries the next hypothesis
+                        rejected.append((info['object_id'], info['heading']))
+                        efe_goal = None
             coverage = state['coverage'] if efe_config.use_epistemic else None
             focus = self._focus(scene, efe_goal, info, cam)
             if focus is not None:
                 scene, coverage = focus, None
             nxt, out = step(scene, cam, state['sensor'], efe_goal, self._rng, efe_config,
                             self._candidates(),
-                            feasible=reach_shell(reach_centre, self.param('reach_min'),
-                                                 self.param('reach_max')),
+                            feasible=reach,
                             coverage=coverage)
             before = time.thread_time()
             q, dist, ang, clearance = self._move(t_map_base, cam, nxt, q_now)
@@ -530,6 +559,9 @@ class ActiveVision(ParamNode):
             terms.update(ik_position_error=dist, ik_rotation_error=ang,
                          link_clearance=clearance,
                          goal_localised=float(isinstance(efe_goal, ViewGoal)),
+                         goal_match=float(info.get('match', 0.0)),
+                         goal_rejected=float(len(rejected)),
+                         n_beliefs=float(len(scene.objects)),
                          goal_focus=float(focus is not None), **timing)
             if info.get('t_map_goal') is not None and not isinstance(efe_goal, CategoryGoal):
                 terms['goal_distance'], terms['goal_angle'] = pose_error(cam, info['t_map_goal'])
