@@ -57,9 +57,9 @@ def _farthest_place(cmap, regions=None) -> int:
     Reached over edges not blocked and through places outside every region (e.g. the
     hazard), as the task planner's system allows: a place whose edges were all found
     blocked had been chosen, and no plan could reach it. Of those, the places the robot has
-    been at (any, if none): a place it got to once it can get to again. (In two bench runs
-    the move's place dropped out of the planner's system mid-episode; whether those places
-    were only hypothesised was not recorded.)
+    been at (any, if none): a place it got to once it can get to again. A place still drops
+    out of the planner's system when a failed move blocks the last way to it (the system holds
+    only what the robot can reach); the planner then says so, and the demo poses a move again.
     """
     from embodied_aif.models.task_world import region_labels
 

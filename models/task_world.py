@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embodied_aif.models.ltl import LTLSyntaxError, atoms_of
 from embodied_aif.models.transition_system import (
     DEFAULT_OBJECTIVES,
     TransitionSystem,
@@ -159,6 +160,26 @@ def system_from_map(places: Mapping[int, Sequence[float]],
                                    pick_cost=model.pick, place_cost=model.place,
                                    objectives=objectives, place_labels=place_labels,
                                    vocabulary={f'in_{name}' for name in regions or {}})
+
+
+def cut_off_places(formula: str, ts: TransitionSystem, place_ids: Iterable[int]) -> list[int]:
+    """Map places that ``formula`` names (``at_place_<id>``) but ``ts`` does not carry.
+
+    ``system_from_map`` builds only the states reachable from the robot over edges not found
+    blocked, so a place on the map drops out of the system once every way to it is blocked.
+    A formula that does not parse names none.
+    """
+    try:
+        atoms = atoms_of(formula)
+    except LTLSyntaxError:
+        return []
+    known, ids = ts.all_labels(), set(place_ids)
+    out = []
+    for atom in atoms:
+        match = re.fullmatch(r'at_place_(\d+)', atom)
+        if match and atom not in known and int(match.group(1)) in ids:
+            out.append(int(match.group(1)))
+    return out
 
 
 def transition_key(ts: TransitionSystem, index: int) -> str:

@@ -36,6 +36,7 @@ from embodied_aif.models.pareto import TaskError
 from embodied_aif.models.satisfaction import SuccessBeliefs, plan_with_threshold
 from embodied_aif.models.task_world import (
     CostMemory,
+    cut_off_places,
     objects_named,
     parse_regions,
     system_from_map,
@@ -234,6 +235,16 @@ class TaskPlanner(ParamNode):
         return system_from_map(places, edges, self._named_objects(task), msg.current_place,
                                holding=self.holding or None, regions=self.regions)
 
+    def _explained(self, task: TaskSpec, exc: TaskError) -> str:
+        """The planning error, led by the places it names that no unblocked way reaches."""
+        if self.param('model_file') or self.map_msg is None or self.ts is None:
+            return str(exc)
+        cut = cut_off_places(task.formula, self.ts, (p.id for p in self.map_msg.places))
+        if not cut:
+            return str(exc)
+        return (f'place(s) {", ".join(map(str, cut))} of the map cannot be reached from place '
+                f'{self.map_msg.current_place}: every way there was found blocked; {exc}')
+
     def _replan_if_dirty(self) -> None:
         # the inputs are read once: a task (or map, held object) that arrives while this runs
         # sets the flags again for the next pass. Read twice, a task that came mid-way gave
@@ -278,6 +289,7 @@ class TaskPlanner(ParamNode):
                 objectives=list(task.objectives) or None,
                 max_labels=self.param('max_labels'))
         except TaskError as exc:
+            exc = self._explained(task, exc)
             if self.last_good is None or self.last_good.task_id != task.id:
                 self._fail(f'task {task.id!r} rejected, keeping the last good plans: '
                            f'{exc}')

@@ -178,6 +178,14 @@ def test_replans_on_a_new_map():
         edges[-1].kind = PlaceEdge.BLOCKED
         h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
         assert h.wait(lambda: all(len(p.steps) == 2 for p in h.got['plans'][-1].plans))
+        # every way to place 2 is blocked: it drops out of the system (only states the robot
+        # can reach are built), and the reason says so before the planner's own words
+        edges[1].kind = PlaceEdge.BLOCKED
+        h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
+        assert h.wait(lambda: not h.got['plans'][-1].satisfiable)
+        reason = h.got['plans'][-1].reason
+        assert reason.startswith('place(s) 2 of the map cannot be reached from place 0: every '
+                                 'way there was found blocked; ') and 'at_place_2' in reason
     finally:
         h.close()
 

@@ -3,8 +3,13 @@ import math
 
 import pytest
 
-from embodied_aif.models.pareto import plan
-from embodied_aif.models.task_world import parse_regions, region_labels, system_from_map
+from embodied_aif.models.pareto import TaskError, plan
+from embodied_aif.models.task_world import (
+    cut_off_places,
+    parse_regions,
+    region_labels,
+    system_from_map,
+)
 
 # a 2x2 ring of places: 0 (0,0) - 1 (4,0) - 3 (4,4) - 2 (0,4) - 0; the short way to 3 is via 1
 PLACES = {0: (0.0, 0.0), 1: (4.0, 0.0), 2: (0.0, 4.0), 3: (4.0, 4.0)}
@@ -221,3 +226,17 @@ def _shelf_at(x, y):
     from embodied_aif.models.task_world import Seen
 
     return Seen(x, y, 0.5, length=0.3, width=0.3)
+
+
+def test_a_place_every_way_to_which_is_blocked_is_named_as_cut_off():
+    # only the ways 0-1 and 0-2 are open: place 3 is on the map but out of the system
+    ts = system_from_map(PLACES, EDGES[:1] + EDGES[2:3], {}, robot_place=0)
+    with pytest.raises(TaskError, match='at_place_3'):
+        plan(ts, 'F at_place_3')
+    assert cut_off_places('F at_place_3 & G !at_place_1', ts, PLACES) == [3]
+    # places the system has, places the map does not have, and formulas that do not parse
+    assert cut_off_places('F at_place_2 & F at_place_1', ts, PLACES) == []
+    assert cut_off_places('F at_place_9', ts, PLACES) == []
+    assert cut_off_places('F (at_place_3', ts, PLACES) == []
+    full = system_from_map(PLACES, EDGES, {}, robot_place=0)
+    assert cut_off_places('F at_place_3', full, PLACES) == []
