@@ -233,7 +233,7 @@ class Perceiver:
 
 
 def _run_agent(agent: str, sim: Simulation, ws: Workspace, goal: GoalImage,
-               target: np.ndarray, seed: int) -> dict:
+               target: np.ndarray, seed: int, localise: LocaliseConfig | None = None) -> dict:
     """One episode; returns success, steps, final pose errors and timing."""
     rng = np.random.default_rng(seed)
     cam = ws.start.copy()
@@ -272,7 +272,8 @@ def _run_agent(agent: str, sim: Simulation, ws: Workspace, goal: GoalImage,
                     moved and (steps - last_localised >= LOCALISE_EVERY
                                or n_obj != n_objects_seen))):
                 vgoal, info = localise_goal(view, perceiver.scene, perceiver.smap,
-                                            perceiver.support_z, LocaliseConfig(), rejected)
+                                            perceiver.support_z, localise or LocaliseConfig(),
+                                            rejected)
                 last_localised, n_objects_seen = steps, n_obj
             if vgoal is not None and perceiver.scene.get(vgoal.object_id) is None:
                 vgoal = None
@@ -338,9 +339,10 @@ def _category_pairs(scene, views, truth) -> tuple[list, list, int]:
     return fused, single, duplicated
 
 
-def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
-    """All targets and agents of one scene (n objects, seed)."""
-    n_objects, seed, agents = job
+def _scene_job(job: tuple[int, int, tuple[str, ...], float]) -> list[dict]:
+    """All targets and agents of one scene (n objects, seed, agents, min_match)."""
+    n_objects, seed, agents, min_match = job
+    localise = LocaliseConfig(min_match=min_match)
     scen = _scenario(n_objects, seed)
     out = []
     with Simulation(scen, seed=seed, settle_s=0.3) as sim:
@@ -357,7 +359,7 @@ def _scene_job(job: tuple[int, int, tuple[str, ...]]) -> list[dict]:
             want = _spherical(target, centre)
             for agent in agents:
                 start = time.perf_counter()
-                res = _run_agent(agent, sim, ws, goal, target, seed * 100 + t)
+                res = _run_agent(agent, sim, ws, goal, target, seed * 100 + t, localise)
                 wall_s = time.perf_counter() - start
                 got = _spherical(res['cam'], centre)
                 fused, single, duplicated = _category_pairs(res['scene'], res['views'], truth)
@@ -436,7 +438,7 @@ def body(args) -> dict:
     counts = (1, 3, 5) if args.quick else OBJECT_COUNTS
     seeds = list(args.seeds)[:1] if args.quick else list(args.seeds)
     agents = tuple(args.agents.split(','))
-    jobs = [(n, s, agents) for s in seeds for n in counts]
+    jobs = [(n, s, agents, args.min_match) for s in seeds for n in counts]
     rows: list[dict] = []
     start = time.perf_counter()
     sink = open(args.rows, 'w') if args.rows else None  # noqa: SIM115 - closed below
@@ -471,6 +473,7 @@ def body(args) -> dict:
     figures['targets_per_scene'] = N_TARGETS
     figures['object_counts'] = list(counts)
     figures['max_steps'] = MAX_STEPS
+    figures['min_match'] = args.min_match
     return figures
 
 
@@ -480,6 +483,9 @@ def main(argv=None) -> int:
     parser.add_argument('--jobs', type=int, default=2, help='worker processes (default 2)')
     parser.add_argument('--rows', default='',
                         help='also write one JSON line per episode to this file')
+    parser.add_argument('--min-match', type=float, default=LocaliseConfig.min_match,
+                        help='share of the goal image a hypothesis must explain to be pursued '
+                             '(LocaliseConfig.min_match, default %(default)s)')
     parser.add_argument('--agents', default=','.join(AGENTS),
                         help=f'comma-separated subset of {",".join(AGENTS)}')
     return run_benchmark(body, parser, argv)
