@@ -243,7 +243,8 @@ class TaskPlanner(ParamNode):
         if not cut:
             return str(exc)
         return (f'place(s) {", ".join(map(str, cut))} of the map cannot be reached from place '
-                f'{self.map_msg.current_place}: every way there was found blocked; {exc}')
+                f'{self.map_msg.current_place}: no way there over edges not found blocked; '
+                f'{exc}')
 
     def _replan_if_dirty(self) -> None:
         # the inputs are read once: a task (or map, held object) that arrives while this runs
@@ -289,16 +290,16 @@ class TaskPlanner(ParamNode):
                 objectives=list(task.objectives) or None,
                 max_labels=self.param('max_labels'))
         except TaskError as exc:
-            exc = self._explained(task, exc)
+            why = self._explained(task, exc)
             if self.last_good is None or self.last_good.task_id != task.id:
-                self._fail(f'task {task.id!r} rejected, keeping the last good plans: '
-                           f'{exc}')
+                self._fail(f'task {task.id!r} rejected, keeping the last good plans: {why}')
                 return
             # a task planned before that this world no longer grounds (an object it names is
-            # gone): say so, so that whoever waits for its plans stops waiting
-            self._fail(f'task {task.id!r} cannot be planned any more: {exc}')
+            # gone, or a place every way to which is blocked): say so, so that whoever waits
+            # for its plans stops waiting
+            self._fail(f'task {task.id!r} cannot be planned any more: {why}')
             msg = ParetoPlanArray(task_id=task.id, formula=task.formula,
-                                  satisfiable=False, reason=str(exc))
+                                  satisfiable=False, reason=why)
             msg.header.stamp = self.get_clock().now().to_msg()
             self.pub_plans.publish(msg)
             return

@@ -184,8 +184,8 @@ def test_replans_on_a_new_map():
         h.map_pub.publish(CognitiveMap(places=places, edges=edges, current_place=0))
         assert h.wait(lambda: not h.got['plans'][-1].satisfiable)
         reason = h.got['plans'][-1].reason
-        assert reason.startswith('place(s) 2 of the map cannot be reached from place 0: every '
-                                 'way there was found blocked; ') and 'at_place_2' in reason
+        assert reason.startswith('place(s) 2 of the map cannot be reached from place 0: no way '
+                                 'there over edges not found blocked; ') and 'at_place_2' in reason
     finally:
         h.close()
 
