@@ -189,17 +189,19 @@ def test_goal_image_brings_the_camera_toward_the_goal_viewpoint(harness):
     print(f'\nlook_for image: {result.reason} after {result.steps} steps '
           f'({t_sim:.1f} s sim, {t_wall:.0f} s wall); camera '
           f'{start_distance:.3f} m -> {distance:.3f} m (angle {angle:.2f} rad) from the goal')
+    steps = [f"{v['step']}: {v['goal_localised'][0]} {float(v['goal_match']):.2f} "
+             f"{v['goal_rejected'][:-5]} {v['n_beliefs'][:-5]} {v['goal_focus'][0]} "
+             f"{float(v['link_clearance']):.2f} {float(v['step_cpu_s']):.2f}" for v in trace]
     print('step: localised, match, rejected, beliefs, focus, link clearance (m), step CPU (s): '
-          + '; '.join(
-        f"{v['step']}: {v['goal_localised'][0]} {float(v['goal_match']):.2f} "
-        f"{v['goal_rejected'][:-5]} {v['n_beliefs'][:-5]} {v['goal_focus'][0]} "
-        f"{float(v['link_clearance']):.2f} {float(v['step_cpu_s']):.2f}" for v in trace))
+          + '; '.join(steps))
     # the goal image was explained by the beliefs (a localised goal gives a pragmatic term),
     # the node found the goal view (at its localised viewpoint, its frame agreeing with the
     # goal image) and the camera ended there. Loaded runs (load 5-10 on 2 cores), 0.955 m
     # away at the start: found in 34-42 steps, 0.006-0.007 m and 0.01 rad from the goal
     # (before the camera pose from joint states, the limit-aware IK and the goal-object
-    # focus: max_steps after 50, 0.11-0.24 m and 0.33-1.30 rad)
+    # focus: max_steps after 50, 0.11-0.24 m and 0.33-1.30 rad). From 0.80 m with the arm
+    # left low over the table, load 10: found in 32-34 steps, localised at step 11-12 (before
+    # the workspace beliefs and the 0.15 match: 2 of 3 runs and one CI run out of steps)
     assert any(fb.feedback.pragmatic != 0.0 for fb in feedback)
     assert any(v['goal_localised'] == '1.0000' for v in trace)
     assert result.success and result.reason == 'found: goal view', result.reason
@@ -209,12 +211,13 @@ def test_goal_image_brings_the_camera_toward_the_goal_viewpoint(harness):
     vision = harness.nodes[2]
     centre = np.asarray(vision.param('workspace_centre'))
     half = np.asarray(vision.param('workspace_half')) + vision.param('workspace_margin')
+    height = vision.param('workspace_height')
     with vision._lock:
-        believed = [o.pose.pose.position for o in vision._objects.objects]
+        n_believed = len(vision._objects.objects)
     used = vision._scene().objects
-    print(f'beliefs: {len(believed)} from perception, {len(used)} on the workspace')
+    print(f'beliefs: {n_believed} from perception, {len(used)} on the workspace')
     assert used and all(np.all(np.abs(o.mean[:2] - centre[:2]) <= half)
-                        and -0.05 <= o.mean[2] - centre[2] <= 0.5 for o in used)
+                        and -0.05 <= o.mean[2] - centre[2] <= height for o in used)
     # the arm's links were kept above the table top (0.06 m asked; never below 0.03 m)
     clearance = [float(v['link_clearance']) for v in trace]
     assert clearance and min(clearance) > 0.03, clearance
