@@ -173,13 +173,9 @@ def cut_off_places(formula: str, ts: TransitionSystem, place_ids: Iterable[int])
         atoms = atoms_of(formula)
     except LTLSyntaxError:
         return []
-    known, ids = ts.all_labels(), set(place_ids)
-    out = []
-    for atom in atoms:
-        match = re.fullmatch(r'at_place_(\d+)', atom)
-        if match and atom not in known and int(match.group(1)) in ids:
-            out.append(int(match.group(1)))
-    return out
+    known = ts.all_labels()
+    by_label = {f'at_{place_name(i)}': int(i) for i in place_ids}
+    return [by_label[a] for a in atoms if a in by_label and a not in known]
 
 
 def transition_key(ts: TransitionSystem, index: int) -> str:
