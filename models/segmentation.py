@@ -523,16 +523,36 @@ def near_capsules(points: np.ndarray, chain: np.ndarray, radius: float) -> np.nd
     return near
 
 
+def in_boxes(points: np.ndarray, t_frame_map: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Which points (N, 3) lie inside one of ``boxes`` (M, 6: min xyz, max xyz).
+
+    The boxes are axis-aligned in a frame (the robot's base) that ``t_frame_map`` (4x4) maps
+    the points' frame into: the rigid parts of the robot's body, for the self filter.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 6)
+    inside = np.zeros(len(points), dtype=bool)
+    if not len(points) or not len(boxes):
+        return inside
+    t = np.asarray(t_frame_map, dtype=float)
+    local = points @ t[:3, :3].T + t[:3, 3]
+    for box in boxes:
+        inside |= np.all((local >= box[:3]) & (local <= box[3:]), axis=1)
+    return inside
+
+
 def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
                   config: SegmentationConfig, rng: np.random.Generator,
-                  ignore_mask=None, self_chain=None,
-                  self_radius: float = 0.1) -> SegmentationResult:
+                  ignore_mask=None, self_chain=None, self_radius: float = 0.1,
+                  self_boxes=None) -> SegmentationResult:
     """Segment a registered RGB-D frame into object clusters in the map frame.
 
     ``depth`` is (H, W) float metres, ``rgb`` (H, W, 3) uint8 registered to it (or None).
-    Pixels where ``ignore_mask`` (H, W) is true, points within ``self_radius`` of the robot's
-    body ``self_chain`` (link origins in the map frame, see near_capsules) and points outside
-    the optional crop box are ignored. Clusters that are thin bands of furniture (a tray's
+    Pixels where ``ignore_mask`` (H, W) is true, points of the robot's own body and points
+    outside the optional crop box are ignored. The body is the points within ``self_radius``
+    of ``self_chain`` (the arm's link origins in the map frame, see near_capsules) and those
+    in ``self_boxes``, a pair (t_base_map 4x4, boxes (M, 6)) of boxes in the base frame (see
+    in_boxes). Clusters that are thin bands of furniture (a tray's
     rim; ``config.band_*``) are rejected like those of :func:`segment_points` (label -3).
     Raises ValueError naming the cause on a bad frame, bad intrinsics or too little valid
     depth.
@@ -551,6 +571,9 @@ def segment_frame(depth, rgb, intrinsics: CameraIntrinsics, t_map_cam,
         points, pix = points[keep], pix[keep]
     if self_chain is not None and len(self_chain):
         keep = ~near_capsules(points, self_chain, self_radius)
+        points, pix = points[keep], pix[keep]
+    if self_boxes is not None:
+        keep = ~in_boxes(points, *self_boxes)
         points, pix = points[keep], pix[keep]
     if config.crop_min is not None:
         keep = np.all((points >= config.crop_min) & (points <= config.crop_max), axis=1)

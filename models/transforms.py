@@ -152,3 +152,23 @@ def covariance_ellipsoid(cov, n_sigma: float = 3.0) -> tuple[np.ndarray, np.ndar
     if np.linalg.det(vectors) < 0.0:  # keep a right-handed frame (a proper rotation)
         vectors[:, 2] = -vectors[:, 2]
     return 2.0 * n_sigma * np.sqrt(np.maximum(values, 0.0)), quaternion_from_rotation(vectors)
+
+
+def boxes_from_values(values) -> np.ndarray:
+    """Boxes (M, 6) from a flat list [xmin, ymin, zmin, xmax, ymax, zmax, ...].
+
+    Raises ValueError naming what is wrong: a count that is not a multiple of 6, a value that
+    is not finite, or a box whose minimum is not below its maximum.
+    """
+    flat = np.asarray([float(v) for v in values], dtype=float)
+    if flat.size % 6:
+        raise ValueError(f'needs 6 numbers per box [xmin, ymin, zmin, xmax, ymax, zmax], '
+                         f'got {flat.size}')
+    boxes = flat.reshape(-1, 6)
+    if not np.all(np.isfinite(boxes)):
+        raise ValueError('box bounds must be finite')
+    bad = np.flatnonzero(np.any(boxes[:, :3] >= boxes[:, 3:], axis=1))
+    if bad.size:
+        raise ValueError(f'box {int(bad[0])}: minimum {boxes[bad[0], :3].tolist()} is not '
+                         f'below maximum {boxes[bad[0], 3:].tolist()}')
+    return boxes

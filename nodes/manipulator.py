@@ -53,7 +53,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from embodied_aif.models import manipulation as mp
 from embodied_aif.models.surfaces import rectangle_spots
 from embodied_aif.models.task_world import Seen
-from embodied_aif.models.transforms import matrix, quaternion_yaw, yaw_quaternion
+from embodied_aif.models.transforms import boxes_from_values, matrix, quaternion_yaw, yaw_quaternion
 from embodied_aif.nodes._common import (
     COMMAND_QOS,
     LATCHED_QOS,
@@ -88,14 +88,8 @@ class GoalError(Exception):
 
 def boxes_from_list(values) -> list[mp.Box]:
     """Boxes from a flat list [xmin, ymin, zmin, xmax, ymax, zmax, ...] (base frame)."""
-    values = [float(v) for v in values]
-    if len(values) % 6:
-        raise ValueError(f'base_boxes needs 6 numbers per box, got {len(values)}')
-    out = []
-    for k in range(0, len(values), 6):
-        out.append(mp.Box(values[k:k + 3], values[k + 3:k + 6], f'robot base box {k // 6}',
-                          ignore_frames=(1,)))
-    return out
+    return [mp.Box(b[:3], b[3:], f'robot base box {k}', ignore_frames=(1,))
+            for k, b in enumerate(boxes_from_values(values))]
 
 
 def _belief_pose(belief, t_base_frame: np.ndarray) -> np.ndarray:

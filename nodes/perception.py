@@ -81,7 +81,7 @@ from embodied_aif.models.segmentation import (
     segment_frame,
 )
 from embodied_aif.models.surfaces import SurfaceConfig, SurfaceMap, plane_points
-from embodied_aif.models.transforms import covariance_ellipsoid
+from embodied_aif.models.transforms import boxes_from_values, covariance_ellipsoid
 from embodied_aif.nodes._common import (
     LATCHED_QOS,
     SENSOR_QOS,
@@ -99,6 +99,12 @@ SYNC_QUEUE = 6          # stamps waiting for their other parts before the oldest
 WARN_PERIOD_S = 5.0     # throttle of the skip warnings, per cause (node clock)
 JUMP_BACK_S = 1.0       # a frame this much older than the beliefs: the clock jumped back
 PARTS = ('color', 'depth', 'info')
+# The simulated robot's rigid body in base_link (sim/robot.py), 3 cm beyond its surfaces: the
+# base box, the head camera's mast, and the space the arm's first two links turn in (their
+# housings reach past the self filter's radius around the link origins).
+SELF_BOXES = (-0.31, -0.24, 0.0, 0.31, 0.24, 0.34,
+              -0.28, -0.06, 0.30, -0.16, 0.06, 1.30,
+              -0.01, -0.13, 0.30, 0.25, 0.13, 0.76)
 PART_TOPICS = {'color': 'color/image_raw', 'depth': 'depth/image_rect', 'info': 'camera_info'}
 QUIET = ('busy', 'rate')  # normal under load: counted, never warned about
 POINT_FIELDS = [PointField(name=n, offset=4 * k, datatype=PointField.FLOAT32, count=1)
@@ -138,6 +144,14 @@ class FrameError(Exception):
     def __init__(self, cause: str, message: str):
         super().__init__(message)
         self.cause = cause
+
+
+def _boxes_problem(values) -> str | None:
+    try:
+        boxes_from_values(values)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _stamp_msg(ns: int) -> Time:
@@ -203,6 +217,11 @@ class Perception(ParamNode):
               'the polyline through them is the robot, not an object ([""]: no filter)'),
         Param('self_filter_radius', 0.1, 'radius of the robot self filter around the chain, m',
               low=0.0, high=1.0),
+        Param('self_filter_base_frame', 'base_link', 'frame of self_filter_boxes (empty: no '
+              'boxes)'),
+        Param('self_filter_boxes', list(SELF_BOXES), "the robot's rigid body as boxes in "
+              'self_filter_base_frame, [xmin, ymin, zmin, xmax, ymax, zmax] per box: depth '
+              'inside them is the robot, not an object', validate=_boxes_problem),
         Param('object_model', '', 'object model weights (empty: the shipped default); '
               'missing or corrupt: uniform category likelihoods', read_only=True),
         Param('category_temperature', 0.5, 'tempering of the per-view category likelihood '
@@ -395,21 +414,28 @@ class Perception(ParamNode):
         except TransformError as exc:
             raise FrameError('tf', f'frame id {source!r}: {exc}') from exc
 
-    def _self_chain(self, frame: Frame) -> np.ndarray | None:
-        """Origins of the self-filter frames in the map frame at the frame's stamp.
+    def _self_body(self, frame: Frame) -> dict:
+        """The robot's own body at the frame's stamp, as segment_frame's self filter takes it.
 
-        Lagging arm transforms are waited for, as the camera's (unfiltered, the arm in view
-        becomes objects and support surface); a robot without those frames goes on unfiltered.
+        The arm: origins of the self-filter frames in the map frame (``self_chain``); the
+        rigid body: ``self_boxes`` with the map-to-base transform. Lagging transforms are
+        waited for, as the camera's (unfiltered, the robot in view becomes objects and support
+        surface); a robot without those frames goes on unfiltered, and says so.
         """
+        body = {'self_radius': self.param('self_filter_radius')}
         names = [f for f in self.param('self_filter_frames') if f]
-        if not names or self.param('self_filter_radius') <= 0:
-            return None
+        base = self.param('self_filter_base_frame')
         try:
-            return np.array([self._lookup_at(frame, name)[:3, 3] for name in names])
+            if names and body['self_radius'] > 0:
+                body['self_chain'] = np.array([self._lookup_at(frame, n)[:3, 3] for n in names])
+            if base:
+                body['self_boxes'] = (np.linalg.inv(self._lookup_at(frame, base)),
+                                      boxes_from_values(self.param('self_filter_boxes')))
         except TransformError as exc:  # no arm on this robot (or its TF stopped): say so
             self.get_logger().warning(f'self filter off for this frame: {exc}',
                                       throttle_duration_sec=10.0)
-            return None
+            return {}
+        return body
 
     def _process(self, frame: Frame) -> None:
         start = time.perf_counter()
@@ -437,8 +463,7 @@ class Perception(ParamNode):
         config = self._segmentation_config()
         try:
             result = segment_frame(depth, rgb, intrinsics, t_map_cam, config, self._rng,
-                                   self_chain=self._self_chain(frame),
-                                   self_radius=self.param('self_filter_radius'))
+                                   **self._self_body(frame))
         except ValueError as exc:
             cause = next((c for c in ('camera_info', 'depth') if c in str(exc)), 'image')
             raise FrameError(cause, str(exc)) from exc

@@ -164,10 +164,10 @@ class Harness:
             if isinstance(node, Navigator):
                 node.abort('test over')
         self.executor.shutdown()
+        self.thread.join(timeout=5.0)  # no wait set is being built while the nodes go
         for node in self.nodes + [self.bridge, self.probe]:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=5.0)
 
 
 @pytest.fixture(scope='module')

@@ -52,6 +52,10 @@ class Harness(StackHarness):
                                                     parameter_overrides=overrides(values))],
                          TOPICS, threads=3, keep=50, namespace='robot')
         self.bridge = self.nodes[0]
+        # One publisher for the module, never destroyed while the executor spins: this rclpy
+        # adds a destroyed publisher's QoS event handler to the wait set it is building, and
+        # the spin thread dies ("cannot use Destroyable because destruction was requested").
+        self.cmd_vel = self.probe.create_publisher(Twist, 'cmd_vel', 10)
 
     def truth_xy(self):
         pose = self.latest('ground_truth/robot_pose').pose.position
@@ -123,14 +127,12 @@ def test_every_topic_with_type_frame_and_stamp(harness):
 
 
 def drive(harness, linear, angular, sim_seconds):
-    pub = harness.probe.create_publisher(Twist, 'cmd_vel', 10)
     msg = Twist()
     msg.linear.x, msg.angular.z = linear, angular
     end = harness.sim_time() + sim_seconds
     while harness.sim_time() < end:
-        pub.publish(msg)
+        harness.cmd_vel.publish(msg)
         time.sleep(0.02)
-    harness.probe.destroy_publisher(pub)
 
 
 def settle(harness, sim_seconds=1.0, tries=10):

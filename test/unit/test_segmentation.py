@@ -1,5 +1,7 @@
 """Unit tests of models/segmentation.py on synthetic RGB-D frames and point clouds."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -296,3 +298,68 @@ def test_measure_latency_reports_five_clusters():
     out = measure_latency(np.random.default_rng(0), n_objects=5, repeats=2)
     assert out["n_clusters"] == 5 and out["frame"] == "320x240"
     assert out["median_ms"] > 0.0
+
+
+def test_robot_boxes_are_parsed_and_checked_in_the_base_frame():
+    from embodied_aif.models.segmentation import in_boxes
+    from embodied_aif.models.transforms import boxes_from_values
+
+    boxes = boxes_from_values([-0.3, -0.2, 0.0, 0.3, 0.2, 0.3])
+    t_base_map = np.eye(4)
+    t_base_map[:3, 3] = [-2.0, 0.0, 0.0]  # the base stands at x = 2 in the map
+    pts = np.array([[2.1, 0.1, 0.2], [2.1, 0.1, 0.4], [0.1, 0.1, 0.2]])
+    assert in_boxes(pts, t_base_map, boxes).tolist() == [True, False, False]
+    assert not in_boxes(pts, t_base_map, np.zeros((0, 6))).any()
+    for bad, why in (([0.0] * 5, '6 numbers per box'), ([0, 0, 0, 1, 1, float('nan')], 'finite'),
+                     ([0, 0, 0, 1, -1, 1], 'box 0: minimum')):
+        with pytest.raises(ValueError, match=why):
+            boxes_from_values(bad)
+
+
+def test_the_simulated_robot_seen_by_its_cameras_is_not_an_object():
+    """Rendered by PyBullet: arm poses in which the head and wrist cameras see the robot.
+
+    The arm chain alone leaves clusters on the shoulder (its housings reach past the chain's
+    radius) and on the mast; the configured body boxes remove them and nothing else.
+    """
+    import yaml
+
+    from embodied_aif.models.transforms import boxes_from_values, matrix
+    from embodied_aif.sim.simulation import Simulation
+
+    with open(Path(__file__).parents[2] / 'config' / 'embodied_aif.yaml') as f:
+        params = yaml.safe_load(f)['perception']['ros__parameters']
+    boxes = boxes_from_values(params['self_filter_boxes'])
+    config = SegmentationConfig(voxel_size=params['voxel_size'],
+                                plane_distance=params['plane_distance'],
+                                cluster_eps=params['cluster_eps'],
+                                min_cluster_voxels=params['min_cluster_voxels'],
+                                max_depth=params['max_depth'])
+    on_robot = {False: [], True: []}
+    others = {False: 0, True: 0}
+    with Simulation() as sim:
+        sim.reset(seed=0)
+        for q in ((0.0, 0.3, 0.0, -2.6, 0.0, 1.2, 0.785), (2.6, 0.2, 0.0, -2.4, 0.0, 2.2, 0.785)):
+            sim.set_arm_joint_targets(q)
+            sim.step(int(3.0 / sim.dt))
+            links = sim.link_poses()
+            t_base_map = np.linalg.inv(matrix(*links['base_link']))
+            chain = np.array([links[n][0] for n in params['self_filter_frames']])
+            for camera in ('head_camera', 'wrist_camera'):
+                frame = sim.render(camera)
+                intr = CameraIntrinsics.from_k(frame.intrinsics.k, *frame.depth.shape[::-1])
+                for use_boxes in (False, True):
+                    res = segment_frame(
+                        frame.depth, frame.rgb, intr, matrix(*links[frame.frame]), config,
+                        np.random.default_rng(0), self_chain=chain,
+                        self_radius=params['self_filter_radius'],
+                        self_boxes=(t_base_map, boxes) if use_boxes else None)
+                    for c in res.clusters:
+                        x, y, z = (t_base_map @ [*c.center, 1.0])[:3]
+                        if abs(x) < 0.4 and abs(y) < 0.3 and z < 1.35:
+                            on_robot[use_boxes].append((camera, np.round([x, y, z], 2)))
+                        else:
+                            others[use_boxes] += 1
+    assert len(on_robot[False]) >= 2, on_robot  # the case is real: the robot is in view
+    assert on_robot[True] == [], on_robot[True]
+    assert others[True] == others[False] > 0
