@@ -71,8 +71,11 @@ def run_demo(scenario: str, seed: int, explore_s: float, episodes: int, speed: f
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
                                   env=env)
-        except subprocess.TimeoutExpired:
-            return {'error': f'timed out after {timeout_s:.0f} s'}
+        except subprocess.TimeoutExpired as exc:  # what it printed so far says where it was
+            tail = exc.stderr or b''
+            tail = tail.decode(errors='replace') if isinstance(tail, bytes) else tail
+            return {'error': f'timed out after {timeout_s:.0f} s; its last output: '
+                             f'{tail[-500:]}'}
         path = Path(tmp) / 'summary.json'
         if not path.exists():
             return {'error': f'exit {proc.returncode}: {proc.stderr[-500:]}'}
