@@ -490,3 +490,20 @@ def test_height_evidence_is_a_validated_parameter(harness):
     np.testing.assert_allclose(off[0], off[1], atol=1e-3)  # crops turned to a slightly other up
     assert on[0, jenga] / on[0, bottle] > 3.0 * off[0, jenga] / off[0, bottle]
     assert on[1, bottle] / on[1, jenga] > 3.0 * off[1, bottle] / off[1, jenga]
+
+
+def test_self_filter_boxes_are_a_validated_parameter(harness):
+    from rclpy.parameter import Parameter
+
+    perception = harness.nodes[1]
+    before = perception.param('self_filter_boxes')
+    for value, why in (([0.0, 0.0, 0.0, 1.0, 1.0], '6 numbers per box'),
+                       ([0.0, 0.0, 0.0, 1.0, -1.0, 1.0], 'box 0: minimum')):
+        result = perception.set_parameters([Parameter('self_filter_boxes', value=value)])[0]
+        assert not result.successful and 'self_filter_boxes' in result.reason, result.reason
+        assert why in result.reason, result.reason
+    assert perception.param('self_filter_boxes') == before
+    # the node goes on with the boxes it had: new beliefs keep coming
+    stamp = stamp_s(harness.latest('/robot/objects').header.stamp)
+    assert harness.wait(lambda: stamp_s(harness.latest('/robot/objects').header.stamp) > stamp,
+                        30.0)
