@@ -163,19 +163,27 @@ def system_from_map(places: Mapping[int, Sequence[float]],
 
 
 def cut_off_places(formula: str, ts: TransitionSystem, place_ids: Iterable[int]) -> list[int]:
-    """Map places that ``formula`` names (``at_place_<id>``) but ``ts`` does not carry.
+    """Map places that ``formula`` names but ``ts`` does not carry (by sorted atom).
 
-    ``system_from_map`` builds only the states reachable from the robot over edges not found
-    blocked, so a place on the map drops out of the system once every way to it is blocked.
-    A formula that does not parse names none.
+    A place is named by ``at_place_<id>`` or ``<object>_on_place_<id>``. ``system_from_map``
+    builds only the states reachable from the robot over edges not found blocked, so a place
+    on the map drops out of the system once every way to it is blocked. A formula that does
+    not parse names none.
     """
     try:
         atoms = atoms_of(formula)
     except LTLSyntaxError:
         return []
     known = ts.all_labels()
-    by_label = {f'at_{place_name(i)}': int(i) for i in place_ids}
-    return [by_label[a] for a in atoms if a in by_label and a not in known]
+    names = {place_name(i): int(i) for i in place_ids}
+    cut = []
+    for atom in atoms:
+        if atom in known:
+            continue
+        name = atom[len('at_'):] if atom.startswith('at_') else atom.rpartition('_on_')[2]
+        if name in names and names[name] not in cut:
+            cut.append(names[name])
+    return cut
 
 
 def transition_key(ts: TransitionSystem, index: int) -> str:

@@ -238,6 +238,8 @@ def test_a_place_every_way_to_which_is_blocked_is_named_as_cut_off():
     with pytest.raises(TaskError, match='at_place_3'):
         plan(ts, 'F at_place_3')
     assert cut_off_places('F at_place_3 & G !at_place_1', ts, PLACES) == [3]
+    # ... also where an object is to be put (a fetch's formula), each place once
+    assert cut_off_places('F mug_1_on_place_3 & F at_place_3', ts, PLACES) == [3]
     # places the system has, places the map does not have, and formulas that do not parse
     assert cut_off_places('F at_place_2 & F at_place_1', ts, PLACES) == []
     assert cut_off_places('F at_place_9', ts, PLACES) == []
