@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -306,9 +307,21 @@ def _failed_picks(record: dict) -> set:
 
 
 def _failed_places(record: dict) -> set:
-    """The fetch's table, when its place step failed."""
-    failed = any(s['action'] == 'place' and not s['success'] for s in record['steps'])
-    return {record['fetch']['surface']} if failed and 'fetch' in record else set()
+    """The fetch's table, when its place step or a move to its place failed.
+
+    Or when the planner could no longer reach its place: a failed move can block the last way
+    there, and the same table chosen again would fail the same way.
+    """
+    if 'fetch' not in record:
+        return set()
+    place = str(record['fetch'].get('place', ''))
+    failed = any(not s['success'] and (s['action'] == 'place' or s['target'] == f'place_{place}')
+                 for s in record['steps'])
+    cut = re.match(r'.*?place\(s\) ([\d, ]+) of the map cannot be reached',
+                   record.get('reason', ''))
+    if cut:
+        failed |= place in cut.group(1).replace(' ', '').split(',')
+    return {record['fetch']['surface']} if failed else set()
 
 
 def _same_object(record: dict | None, before, after) -> tuple[str, str] | None:

@@ -118,6 +118,18 @@ def test_a_fetch_is_chosen_again_from_its_category_first_then_the_others():
                         {'action': 'pick', 'target': 'obj_7', 'success': False}],
               'selection': {}, 'fetch': {'object': 'obj_7', 'delivered': False}}
     assert _failed_picks(record) == {'obj_7'}
+    from embodied_aif.cli.demo import _failed_places
+    fetch = {'object': 'obj_7', 'surface': 'surface_9', 'place': 20, 'delivered': False}
+    moved = [{'action': 'pick', 'target': 'obj_7', 'success': True}]
+    assert _failed_places({'reason': 'timed out', 'steps': moved, 'fetch': fetch}) == set()
+    for steps, reason in (
+            (moved + [{'action': 'place', 'target': 'place_20', 'success': False}], ''),
+            (moved + [{'action': 'move', 'target': 'place_20', 'success': False}], ''),
+            (moved, "the task planner cannot plan task 'demo-0': place(s) 4, 20 of the map "
+                    'cannot be reached from place 3: no way there ...')):
+        assert _failed_places({'reason': reason, 'steps': steps, 'fetch': fetch}) == {'surface_9'}
+    assert _failed_places({'reason': 'place(s) 2 of the map cannot be reached', 'steps': moved,
+                           'fetch': fetch}) == set()
     kept = _attempt(record)  # what an earlier attempt leaves in its episode's record
     assert kept['reason'] == record['reason'] and kept['fetch']['object'] == 'obj_7'
     assert 'steps' not in kept and 'selection' not in kept
