@@ -167,8 +167,10 @@ def cut_off_places(formula: str, ts: TransitionSystem, place_ids: Iterable[int])
 
     A place is named by ``at_place_<id>`` or ``<object>_on_place_<id>``. ``system_from_map``
     builds only the states reachable from the robot over edges not found blocked, so a place
-    on the map drops out of the system once every way to it is blocked. A formula that does
-    not parse names none.
+    on the map drops out of the system once every way to it is blocked: its ``at_place_<id>``
+    label is then on no state. (An object's atom may also be missing because the object is,
+    e.g. gone from the beliefs; its place is not cut off for that.) A formula that does not
+    parse names none.
     """
     try:
         atoms = atoms_of(formula)
@@ -178,10 +180,8 @@ def cut_off_places(formula: str, ts: TransitionSystem, place_ids: Iterable[int])
     names = {place_name(i): int(i) for i in place_ids}
     cut = []
     for atom in atoms:
-        if atom in known:
-            continue
         name = atom[len('at_'):] if atom.startswith('at_') else atom.rpartition('_on_')[2]
-        if name in names and names[name] not in cut:
+        if name in names and f'at_{name}' not in known and names[name] not in cut:
             cut.append(names[name])
     return cut
 
@@ -302,9 +302,10 @@ class FetchRules:
     """What the fetch chooser counts as a graspable object and as a table to put it on.
 
     heights: support-surface heights the arm reaches (m); min_prob: the least probability of
-    the wanted category; max_grip: the widest an object's narrower side may be (the gripper's
-    opening less a margin); min_side / max_side: a receiving table's shorter side (trays and
-    shelf boards are left out) and longer side (a wider 'surface' is several merged or a
+    the wanted category; max_grip: the widest an object's narrower side may be (what
+    ``manipulation.grasp_candidates`` fits: the Panda's 8 cm opening less 6 mm each side);
+    min_side / max_side: a receiving table's shorter side (trays and shelf boards are left
+    out) and longer side (a wider 'surface' is several merged or a
     misperceived one); min_distance: how far the table must be from the object (m); min_gap:
     the least free space between the object's footprint and another object's, measured along
     the line between their centres (m; less leaves the fingers no room; beliefs centred within
@@ -317,7 +318,7 @@ class FetchRules:
 
     heights: tuple[float, float] = (0.4, 0.85)
     min_prob: float = 0.4
-    max_grip: float = 0.075
+    max_grip: float = 0.068
     min_side: float = 0.5
     max_side: float = 2.0
     min_distance: float = 1.5

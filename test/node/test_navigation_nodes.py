@@ -163,9 +163,13 @@ class Harness:
         for node in self.nodes:  # the navigators end their goals, freeing the action threads
             if isinstance(node, Navigator):
                 node.abort('test over')
+        nodes = self.nodes + [self.bridge, self.probe]
+        for node in nodes:  # stop taking new work, and let running callbacks end, before the
+            self.executor.remove_node(node)  # executor's shutdown destroys its guard condition
+        time.sleep(0.2)
         self.executor.shutdown()
         self.thread.join(timeout=5.0)  # no wait set is being built while the nodes go
-        for node in self.nodes + [self.bridge, self.probe]:
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
