@@ -458,18 +458,54 @@ def support_near(point, surfaces: Sequence[ObjectBox], default: float, margin: f
     px, py, pz = (float(v) for v in point)
     nearest = math.inf
     for s in surfaces:
-        if s.center[2] > pz + above:
+        if s.center[2] > pz + above or not _holds(s, px, py, margin):
             continue
-        c, si = math.cos(s.yaw), math.sin(s.yaw)
-        dx, dy = px - s.center[0], py - s.center[1]
-        half = s.extent[:2] / 2 + margin
-        if abs(c * dx + si * dy) > half[0] or abs(-si * dx + c * dy) > half[1]:
-            continue
-        hx, hy = s.extent[0] / 2, s.extent[1] / 2
-        nearest = min(nearest, s.center[0] - abs(c * hx) - abs(si * hy))
+        nearest = min(nearest, s.center[0] - _half_spans(s, 0.0)[0])
     if not math.isfinite(nearest):
         return default
     return max(default, nearest - margin)
+
+
+PLACE_GAP = 0.1  # m: a surface less high over a place's support is taken for a piece of it
+
+
+def surfaces_over(point, top: float, surfaces: Sequence[ObjectBox], thickness: float = 0.03,
+                  margin: float = 0.05, gap: float = 0.02) -> list[Box]:
+    """The perceived surfaces over ``point`` (base frame x, y) and above ``top``, as obstacles.
+
+    A shelf's upper board over an object on a lower one: every surface (``center`` z is its
+    top) whose footprint holds the point (within ``margin``) and whose top is more than
+    ``gap`` over ``top`` (the object's) becomes the axis-aligned box round its footprint,
+    grown by ``margin``, from ``thickness`` under its top up to it. Planned against like the
+    base's boxes, it keeps the hand and the arm's links from coming down through the board
+    (the chooser of fetches leaves such objects out: see docs/manipulation.md).
+    """
+    px, py = float(point[0]), float(point[1])
+    out = []
+    for s in surfaces:
+        z = float(s.center[2])
+        if z <= top + gap or not _holds(s, px, py, margin):
+            continue
+        hx, hy = _half_spans(s, margin)
+        out.append(Box((s.center[0] - hx, s.center[1] - hy, z - thickness),
+                       (s.center[0] + hx, s.center[1] + hy, z),
+                       f'the surface over it at {z:.2f} m'))
+    return out
+
+
+def _holds(surface: ObjectBox, x: float, y: float, margin: float) -> bool:
+    """Whether a surface's footprint, grown by ``margin``, holds the point (x, y)."""
+    c, si = math.cos(surface.yaw), math.sin(surface.yaw)
+    dx, dy = x - surface.center[0], y - surface.center[1]
+    half = surface.extent[:2] / 2 + margin
+    return abs(c * dx + si * dy) <= half[0] and abs(-si * dx + c * dy) <= half[1]
+
+
+def _half_spans(surface: ObjectBox, margin: float) -> tuple[float, float]:
+    """Half sizes along x and y of the axis-aligned box round a footprint grown by margin."""
+    c, si = abs(math.cos(surface.yaw)), abs(math.sin(surface.yaw))
+    hx, hy = surface.extent[0] / 2 + margin, surface.extent[1] / 2 + margin
+    return c * hx + si * hy, si * hx + c * hy
 
 
 # ---------------------------------------------------------------------------- collisions
@@ -1090,10 +1126,12 @@ def plan_approach(arm: ArmModel, q_start, obj: ObjectBox, base_boxes: Sequence[B
     def pick_from(x: float, y: float, heading: float):
         to_base = np.linalg.inv(base_to_map(x, y, heading))
         local = _in_base(obj, to_base, heading)
-        near = support_near((*local.center[:2], local.bottom),
-                            [_in_base(t, to_base, heading) for t in surfaces], support_near_x)
+        tops = [_in_base(t, to_base, heading) for t in surfaces]
+        near = support_near((*local.center[:2], local.bottom), tops, support_near_x)
         support = support_box(local.bottom, local.center[:2], near)
-        return plan_pick(arm, q_start, local, _obstacles_from(base_boxes, others, to_base, heading),
+        return plan_pick(arm, q_start, local,
+                         _obstacles_from(base_boxes, others, to_base, heading)
+                         + surfaces_over(local.center, local.top, tops),
                          support, config, ik, margin, rng=rng)
 
     return _stand_points(obj.center[:2], free, pick_from, start_xy=start_xy, headings=headings,
@@ -1127,11 +1165,12 @@ def plan_place_approach(arm: ArmModel, q_start, targets, held: GraspCandidate,
         def place_from(x: float, y: float, heading: float, target=target):
             to_base = np.linalg.inv(base_to_map(x, y, heading))
             local = (to_base @ [*target, 1.0])[:3]
-            near = support_near(local, [_in_base(t, to_base, heading) for t in surfaces],
-                                support_near_x)
+            tops = [_in_base(t, to_base, heading) for t in surfaces]
+            near = support_near(local, tops, support_near_x)
             support = support_box(local[2], local[:2], near)
             return plan_place(arm, q_start, local, held,
-                              _obstacles_from(base_boxes, others, to_base, heading), support,
+                              _obstacles_from(base_boxes, others, to_base, heading)
+                              + surfaces_over(local, local[2], tops, gap=PLACE_GAP), support,
                               config, ik, margin, rng=rng)
 
         found = _stand_points(target[:2], free, place_from, start_xy=start_xy,

@@ -583,14 +583,18 @@ class Manipulator(ParamNode):
                 out.append(box)
         return out
 
-    def _support(self, point) -> mp.Box:
-        """The table assumed under a base-frame point (``models.manipulation.support_near``).
+    def _support(self, point, top: float, gap: float = 0.02) -> tuple[mp.Box, list[mp.Box]]:
+        """The table assumed under a base-frame point, and the surfaces over it.
 
-        Back to ``support_near_x``, or to the near edge of the perceived surfaces under it.
+        The table (``models.manipulation.support_near``) reaches back to ``support_near_x``,
+        or to the near edge of the perceived surfaces under it. Over it: the perceived
+        surfaces more than ``gap`` above ``top`` (``models.manipulation.surfaces_over``: a
+        shelf's board above), obstacles for the arm.
         """
-        near = mp.support_near(point, self._surface_boxes(self.param('base_frame')),
-                               self.param('support_near_x'))
-        return mp.support_box(point[2], point[:2], near)
+        surfaces = self._surface_boxes(self.param('base_frame'))
+        near = mp.support_near(point, surfaces, self.param('support_near_x'))
+        return (mp.support_box(point[2], point[:2], near),
+                mp.surfaces_over(point, top, surfaces, gap=gap))
 
     def _seen_at(self, object_id: str, after_ns: int, near=None) -> np.ndarray | None:
         """Base-frame position of ``object_id`` in a belief observed after ``after_ns``.
@@ -684,9 +688,9 @@ class Manipulator(ParamNode):
         arm = self._arm()
         self._wait_joints(handle)
         q0, _ = self._arm_state()
-        support = self._support((*obj.center[:2], obj.bottom))
+        support, over = self._support((*obj.center[:2], obj.bottom), obj.top)
         config = self._grasp_config()
-        plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id, arm, q0), support,
+        plan = mp.plan_pick(arm, q0, obj, self._obstacles(msg, object_id, arm, q0) + over, support,
                             config, self._ik_config(), self.param('collision_margin'),
                             via=np.array(self.param('carry_position')), rng=self.rng)
         if isinstance(plan, mp.PlanFailure):
@@ -737,7 +741,7 @@ class Manipulator(ParamNode):
                 evidence += f', perception sees it {rose:+.3f} m higher'
         self.held = {'id': object_id, 'candidate': plan.candidate, 'box': held_box}
         if self.param('carry_after_pick'):
-            self._carry(handle, arm, plan.depart[-1], support)
+            self._carry(handle, arm, plan.depart[-1], support, tuple(over))
             width = self._gripper_width()
             if width < self.param('hold_min_width'):
                 self.held = None
@@ -807,9 +811,9 @@ class Manipulator(ParamNode):
         target = (self._lookup_at_rest(base, frame) @ [*xyz, 1.0])[:3]
         arm = self._arm()
         q0, _ = self._arm_state()
-        support = self._support(target)
+        support, over = self._support(target, target[2], gap=mp.PLACE_GAP)
         plan = mp.plan_place(arm, q0, target, self.held['candidate'],
-                             self._obstacles(self.objects, held_id, arm, q0), support,
+                             self._obstacles(self.objects, held_id, arm, q0) + over, support,
                              self._grasp_config(), self._ik_config(),
                              self.param('collision_margin'), rng=self.rng)
         if isinstance(plan, mp.PlanFailure):
@@ -844,7 +848,7 @@ class Manipulator(ParamNode):
             self._wait_joints(handle)
             placed = mp.ObjectBox((target[0], target[1], target[2] + extent[2] / 2), extent,
                                   0.0).box(0.01, f'the placed {held_id}')
-            self._carry(handle, arm, self._arm_state()[0], support, (placed,))
+            self._carry(handle, arm, self._arm_state()[0], support, (placed, *over))
         self._feedback(handle, Place, 'verify', 1.0)
         return f'placed {held_id} ({evidence})'
 

@@ -382,6 +382,29 @@ def test_the_support_under_an_object_begins_at_the_perceived_tables_near_edge():
     assert isinstance(m.plan_pick(arm, np.array(m.CARRY), box, BASE, perceived), m.MotionPlan)
 
 
+def test_a_board_over_the_object_is_an_obstacle_the_pick_plans_against():
+    # a shelf (turned 90 deg, 0.8 x 0.3 m boards at 0.475 and 0.95 m, its front 0.35 m ahead)
+    # and a 0.2 m bottle on the middle board: only the upper board is over it
+    lower = m.ObjectBox((0.5, 0.0, 0.475), (0.8, 0.3, 0.01), math.pi / 2)
+    upper = m.ObjectBox((0.5, 0.0, 0.95), (0.8, 0.3, 0.01), math.pi / 2)
+    table = m.ObjectBox((0.5, 2.0, 1.2), (0.8, 0.6, 0.01), 0.0)  # high, but elsewhere
+    bottle = m.ObjectBox((0.5, 0.05, 0.575), (0.06, 0.06, 0.2))
+    over = m.surfaces_over(bottle.center, bottle.top, [lower, upper, table])
+    assert len(over) == 1 and over[0].name == 'the surface over it at 0.95 m'
+    np.testing.assert_allclose(over[0].lower, (0.5 - 0.2, -0.45, 0.92))
+    np.testing.assert_allclose(over[0].upper, (0.5 + 0.2, 0.45, 0.95))
+    # a surface just above the object's top is taken for a misperceived piece of its support
+    assert m.surfaces_over(bottle.center, 0.94, [upper]) == []
+    # top-down, the forearm comes down through the board: the pick says so instead (this
+    # arm, 0.3 m up on the base, reaches no object on such a board: docs/manipulation.md)
+    arm = m.panda_arm(MOUNT)
+    support = m.support_box(bottle.bottom, bottle.center[:2], 0.30)
+    assert isinstance(m.plan_pick(arm, np.array(m.CARRY), bottle, BASE, support), m.MotionPlan)
+    fail = m.plan_pick(arm, np.array(m.CARRY), bottle, BASE + over, support)
+    assert isinstance(fail, m.PlanFailure) and fail.reason == 'collision', fail
+    assert 'the surface over it at 0.95 m' in fail.message
+
+
 def test_an_object_believed_inside_the_robot_is_told_apart_from_one_on_the_table():
     arm = m.panda_arm(MOUNT)
     body = [m.Box((-0.28, -0.21, 0.0), (0.28, 0.21, 0.30), 'base')]
