@@ -373,6 +373,7 @@ def run_episode(args, op, episode: int, summary: dict, fetch, truth=None) -> dic
     selection = selection_record(op, plan)
     if truth is None and fetch is not None:
         truth = true_object(op, fetch.object_id)
+    at_start = truth_snapshot(op)
     t_start = op.clock
     result, steps = op.execute(plan.id, args.step_timeout_s * max(1, len(plan.steps)))
     rooms = op.rooms_between(t_start, op.clock)
@@ -385,13 +386,19 @@ def run_episode(args, op, episode: int, summary: dict, fetch, truth=None) -> dic
               'selection': selection}
     if fetch is not None:
         op.wait_sim(lambda: False, 2.0)  # the ground truth of the object at rest
+        done = delivered(op, truth[0] if truth else None, fetch.surface_id)
+        carried = None if done else carried_to(op, at_start, fetch.surface_id)
         record['fetch'] = {'category': fetch.category, 'object': fetch.object_id,
                            'surface': fetch.surface_id,
                            'place': fetch.place, 'formula': fetch.formula,
                            'true_object': truth[0] if truth else None,
                            'true_category': truth[1] if truth else None,
-                           'delivered': delivered(op, truth[0] if truth else None,
-                                                  fetch.surface_id)}
+                           'delivered': done or carried is not None}
+        if carried is not None:
+            # the belief's nearest object at the start was another (e.g. a cluster of it and
+            # a neighbour): the one the robot moved onto the table is the one it fetched
+            record['fetch'].update(true_object=carried[0], true_category=carried[1],
+                                   nearest_at_start=truth[0] if truth else None)
         # success means the object really is on the table, not only that every step ended well
         record['success'] = record['success'] and record['fetch']['delivered']
     log(f"episode {episode}: {'succeeded' if record['success'] else 'failed'} "
@@ -515,6 +522,33 @@ def true_object(op, object_id: str) -> tuple[str, str] | None:
         if d < 0.15 and (best is None or d < best[0]):
             best = (d, o.id, o.category_names[0] if o.category_names else '')
     return best[1:] if best else None
+
+
+def truth_snapshot(op) -> dict[str, tuple[tuple[float, float, float], str]]:
+    """Evaluation: every simulated object's position (world frame) and category now."""
+    with op.lock:
+        truth = op.truth_objects
+    if truth is None:
+        return {}
+    return {o.id: ((o.pose.pose.position.x, o.pose.pose.position.y, o.pose.pose.position.z),
+                   o.category_names[0] if o.category_names else '') for o in truth.objects}
+
+
+def carried_to(op, before: dict, surface_id: str, min_move: float = 0.3
+               ) -> tuple[str, str] | None:
+    """Evaluation: an object moved onto the surface since ``before``, as (name, category).
+
+    Of the simulated objects moved at least ``min_move`` since ``before`` (a
+    :func:`truth_snapshot`), the farthest moved that stands on the surface now; None if none.
+    Nothing but the robot carries an object onto a table.
+    """
+    now = truth_snapshot(op)
+    moved = sorted((-math.dist(xyz, before[name][0]), name) for name, (xyz, _) in now.items()
+                   if name in before and math.dist(xyz, before[name][0]) >= min_move)
+    for _, name in moved:
+        if delivered(op, name, surface_id):
+            return name, now[name][1]
+    return None
 
 
 def delivered(op, name: str | None, surface_id: str) -> bool:

@@ -62,7 +62,7 @@ def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
     import math
     import threading
 
-    from embodied_aif.cli.demo import delivered, true_object
+    from embodied_aif.cli.demo import carried_to, delivered, true_object, truth_snapshot
     from embodied_aif_msgs.msg import ObjectBelief, ObjectBeliefArray
 
     def belief(name, category, x, y, z, length=0.0, width=0.0):
@@ -93,6 +93,19 @@ def test_a_fetch_is_judged_on_the_simulated_object_nearest_the_belief():
     assert not delivered(Op, 'can_0', 'surface_1') and not delivered(Op, None, 'surface_1')
     assert delivered(Op, 'box_2', 'surface_1')  # the demo's first delivery was counted a failure
     assert not delivered(Op, 'box_3', 'surface_1')  # under the table, on the floor
+    # the belief's nearest object at the start was not the one the robot moved onto the table
+    # (a bottle and a lego beside it seen as one cluster): the one moved there is found
+    before = truth_snapshot(Op)
+    assert before['can_0'] == ((1.0, 1.05, 0.7), 'can')
+    assert carried_to(Op, before, 'surface_1') is None  # nothing moved
+    Op.truth_objects = ObjectBeliefArray(objects=[belief('can_0', 'can', 1.0, 3.0, 0.7),
+                                                  belief('mug_1', 'mug', 1.0, 3.25, 0.66),
+                                                  belief('box_2', 'box', 1.0, 3.3, 0.62),
+                                                  belief('box_3', 'box', 4.0, 3.1, 0.05)])
+    assert carried_to(Op, before, 'surface_1') == ('can_0', 'can')
+    # ... one moved far but not onto the table, or moved only a little, is not
+    del before['can_0']
+    assert carried_to(Op, before, 'surface_1') is None
 
 
 def test_the_plots_leave_out_an_episode_that_found_no_task(tmp_path):
