@@ -734,12 +734,38 @@ def _merge_duplicates(objects: list, config: BeliefConfig) -> list[tuple[str, st
     return pairs
 
 
+def carried(scene: SceneBeliefs, object_id: str, position, sigma: float = 0.05
+            ) -> SceneBeliefs:
+    """The scene with the track of an object in the robot's hand moved to ``position``.
+
+    The hand hides what it holds, and a self filter drops it with the robot's body, so no
+    frame confirms or refutes the track while it is carried: it follows the hand instead
+    (``position``, map frame, with ``sigma`` (m) of uncertainty each way and no misses), and
+    :func:`update` leaves it out of view while its id is in ``held``. Once the hand lets go,
+    the frames see the object where it was put down, inside the track's gate: it keeps its
+    id. ``object_id`` may also be an id merged into a track. Unknown ids: the scene as it is.
+    """
+    position = np.asarray(position, dtype=float).reshape(-1)
+    if position.shape != (3,) or not np.all(np.isfinite(position)) or not sigma > 0:
+        raise ValueError(f'carried {object_id!r}: position must be 3 finite values and sigma '
+                         f'> 0, got {position.tolist()}, {sigma!r}')
+    objects = list(scene.objects)
+    for i, obj in enumerate(objects):
+        if obj.id == object_id or object_id in obj.merged:
+            objects[i] = replace(obj, mean=position, cov=sigma ** 2 * np.eye(3), n_misses=0,
+                                 in_view=False)
+            return replace(scene, objects=tuple(objects))
+    return scene
+
+
 def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stamp: float,
-           config: BeliefConfig, depth=None) -> tuple[SceneBeliefs, dict]:
+           config: BeliefConfig, depth=None, held=()) -> tuple[SceneBeliefs, dict]:
     """Advance the scene beliefs to ``stamp`` and fuse one frame's detections.
 
     ``t_map_cam`` is the pose of the camera that produced ``detections`` (used to decide which
     tracks were expected in view); ``depth`` (optional, H x W metres) marks occluded tracks.
+    ``held``: ids of tracks in the robot's hand (see :func:`carried`), neither expected in
+    view nor matched to a detection.
     Returns the new beliefs and an info dict: ``matched`` [(id, detection index)], ``born``,
     ``relocated`` [(kept id, merged-in id)], ``merged`` [(kept id, merged-in id)]
     (duplicates, see ``_merge_duplicates``), ``removed`` ids, ``missed`` ids,
@@ -761,6 +787,8 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     # Predict: random-walk growth, faster out of view.
     means = np.array([o.mean for o in objects]).reshape(n, 3)
     pd = (sensor.detection_probability(t_map_cam, means, depth) if n else np.zeros(0))
+    in_hand = {i for i, obj in enumerate(objects) if obj.id in held}
+    pd[list(in_hand)] = 0.0
     covs = []
     for i, obj in enumerate(objects):
         q = config.q_in_view if pd[i] > 0.0 else config.q_out_of_view
@@ -772,7 +800,7 @@ def update(scene: SceneBeliefs, detections, t_map_cam, sensor: SensorModel, stam
     # Association cost: negative log-likelihood of the innovation plus category disagreement.
     big = 1e6
     cost = np.full((n, m), big)
-    for i in range(n):
+    for i in set(range(n)) - in_hand:
         for j, det in enumerate(detections):
             s = covs[i] + det.position_cov
             innov = det.position - means[i]

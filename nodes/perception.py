@@ -5,6 +5,8 @@ Subscribes (sensor QoS, relative to the node's namespace; ``camera`` is the pref
   {camera}/depth/image_rect     sensor_msgs/Image 32FC1, metres, registered to the colour image
   {camera}/camera_info          sensor_msgs/CameraInfo
   /tf, /tf_static               tf2_msgs/TFMessage (a small buffer of our own, nodes/_tf.py)
+  held_object                   std_msgs/String, latched (the manipulator's: the id of the
+                                object in the hand, '' for none)
 The three camera messages are paired by identical header stamps. The newest complete frame is
 handed to a worker (its own mutually exclusive callback group, woken by a guard condition):
 frames that arrive while it is busy replace the waiting one (latest wins) and are counted as
@@ -12,6 +14,10 @@ skipped. The worker looks up map_frame <- optical frame at the frame's stamp (wa
 ``tf_timeout`` for transforms still on their way), segments the frame
 (models.segmentation.segment_frame), turns clusters into detections and updates the scene
 beliefs (models.scene_beliefs.update, with the depth image so occluded objects are not missed).
+While the hand holds an object its track follows ``held_frame`` (models.scene_beliefs.carried,
+keeping the object's offset from the hand when the hold began) and is neither expected in
+view nor matched: the hand hides it and the self filter drops it. Put down, it is seen
+where its track already is, so it keeps its id from the pick to the place.
 
 Publishes, stamped with the frame's stamp, in map_frame:
   objects                       embodied_aif_msgs/ObjectBeliefArray
@@ -62,7 +68,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from embodied_aif.models.object_model import CheckpointError, ObjectClassifier
@@ -70,6 +76,7 @@ from embodied_aif.models.scene_beliefs import (
     BeliefConfig,
     SensorModel,
     belief_summary,
+    carried,
     detection_from_cluster,
     empty_scene,
     update,
@@ -239,6 +246,8 @@ class Perception(ParamNode):
               read_only=True),
         Param('surface_min_height', 0.15, 'lowest support surface (the floor is not one), m',
               low=0.0, high=5.0, read_only=True),
+        Param('held_frame', 'panda_grasptarget', 'frame between the fingers: the track of the '
+              'object named on held_object follows it (empty: not followed)'),
     )
 
     def __init__(self, **kwargs):
@@ -251,11 +260,13 @@ class Perception(ParamNode):
         self._ready: Frame | None = None
         self._reset_requested = False
         self._warned: dict[str, float] = {}
+        self._held = (0, '')  # (count of held_object messages, the id held: '' none)
         self._stats = Stats()
         # worker state (only touched in the worker's callback group)
         self._scene = empty_scene(self._names)
         self._rng = np.random.default_rng(self.param('seed'))
         self._last_processed_ns: int | None = None
+        self._held_offset: tuple[int, str, np.ndarray] | None = None  # in held_frame
         self._marker_ids: dict[str, int] = {}
         self._next_marker = 0
         self._surface_markers: set[int] = set()  # ids of the surface markers last published
@@ -280,6 +291,8 @@ class Perception(ParamNode):
         self._wake = self.create_guard_condition(self._work, work)
         self._tf_listener = TfListener(self, self.tf, on_update=self._on_tf,
                                        callback_group=inputs)
+        self.create_subscription(String, 'held_object', self._on_held, LATCHED_QOS,
+                                 callback_group=inputs)
         camera = self.param('camera')
         for part, kind in (('color', Image), ('depth', Image), ('info', CameraInfo)):
             self.create_subscription(kind, f'{camera}/{PART_TOPICS[part]}',
@@ -319,6 +332,10 @@ class Perception(ParamNode):
                                   f'{missing} with the same stamp'))
         if complete is not None:
             self._wake.trigger()
+
+    def _on_held(self, msg: String) -> None:
+        with self._lock:
+            self._held = (self._held[0] + 1, msg.data.strip())
 
     def _on_tf(self) -> None:
         with self._lock:
@@ -437,6 +454,35 @@ class Perception(ParamNode):
             return {}
         return body
 
+    def _follow_hand(self, frame: Frame) -> set[str]:
+        """Move the track of the held object with the hand; the ids of tracks in the hand.
+
+        The object's offset from ``held_frame`` is taken when the hold begins (its track then
+        is where it was last seen, lifted; 0.3 m or more away it is a stale track, and the
+        object is taken to be at the frame). A hand TF cannot place leaves the track where it
+        is, still not expected in view.
+        """
+        with self._lock:
+            serial, held_id = self._held
+        hand = self.param('held_frame')
+        track = next((o for o in self._scene.objects
+                      if held_id and (o.id == held_id or held_id in o.merged)), None)
+        if track is None or not hand:
+            return set()
+        try:
+            t_map_hand = self._lookup_at(frame, hand)
+        except TransformError as exc:
+            self.get_logger().warning(f'held {held_id} not moved with the hand: {exc}',
+                                      throttle_duration_sec=10.0)
+            return {track.id}
+        if self._held_offset is None or self._held_offset[:2] != (serial, track.id):
+            local = (np.linalg.inv(t_map_hand) @ [*track.mean, 1.0])[:3]
+            self._held_offset = (serial, track.id,
+                                 local if np.linalg.norm(local) < 0.3 else np.zeros(3))
+        self._scene = carried(self._scene, track.id,
+                              (t_map_hand @ [*self._held_offset[2], 1.0])[:3])
+        return {track.id}
+
     def _process(self, frame: Frame) -> None:
         start = time.perf_counter()
         period = NS / self.param('max_rate')
@@ -476,8 +522,10 @@ class Perception(ParamNode):
                                                  shape_var=var)
                           for c, lik, mean, var in zip(result.clusters, seen['likelihoods'],
                                                        seen['shape_mean'], seen['shape_var'])]
-            self._scene, info_update = update(previous, detections, t_map_cam, sensor,
-                                              frame.stamp_ns / NS, BeliefConfig(), depth=depth)
+            held = self._follow_hand(frame)
+            self._scene, info_update = update(self._scene, detections, t_map_cam, sensor,
+                                              frame.stamp_ns / NS, BeliefConfig(), depth=depth,
+                                              held=held)
         except ValueError as exc:
             raise FrameError('update', f'belief update failed: {exc}') from exc
         self._last_processed_ns = frame.stamp_ns

@@ -164,10 +164,11 @@ class TaskPlanner(ParamNode):
         # only the objects the task names enter the system, each at its nearest place: a
         # belief update that moves none of them by 5 cm leaves the plans as they are (the
         # perception node publishes every frame; re-planning on each was most of this node's
-        # work during a fetch)
+        # work during a fetch). The object in the hand moves with it, wherever it is believed.
         try:
             key = tuple(sorted((name, round(x / 0.05), round(y / 0.05))
-                               for name, (x, y) in self._named_objects().items()))
+                               for name, (x, y) in self._named_objects().items()
+                               if name != self.holding))
         except LTLSyntaxError:
             key = None  # a broken task: the re-plan reports it, the last good plans stay
         if key is None or key != self.objects_key:

@@ -15,6 +15,7 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stack_harness import StackHarness, overrides
+from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from embodied_aif.models.segmentation import CameraIntrinsics, project_points, render_boxes
@@ -407,6 +408,31 @@ def test_vanished_object_gets_delete_markers(harness):
     remaining = harness.latest('/crafted/objects').objects[0].pose.pose.position
     assert np.linalg.norm([remaining.x - crafter.centres[0][0],
                            remaining.y - crafter.centres[0][1]]) < 0.03
+
+
+def test_the_track_of_a_held_object_follows_the_hand(harness):
+    # the manipulator says the box left by the test before is in the hand: frames no longer
+    # show it there, and its track goes where TF puts the hand (panda_grasptarget, the arm
+    # at rest far from the crafted table: no offset kept), not missed and removed
+    crafter = Crafter(harness)
+    (held,) = ids(harness.latest('/crafted/objects'))
+    pub = harness.probe.create_publisher(String, '/crafted/held_object', LATCHED_QOS)
+    pub.publish(String(data=held))
+    hand = harness.tf.lookup('odom', 'panda_grasptarget')[:3, 3]
+
+    def at_hand():
+        objects = harness.latest('/crafted/objects').objects
+        p = objects[0].pose.pose.position if len(objects) == 1 else None
+        return p is not None and np.linalg.norm([p.x - hand[0], p.y - hand[1],
+                                                 p.z - hand[2]]) < 0.01
+    depth, rgb = crafter.render(0)
+    for _ in range(8):
+        crafter.outcome(lambda: crafter.send(depth, rgb))
+        if at_hand():
+            break
+    assert at_hand(), (harness.latest('/crafted/objects').objects, hand)
+    assert ids(harness.latest('/crafted/objects')) == [held]
+    pub.publish(String(data=''))  # put down: the next tests see no held object
 
 
 def test_simulation_reset_clears_beliefs(harness):
