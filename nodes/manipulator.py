@@ -719,6 +719,7 @@ class Manipulator(ParamNode):
         if width < self.param('hold_min_width'):
             self._gripper(handle, self.param('gripper_open_width'))
             self._move(handle, arm, back_off, 'back off')
+            self._stow_failed(handle, arm, support, over, 'carry_after_pick')
             raise GoalError('grasp_failed', f'the gripper closed on nothing (width {width:.4f} m)')
         self._feedback(handle, Pick, 'lift', 0.0)
         self._move(handle, arm, plan.depart, 'lift')
@@ -727,6 +728,7 @@ class Manipulator(ParamNode):
         self._wait_joints(handle)
         width = self._gripper_width()
         if width < self.param('hold_min_width'):
+            self._stow_failed(handle, arm, support, over, 'carry_after_pick')
             raise GoalError('grasp_lost', f'the gripper closed during the lift (width '
                           f'{width:.4f} m)')
         evidence = f'gripper width {width:.3f} m'
@@ -736,6 +738,7 @@ class Manipulator(ParamNode):
                 rose = seen[2] - obj.center[2]
                 if rose < 0.5 * self.param('lift_height'):
                     self._gripper(handle, self.param('gripper_open_width'))
+                    self._stow_failed(handle, arm, support, over, 'carry_after_pick')
                     raise GoalError('grasp_lost', f'perception sees {object_id} {rose:+.3f} m '
                                   'from where it was: it did not rise with the hand')
                 evidence += f', perception sees it {rose:+.3f} m higher'
@@ -775,6 +778,22 @@ class Manipulator(ParamNode):
                                       f'the grasp pose ({exc}): grasping there')
             self.counts['guarded_grasps'] += 1
             return grasped, back
+
+    def _stow_failed(self, handle, arm: mp.ArmModel, support: mp.Box, over: list[mp.Box],
+                     flag: str) -> None:
+        """After a pick or place that failed with the arm out: to the carry pose, if ``flag``.
+
+        The base drives off next (the executive re-plans), and an arm left stretched over the
+        table would sweep it and stand in the depth camera's obstacles ahead of the base. A
+        stow that cannot be done (the way is not free, the motion fails) is logged, and the
+        goal's own failure is the one reported.
+        """
+        if not self.param(flag):
+            return
+        try:
+            self._carry(handle, arm, self._arm_state()[0], support, tuple(over))
+        except GoalError as exc:
+            self.get_logger().warning(f'the arm was not stowed after the failure: {exc}')
 
     def _carry(self, handle, arm: mp.ArmModel, q: np.ndarray, support: mp.Box | None,
                keep_clear: tuple[mp.Box, ...] = ()) -> None:
@@ -841,6 +860,7 @@ class Manipulator(ParamNode):
             if seen is not None:
                 off = float(np.linalg.norm(seen[:2] - target[:2]))
                 if off > self.param('verify_tolerance'):
+                    self._stow_failed(handle, arm, support, over, 'stow_after_place')
                     raise GoalError('grasp_lost', f'perception sees {held_id} {off:.3f} m from '
                                   'the target')
                 evidence += f', perception sees it {off:.3f} m from the target'

@@ -21,6 +21,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from stack_harness import StackHarness, overrides
 
+from embodied_aif.models import manipulation as mp
 from embodied_aif.models.transforms import matrix, quaternion_from_rotation
 from embodied_aif.nodes._common import LATCHED_QOS
 from embodied_aif.nodes.manipulator import Manipulator
@@ -267,6 +268,9 @@ def test_pick_of_an_object_that_is_not_there_fails(harness):
     js = harness.latest('/robot/joint_states')
     width = sum(p for n, p in zip(js.name, js.position) if 'finger' in n)
     assert width > 0.07  # and opened it again
+    # and took the arm back to the carry pose: the executive drives off next
+    arm = dict(zip(js.name, js.position))
+    assert max(abs(arm[n] - q) for n, q in zip(mp.ARM_JOINTS, mp.CARRY)) < 0.05, arm
 
 
 def test_pick_lifts_the_object(harness):
