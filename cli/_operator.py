@@ -69,6 +69,7 @@ class Operator:
         n.create_subscription(PlanOutcome, 'plan_outcome', self._on_outcome, COMMAND_QOS)
         self.selector_terms: dict[int, dict[str, float]] = {}
         self.selector_message = ''
+        self.planner_message = ''  # the task planner's last diagnostics message (why no plans)
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.navigate = ActionClient(n, Navigate, 'navigate')
         self.executive = ActionClient(n, Execute, 'execute')
@@ -94,6 +95,9 @@ class Operator:
                 terms = selector_terms(status.values)
                 with self.lock:
                     self.selector_terms, self.selector_message = terms, status.message
+            elif status.name == 'task_planner':
+                with self.lock:
+                    self.planner_message = status.message
 
     def _on_clock(self, msg) -> None:
         self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9

@@ -356,9 +356,10 @@ def pose_task(op, task_id: str, formula: str) -> bool:
 def why_no_plan(op, task_id: str) -> str:
     """Why posing task ``task_id`` ended without a selected plan of it."""
     with op.lock:
-        plans = op.plans
+        plans, planner = op.plans, op.planner_message
     if plans is None or plans.task_id != task_id:
-        return f'no plan selected: no Pareto set for {task_id} came in the wait'
+        return (f'no plan selected: no Pareto set for {task_id} came in the wait'
+                + (f' (task planner: {planner})' if planner else ''))
     return f'no plan selected: {plans.reason or f"{len(plans.plans)} Pareto plans, none chosen"}'
 
 

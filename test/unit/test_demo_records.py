@@ -254,3 +254,17 @@ def test_the_move_task_goes_to_the_farthest_place_the_robot_can_reach():
     # place 4 in the hazard: the farthest reachable outside it
     hazard = {'hazard': ((5.0, -1.0), (7.0, -1.0), (7.0, 1.0), (5.0, 1.0))}
     assert move_formula(cmap, hazard) == 'F at_place_2 & G !in_hazard'
+
+
+def test_a_task_without_plans_says_what_the_task_planner_said():
+    import threading
+    from types import SimpleNamespace
+
+    from embodied_aif.cli.demo import why_no_plan
+
+    op = SimpleNamespace(lock=threading.Lock(), plans=None, planner_message='')
+    assert why_no_plan(op, 'demo-0') == \
+        'no plan selected: no Pareto set for demo-0 came in the wait'
+    op.planner_message = "task 'demo-0' rejected, keeping the last good plans: bad atom"
+    assert why_no_plan(op, 'demo-0').endswith("(task planner: task 'demo-0' rejected, "
+                                              'keeping the last good plans: bad atom)')
