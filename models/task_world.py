@@ -131,12 +131,15 @@ def system_from_map(places: Mapping[int, Sequence[float]],
                     robot_place: int, holding: str | None = None,
                     cost_model: CostModel | None = None,
                     objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-                    regions: Mapping[str, Sequence] | None = None) -> TransitionSystem:
+                    regions: Mapping[str, Sequence] | None = None,
+                    object_places: Iterable[int] | None = None) -> TransitionSystem:
     """Build the move/pick/place transition system of the agent's maps.
 
     places {id: (x, y)}; edges (a, b, length, confidence); objects {name: (x, y)}, each put
-    at its nearest place; the robot at robot_place, holding `holding` if not None; regions
-    {name: polygon vertices} (parse_regions) label the places inside them ``in_<name>``.
+    at its nearest place of ``object_places`` (None or none of them on the map: every place;
+    the places the robot has stood at, since a hypothesised one may lie under a table); the
+    robot at robot_place, holding `holding` if not None; regions {name: polygon vertices}
+    (parse_regions) label the places inside them ``in_<name>``.
     """
     model = cost_model or CostModel()
     if tuple(objectives) != DEFAULT_OBJECTIVES:
@@ -144,13 +147,14 @@ def system_from_map(places: Mapping[int, Sequence[float]],
     if robot_place not in places:
         raise ValueError(f'robot place {robot_place} is not a place of the map')
     ids = sorted(places)
-    xy = np.array([places[i][:2] for i in ids], dtype=float).reshape(len(ids), 2)
+    anchors = sorted(set(object_places or ()) & set(ids)) or ids
+    xy = np.array([places[i][:2] for i in anchors], dtype=float).reshape(len(anchors), 2)
     where = {}
     for name, pos in objects.items():
         if name == holding:
             continue
         k = int(np.argmin(np.linalg.norm(xy - np.asarray(pos[:2], float), axis=1)))
-        where[name] = place_name(ids[k])
+        where[name] = place_name(anchors[k])
     move_edges = [(place_name(a), place_name(b), model.move(length, conf))
                   for a, b, length, conf in edges if a in places and b in places]
     place_labels = {place_name(i): region_labels(places[i], regions) for i in ids} \

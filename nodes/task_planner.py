@@ -234,7 +234,8 @@ class TaskPlanner(ParamNode):
         edges = [(e.from_id, e.to_id, e.length, e.confidence) for e in msg.edges
                  if e.kind != e.BLOCKED]
         return system_from_map(places, edges, self._named_objects(task), msg.current_place,
-                               holding=self.holding or None, regions=self.regions)
+                               holding=self.holding or None, regions=self.regions,
+                               object_places=[p.id for p in msg.places if p.visit_count > 0])
 
     def _explained(self, task: TaskSpec, exc: TaskError) -> str:
         """The planning error, led by the places it names that no unblocked way reaches."""

@@ -268,3 +268,17 @@ def test_a_task_without_plans_says_what_the_task_planner_said():
     op.planner_message = "task 'demo-0' rejected, keeping the last good plans: bad atom"
     assert why_no_plan(op, 'demo-0').endswith("(task planner: task 'demo-0' rejected, "
                                               'keeping the last good plans: bad atom)')
+
+
+def test_objects_and_tables_are_placed_at_places_the_robot_has_stood_at():
+    from embodied_aif.cli.demo import object_places
+    from embodied_aif_msgs.msg import CognitiveMap, Place
+
+    def place(k, x, visits):
+        p = Place(id=k, visit_count=visits)
+        p.pose.position.x = x
+        return p
+    cmap = CognitiveMap(places=[place(0, 0.0, 3), place(1, 1.0, 0), place(2, 2.0, 1)])
+    assert object_places(cmap) == {0: (0.0, 0.0), 2: (2.0, 0.0)}  # 1 is a hypothesis
+    cmap.places = [place(1, 1.0, 0)]
+    assert object_places(cmap) == {1: (1.0, 0.0)}

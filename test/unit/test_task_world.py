@@ -108,6 +108,22 @@ def test_only_objects_a_task_names_enter_its_system():
     assert len(ts.states) <= 4 * 5 and plan(ts, 'F holding_obj_3').satisfiable
 
 
+def test_objects_are_at_their_nearest_place_the_robot_has_stood_at():
+    # mug_1 lies nearest place 3, a place only hypothesised (it may lie under a table): of the
+    # places visited, 1 is nearest, and the mug is there
+    objects = {'mug_1': (3.5, 3.0)}
+
+    def at_start(ts):
+        return ts.labels[ts.initial]
+    assert 'mug_1_on_place_3' in at_start(system_from_map(PLACES, EDGES, objects, 0))
+    ts = system_from_map(PLACES, EDGES, objects, robot_place=0, object_places=[0, 1, 2])
+    assert 'mug_1_on_place_1' in at_start(ts)
+    assert plan(ts, 'F mug_1_on_place_3').satisfiable  # and may still be put down anywhere
+    # none of them on the map: every place, as without
+    ts = system_from_map(PLACES, EDGES, objects, robot_place=0, object_places=[7])
+    assert 'mug_1_on_place_3' in at_start(ts)
+
+
 def _fetch_scene():
     from embodied_aif.models.task_world import Seen
 
