@@ -206,11 +206,9 @@ def play(args, op, names: set, summary: dict) -> None:
     else:
         fetch = default_fetch(args, op, names, regions, summary)
         formula = fetch.formula if fetch is not None else move_formula(op.map, regions)
-    task_id = 'demo-0' if fetch else 'demo'
-    if not pose_task(op, task_id, formula):
-        stages['task'] = f'task {formula!r}: {why_no_plan(op, task_id)}'
+    fetch, formula = pose_first_task(op, fetch, formula, regions, stages)
+    if formula is None:
         return
-    stages['task'] = f'task {formula!r}: {len(op.plans.plans)} Pareto plans'
     summary['task'] = {'formula': formula, 'preference': preference,
                        'front': [list(p.expected_cost) for p in op.plans.plans]}
     if 'executive' not in names:
@@ -223,6 +221,28 @@ def play(args, op, names: set, summary: dict) -> None:
                                     for a in [e, *e.get('earlier_attempts', [])])
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
+
+
+def pose_first_task(op, fetch, formula: str, regions: dict, stages: dict):
+    """Pose the first task; (fetch, formula) of the one planned, formula None if none.
+
+    A fetch the task planner gives no plans for falls back to the move-only task, as when no
+    fetch is offered (the reason goes into ``stages['fetch']``); ``stages['task']`` says what
+    was planned, or why nothing was.
+    """
+    task_id = 'demo-0' if fetch else 'demo'
+    planned = pose_task(op, task_id, formula)
+    if not planned and fetch is not None:
+        why = why_no_plan(op, task_id)
+        log(f'no plan for the fetch ({why}): a move-only task instead')
+        stages['fetch'] = f"{stages.get('fetch', '')}; not planned ({why}): a move-only task"
+        fetch, formula, task_id = None, move_formula(op.map, regions), 'demo'
+        planned = pose_task(op, task_id, formula)
+    if not planned:
+        stages['task'] = f'task {formula!r}: {why_no_plan(op, task_id)}'
+        return fetch, None
+    stages['task'] = f'task {formula!r}: {len(op.plans.plans)} Pareto plans'
+    return fetch, formula
 
 
 def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:

@@ -282,3 +282,31 @@ def test_objects_and_tables_are_placed_at_places_the_robot_has_stood_at():
     assert object_places(cmap) == {0: (0.0, 0.0), 2: (2.0, 0.0)}  # 1 is a hypothesis
     cmap.places = [place(1, 1.0, 0)]
     assert object_places(cmap) == {1: (1.0, 0.0)}
+
+
+def test_a_first_fetch_without_plans_falls_back_to_a_move(monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+
+    op, posed, _ = _fake_stack(monkeypatch, run_episode=None)
+    op.lock, op.planner_message = threading.Lock(), "task 'demo-0' rejected: why"
+    op.plans = SimpleNamespace(task_id='demo', plans=[1, 2], reason='')
+    fetch = SimpleNamespace(object_id='obj_1', formula='F obj_1_on_place_3')
+    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula:
+                        posed.append((task_id, formula)) or task_id == 'demo')
+    stages = {'fetch': 'bring obj_1'}
+    assert demo.pose_first_task(op, fetch, fetch.formula, {}, stages) == (None, 'F at_place_9')
+    assert posed == [('demo-0', 'F obj_1_on_place_3'), ('demo', 'F at_place_9')]
+    assert stages['fetch'].startswith('bring obj_1; not planned (no plan selected: no Pareto '
+                                      "set for demo-0 came in the wait (task planner: task "
+                                      "'demo-0' rejected: why)): a move-only task")
+    assert stages['task'] == "task 'F at_place_9': 2 Pareto plans"
+    # a fetch planned goes on as it is; a move that gets no plan either ends the mission
+    posed.clear()
+    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula: task_id == 'demo-0')
+    assert demo.pose_first_task(op, fetch, fetch.formula, {}, stages) == (fetch, fetch.formula)
+    monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula: False)
+    assert demo.pose_first_task(op, fetch, fetch.formula, {}, stages) == (None, None)
+    assert stages['task'].startswith("task 'F at_place_9': no plan selected")
