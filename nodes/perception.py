@@ -465,9 +465,11 @@ class Perception(ParamNode):
         with self._lock:
             serial, held_id = self._held
         hand = self.param('held_frame')
+        if not held_id or not hand:  # the usual frame: nothing in the hand
+            return set()
         track = next((o for o in self._scene.objects
-                      if held_id and (o.id == held_id or held_id in o.merged)), None)
-        if track is None or not hand:
+                      if o.id == held_id or held_id in o.merged), None)
+        if track is None:
             return set()
         try:
             t_map_hand = self._lookup_at(frame, hand)
