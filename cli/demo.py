@@ -43,8 +43,10 @@ def _compose_stack(args, out: Path):
     stack = load_stack(args.config, use_sim_time=True)
     for entry in stack.nodes:
         if entry.name == 'sim_bridge':
+            # composed, physics that went on while a frame renders would take the
+            # interpreter lock from the other nodes (perception then falls far behind)
             entry.parameters.update(scenario=args.scenario, seed=args.seed,
-                                    real_time_factor=args.speed,
+                                    real_time_factor=args.speed, render_ahead=not args.composed,
                                     wrist_camera_rate=0.0, gui=bool(args.gui))
         if entry.name in ('cognitive_map', 'task_planner'):  # a respawned node resumes
             entry.parameters['state_file'] = str(out / 'state' / f'{entry.name}.json')
@@ -737,16 +739,19 @@ def run(args: argparse.Namespace) -> int:
     from embodied_aif.cli.run import Supervisor, compose
     from embodied_aif.nodes._common import IsolatedExecutors
     from embodied_aif.nodes.recorder import Recorder
+    from embodied_aif.sim.simulation import check_display
 
     out = Path(args.out or f'runs/demo-{time.strftime("%Y%m%d-%H%M%S")}')
     try:
         stack = _compose_stack(args, out.resolve())
         hazard = hazard_room(args)
-        if args.respawn and not args.processes:
-            raise StackError('--respawn needs --processes')
+        if args.respawn and args.composed:
+            raise StackError('--respawn needs a process per node, not --composed')
+        if args.gui:  # before any node process starts
+            check_display()
         if args.fetch_attempts < 1:
             raise StackError(f'--fetch-attempts must be >= 1, got {args.fetch_attempts}')
-    except StackError as exc:
+    except (StackError, ValueError) as exc:
         print(f'embodied-aif demo: error: {exc}', file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
@@ -754,7 +759,7 @@ def run(args: argparse.Namespace) -> int:
         old.unlink()
     names = {e.name for e in stack.nodes}
     summary = {'stack': sorted(names), 'scenario': args.scenario, 'seed': args.seed,
-               'mode': 'processes' if args.processes else 'composed', 'stages': {},
+               'mode': 'composed' if args.composed else 'processes', 'stages': {},
                'not_yet_in_the_stack': sorted(
                    {'perception', 'cognitive_map', 'navigator', 'active_vision',
                     'manipulator', 'executive'} - names), '_hazard': hazard}
@@ -764,7 +769,7 @@ def run(args: argparse.Namespace) -> int:
     nodes, supervisor, watching, executors = [], None, threading.Event(), None
     try:
         try:
-            if args.processes:  # one process per node, supervised in a thread of this one
+            if not args.composed:  # one process per node, supervised in a thread of this one
                 supervisor = Supervisor(stack, respawn=args.respawn)
                 supervisor.start()
                 threading.Thread(target=_supervise, args=(supervisor, watching),
@@ -863,12 +868,17 @@ def register(subparsers) -> None:
     parser.add_argument('--image-rate', type=float, default=0.5,
                         help='camera images per simulated second in the recording (default 0.5; '
                              '0 = no images)')
-    parser.add_argument('--processes', action='store_true',
-                        help='one process per node (default: composed in this process)')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--processes', dest='composed', action='store_false',
+                      help='one process per node (the default)')
+    mode.add_argument('--composed', action='store_true',
+                      help='every node in this process, each on an executor and thread of its '
+                           'own: less memory, but the nodes share one interpreter lock (the '
+                           'perception node then processes about half as many frames)')
     parser.add_argument('--respawn', action='store_true',
-                        help='with --processes: restart a node process that dies (learned '
-                             'state is checkpointed)')
+                        help='restart a node process that dies (learned state is '
+                             'checkpointed; not with --composed)')
     parser.add_argument('--gui', action='store_true',
                         help='show the PyBullet GUI window (needs a display; default headless)')
     parser.add_argument('--out', help='output folder (default runs/demo-<time>)')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, composed=False)

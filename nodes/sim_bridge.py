@@ -94,6 +94,8 @@ class SimBridge(ParamNode):
               "model's training view)", low=10.0, high=150.0, read_only=True),
         Param('scan_rate', 10.0, 'laser scan rate, Hz (0 = off)', low=0.0, high=100.0,
               read_only=True),
+        Param('clock_rate', 60.0, '/clock rate, Hz (at most control_rate: one per control '
+              'step; timers of sim-time nodes fire on /clock)', low=1.0, high=1000.0),
         Param('odom_rate', 30.0, 'odometry and /tf rate, Hz', low=1.0, high=500.0),
         Param('joint_state_rate', 30.0, 'joint_states rate, Hz', low=1.0, high=500.0),
         Param('head_camera_width', 320, 'head camera width, px', low=16, high=1920,
@@ -105,6 +107,8 @@ class SimBridge(ParamNode):
         Param('wrist_camera_height', 120, 'wrist camera height, px', low=12, high=1080,
               read_only=True),
         Param('render_unsubscribed', False, 'render cameras even when nobody subscribes'),
+        Param('render_ahead', True, 'with render_process: physics goes on while a frame renders '
+              '(published when done, each camera at most one frame behind); false: wait for it'),
         Param('render_process', True, 'render the cameras in a second process (a mirror of the '
               "world): PyBullet's CPU renderer holds the interpreter lock, which starves the "
               "ROS callbacks of nodes composed in this process (off with the GUI)",
@@ -203,9 +207,11 @@ class SimBridge(ParamNode):
         self._odom = np.zeros(3)  # odometry starts at the origin of the odom frame
         self._odom_twist = (0.0, 0.0)
         self._last_true = (x, y, yaw)
-        self._next = {'odom': 0.0, 'joints': 0.0, 'truth': 0.0, 'diag': 0.0}
+        self._next = {'clock': 0.0, 'odom': 0.0, 'joints': 0.0, 'truth': 0.0, 'diag': 0.0}
         self._stats = {'steps': 0, 'wall': 0.0, 'render_ms': dict.fromkeys(CAMERAS, 0.0),
-                       'renders': dict.fromkeys(CAMERAS, 0)}
+                       'renders': dict.fromkeys(CAMERAS, 0),
+                       'render_wait_ms': dict.fromkeys(CAMERAS, 0.0)}
+        self._in_flight = {}  # camera -> (render ticket, wall time of the request)
 
     # ------------------------------------------------------------------ callbacks (cheap)
     def _on_cmd_vel(self, msg: Twist) -> None:
@@ -238,7 +244,7 @@ class SimBridge(ParamNode):
         with self._lock:
             try:
                 self.sim.reset(scenario, int(request.seed))
-                if self._renderer is not None:
+                if self._renderer is not None:  # frames of the old world are dropped
                     self._renderer.reset(scenario, int(request.seed))
             except (ValueError, OSError) as exc:
                 response.success = False
@@ -326,7 +332,10 @@ class SimBridge(ParamNode):
     def _publish_due(self, info) -> None:
         now = info.time
         t = stamp(now)
-        self.pub_clock.publish(Clock(clock=t))  # every control step
+        if self._due('clock', self.param('clock_rate'), now):
+            self.pub_clock.publish(Clock(clock=t))
+        if self._renderer is not None:
+            self._finish_frames()
         if self._due('odom', self.param('odom_rate'), now):
             self._publish_odometry(t)
         if self._due('joints', self.param('joint_state_rate'), now):
@@ -403,13 +412,50 @@ class SimBridge(ParamNode):
         self.pub_scan.publish(msg)
 
     def _publish_camera(self, name: str, t: Time) -> None:
-        start = time.perf_counter()
-        if self._renderer is not None:  # waits on a pipe: the lock is free meanwhile
-            frame = self._renderer.result(self._renderer.submit(name, snapshot(self.sim)))
-        else:
+        """Render camera `name` as the world is now; publish it now or when the worker is done.
+
+        With a render process the frame is requested and physics goes on; the frame is
+        published (stamped with the time it shows) once it is back, at the latest when the
+        camera's next frame is due, so a camera runs at most one frame behind.
+        """
+        if self._renderer is None:
+            start = time.perf_counter()
             frame = self.sim.render(name)
-        self._stats['render_ms'][name] += 1000 * (time.perf_counter() - start)
+            self._count_render(name, time.perf_counter() - start, 0.0)
+            self._send_frame(name, frame, t)
+            return
+        self._finish_frame(name, wait=True)
+        self._in_flight[name] = (self._renderer.submit(name, snapshot(self.sim)),
+                                 time.perf_counter())
+        if not self.param('render_ahead'):
+            self._finish_frame(name, wait=True)
+
+    def _finish_frames(self) -> None:
+        """Publish the frames the render process has finished (does not wait)."""
+        if self._in_flight:
+            self._renderer.collect()
+            for name in list(self._in_flight):
+                self._finish_frame(name, wait=False)
+
+    def _finish_frame(self, name: str, wait: bool) -> None:
+        if name not in self._in_flight:
+            return
+        ticket, asked = self._in_flight[name]
+        if not (wait or self._renderer.done(ticket)):
+            return
+        start = time.perf_counter()
+        frame = self._renderer.result(ticket)  # waits on a pipe: the lock is free meanwhile
+        done = time.perf_counter()
+        del self._in_flight[name]
+        self._count_render(name, done - asked, done - start)
+        self._send_frame(name, frame, stamp(frame.stamp))
+
+    def _count_render(self, name: str, latency_s: float, wait_s: float) -> None:
+        self._stats['render_ms'][name] += 1000 * latency_s
+        self._stats['render_wait_ms'][name] += 1000 * wait_s
         self._stats['renders'][name] += 1
+
+    def _send_frame(self, name: str, frame, t: Time) -> None:
         h, w = frame.depth.shape
         color = Image(height=h, width=w, encoding='rgb8', is_bigendian=0, step=3 * w)
         color.header.stamp, color.header.frame_id = t, frame.frame
@@ -462,6 +508,8 @@ class SimBridge(ParamNode):
         for name in CAMERAS:
             n = stats['renders'][name]
             values[f'{name}_render_ms'] = f"{stats['render_ms'][name] / n:.1f}" if n else 'n/a'
+            values[f'{name}_render_wait_ms'] = \
+                f"{stats['render_wait_ms'][name] / n:.1f}" if n else 'n/a'
         status = DiagnosticStatus(level=DiagnosticStatus.OK, name='sim_bridge',
                                   hardware_id='pybullet', message='running',
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])

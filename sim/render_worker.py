@@ -113,6 +113,10 @@ class RenderWorker:
             self._ready[ticket] = CameraFrame(rgb, depth, cfg.intrinsics(), snap.stamp,
                                               cfg.frame)
 
+    def done(self, ticket: int) -> bool:
+        """Whether the frame of a ticket has been collected (see :meth:`collect`)."""
+        return ticket in self._ready
+
     def result(self, ticket: int) -> CameraFrame:
         """Wait for and return the frame of a ticket."""
         while ticket not in self._ready:

@@ -52,6 +52,13 @@ def _rate(value, name: str, allow_zero: bool) -> float:
     return float(value)
 
 
+def check_display() -> None:
+    """ValueError unless a display is set for PyBullet's GUI window."""
+    if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        raise ValueError('gui=True needs a display, and neither DISPLAY nor WAYLAND_DISPLAY '
+                         'is set: run headless (the default) or from a desktop session')
+
+
 @dataclass(frozen=True)
 class Rates:
     """Physics, control and sensor rates in Hz (a sensor rate of 0 turns it off)."""
@@ -190,9 +197,8 @@ class Simulation(PhysicsClientOwner):
             raise ValueError(f'settle_s must be in [0, 10], got {settle_s}')
         self.settle_s = settle_s
         scenario = load_scenario(scenario)  # fail before connecting on a bad scenario
-        if gui and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-            raise ValueError('gui=True needs a display, and neither DISPLAY nor WAYLAND_DISPLAY '
-                             'is set: run headless (the default) or from a desktop session')
+        if gui:
+            check_display()
         self.client = p.connect(p.GUI if gui else p.DIRECT)
         if self.client < 0:
             raise RuntimeError('PyBullet could not open its GUI window')
