@@ -107,6 +107,12 @@ def test_every_topic_with_type_frame_and_stamp(harness):
         stamp = s.sec + s.nanosec * 1e-9
         assert stamp > 0 and harness.wait(lambda st=stamp: harness.sim_time() >= st - 1e-6, 10), \
             (topic, stamp, harness.sim_time())
+    # rendered ahead, a frame is published when done but stamped with the time it shows:
+    # the head camera's 10 Hz schedule, in order
+    shown = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+             for m in harness.all('head_camera/color/image_raw')]
+    assert len(shown) >= 2 and all(b > a for a, b in zip(shown, shown[1:])), shown
+    assert all(abs(s * 10 - round(s * 10)) < 1e-6 for s in shown), shown
     pairs = {(t.header.frame_id, t.child_frame_id) for msg in harness.all('/tf')
              for t in msg.transforms}
     assert ('odom', 'base_link') in pairs
