@@ -1,15 +1,15 @@
 """`embodied-aif bench mission`: the main job over many seeds and two building layouts.
 
-Each run is `embodied-aif demo` in a subprocess (the whole stack, composed, headless) on one
-seed: explore, map, perceive, plan the default task with the default preference, select,
-execute for several episodes while learning costs. The default task is a fetch: bring a
-perceived mug, can, bottle or box (the demo's `--fetch` categories, the first perception
-offers graspable and reachable) to the farthest table in reach outside the hazard room
-(`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where it is now);
+Each run is `embodied-aif demo` in a subprocess (the whole stack, a process per node,
+headless) on one seed: explore, map, perceive, plan the default task with the default
+preference, select, execute for several episodes while learning costs. The default task is a
+fetch: bring a perceived mug, can, bottle or box (the demo's `--fetch` categories, the first
+perception offers graspable and reachable) to the farthest table in reach outside the hazard
+room (`F obj_N_on_place_M & G !in_hazard`, chosen again each episode from where it is now);
 when perception offers no such object and table (at the start, or for a later episode once
 every choice has failed), the demo falls back to reaching the farthest place outside the
-hazard room (`F at_place_N & G !in_hazard`). Layouts: the
-default 2x2 building and an unseen 3x3 one (grid3x3, never used to tune anything). Reported:
+hazard room (`F at_place_N & G !in_hazard`). Layouts: the default 2x2 building and an unseen
+3x3 one (grid3x3, never used to tune anything). Reported:
 
 - success_rate / success_rate_unseen_layout: episodes whose task holds, over all episodes
   (a fetch episode succeeds only if the simulator's object really stands on the table);
