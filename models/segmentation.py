@@ -515,11 +515,17 @@ def near_capsules(points: np.ndarray, chain: np.ndarray, radius: float) -> np.nd
     near = np.zeros(len(points), dtype=bool)
     if not len(chain) or not len(points):
         return near
+    # only points in the chain's bounding box (grown by the radius) can be near: a frame's
+    # tens of thousands of points shrink to the few on the arm before the distances
+    box = np.all((points >= chain.min(axis=0) - radius) & (points <= chain.max(axis=0) + radius),
+                 axis=1)
+    idx = np.flatnonzero(box)
+    pts = points[idx]
     segments = [(chain[0], chain[0])] if len(chain) == 1 else list(zip(chain[:-1], chain[1:]))
     for a, b in segments:
         ab = b - a
-        t = np.clip((points - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        near |= np.linalg.norm(points - (a + t[:, None] * ab), axis=1) <= radius
+        t = np.clip((pts - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        near[idx] |= np.linalg.norm(pts - (a + t[:, None] * ab), axis=1) <= radius
     return near
 
 

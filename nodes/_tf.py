@@ -19,6 +19,7 @@ the 10-deep queue overflowed and perception's history of the base had holes of 1
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections.abc import Callable
 
@@ -177,12 +178,14 @@ class TfBuffer:
             raise ValueError(f'transform {parent!r} -> {child!r}: frame ids must be non-empty '
                              'and differ')
         tr, rot = msg.transform.translation, msg.transform.rotation
-        p = np.array([tr.x, tr.y, tr.z], dtype=float)
-        q = np.array([rot.x, rot.y, rot.z, rot.w], dtype=float)
-        norm = float(np.linalg.norm(q))
-        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))) or norm < 1e-6:
-            raise ValueError(f'transform {parent} -> {child}: translation {p.tolist()} or '
-                             f'rotation {q.tolist()} is not finite or not a rotation')
+        # plain floats: /tf brings thousands of these a second to every listener
+        p, q = (tr.x, tr.y, tr.z), (rot.x, rot.y, rot.z, rot.w)
+        norm = math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+        if not (math.isfinite(norm) and all(map(math.isfinite, p))) or norm < 1e-6:
+            raise ValueError(f'transform {parent} -> {child}: translation {list(p)} or '
+                             f'rotation {list(q)} is not finite or not a rotation')
+        p = np.array(p, dtype=float)
+        q = np.array(q, dtype=float)
         t = to_ns(msg.header.stamp)
         with self._lock:
             edge = self._edges.get(child)

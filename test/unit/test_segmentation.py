@@ -271,6 +271,16 @@ def test_self_filter_drops_what_lies_along_the_robot_chain():
     assert near_capsules(pts, chain, 0.1).tolist() == [True, True, False, False]
     assert near_capsules(pts, chain[:1], 0.6).tolist() == [True, True, True, False]  # a sphere
     assert not near_capsules(pts, np.zeros((0, 3)), 1.0).any()
+    # a cloud around a bent chain: exactly the points within the radius of a segment
+    cloud = np.random.default_rng(3).uniform(-1.0, 1.0, (20000, 3))
+    bent = np.array([[0.0, 0.0, 0.0], [0.3, 0.1, 0.4], [0.5, -0.2, 0.3]])
+    dist = np.full(len(cloud), np.inf)
+    for a, b in zip(bent[:-1], bent[1:]):
+        t = np.clip((cloud - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0)
+        dist = np.minimum(dist, np.linalg.norm(cloud - (a + t[:, None] * (b - a)), axis=1))
+    for radius in (0.05, 0.3):
+        got = near_capsules(cloud, bent, radius)
+        assert got.tolist() == (dist <= radius).tolist() and 0 < got.sum() < len(cloud)
     # an "arm" reaching down onto the first box: that box is the robot, the others stay
     depth, rgb = _scene()
     arm = np.array([CENTRES[0] + [0.0, 0.0, 0.4], CENTRES[0] + [0.0, 0.0, 0.02]])
