@@ -929,6 +929,11 @@ def plan_pick(arm: ArmModel, q_start, obj: ObjectBox, obstacles: Sequence[Box],
     rng = rng if rng is not None else np.random.default_rng(0)
     shoulder = tuple(arm.mount[:2, 3])
     cands = grasp_candidates(obj, config, arm.max_width, shoulder)
+    if not cands:
+        return PlanFailure('unreachable', 'no grasp pose fits the gripper: the object is '
+                           f'{obj.extent[0]:.3f} x {obj.extent[1]:.3f} m across, the open '
+                           f'gripper takes {arm.max_width - 2 * config.finger_clearance:.3f} m '
+                           f'with {config.finger_clearance:.3f} m free on each side')
     table = [] if support is None else [support]
     target = obj.box(0.0, 'the target object')
     hand_only = Box(target.lower, target.upper, target.name, ignore_frames=(FINGER_FRAME,))

@@ -213,6 +213,12 @@ def test_plan_pick_and_place_on_a_table():
     wall = m.Box((0.5, -0.5, 0.0), (0.6, 0.5, 2.0), 'wall')
     fail = m.plan_pick(arm, home, bottle, [*BASE, wall], table)
     assert isinstance(fail, m.PlanFailure) and fail.reason == 'collision', fail
+    # wider than the open gripper (less the free space beside the fingers) both ways: the
+    # reason gives the sizes
+    wide = m.ObjectBox((0.6, 0.0, bottle.center[2]), (0.077, 0.070, 0.1))
+    fail = m.plan_pick(arm, home, wide, BASE, table)
+    assert isinstance(fail, m.PlanFailure) and fail.reason == 'unreachable', fail
+    assert '0.077 x 0.070 m across' in fail.message and 'takes 0.068 m' in fail.message, fail
 
 
 def test_models_validate_their_inputs():
