@@ -43,10 +43,8 @@ def _compose_stack(args, out: Path):
     stack = load_stack(args.config, use_sim_time=True)
     for entry in stack.nodes:
         if entry.name == 'sim_bridge':
-            # composed, physics that went on while a frame renders would take the
-            # interpreter lock from the other nodes (perception then falls far behind)
             entry.parameters.update(scenario=args.scenario, seed=args.seed,
-                                    real_time_factor=args.speed, render_ahead=not args.composed,
+                                    real_time_factor=args.speed,
                                     wrist_camera_rate=0.0, gui=bool(args.gui))
         if entry.name in ('cognitive_map', 'task_planner'):  # a respawned node resumes
             entry.parameters['state_file'] = str(out / 'state' / f'{entry.name}.json')

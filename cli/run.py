@@ -35,11 +35,15 @@ def compose(stack: Stack, context) -> list:
     try:
         for entry, cls in zip(stack.nodes, classes, strict=True):
             remaps = entry.remap_args()
+            params = dict(entry.parameters)
+            if entry.name == 'sim_bridge':  # composed, a physics thread that went on while a
+                # frame renders would hold the interpreter lock the other nodes need
+                params['render_ahead'] = False
             nodes.append(cls(namespace=entry.namespace or None, context=context,
                              cli_args=['--ros-args', *remaps] if remaps else None,
                              use_global_arguments=False,
                              parameter_overrides=[Parameter(k, value=v)
-                                                  for k, v in entry.parameters.items()]))
+                                                  for k, v in params.items()]))
             log(f'composed {entry.namespace}/{entry.name}')
     except BaseException:
         for node in nodes:

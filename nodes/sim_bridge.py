@@ -108,7 +108,8 @@ class SimBridge(ParamNode):
               read_only=True),
         Param('render_unsubscribed', False, 'render cameras even when nobody subscribes'),
         Param('render_ahead', True, 'with render_process: physics goes on while a frame renders '
-              '(published when done, each camera at most one frame behind); false: wait for it'),
+              '(published when done, each camera at most one frame behind); false: wait for it '
+              '(`embodied-aif run` and `demo --composed` set false: one interpreter lock)'),
         Param('render_process', True, 'render the cameras in a second process (a mirror of the '
               "world): PyBullet's CPU renderer holds the interpreter lock, which starves the "
               "ROS callbacks of nodes composed in this process (off with the GUI)",
