@@ -35,10 +35,8 @@ def compose(stack: Stack, context) -> list:
     try:
         for entry, cls in zip(stack.nodes, classes, strict=True):
             remaps = entry.remap_args()
-            params = dict(entry.parameters)
-            if entry.name == 'sim_bridge':  # composed, a physics thread that went on while a
-                # frame renders would hold the interpreter lock the other nodes need
-                params['render_ahead'] = False
+            # what a node class needs when it shares the process (and its interpreter lock)
+            params = {**entry.parameters, **getattr(cls, 'COMPOSED_PARAMETERS', {})}
             nodes.append(cls(namespace=entry.namespace or None, context=context,
                              cli_args=['--ros-args', *remaps] if remaps else None,
                              use_global_arguments=False,

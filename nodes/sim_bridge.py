@@ -130,6 +130,10 @@ class SimBridge(ParamNode):
         Param('publish_ground_truth', True, 'publish evaluation ground truth'),
     )
 
+    # composed with other nodes (cli.run.compose), a physics thread that went on while a frame
+    # renders would hold the interpreter lock they need: wait for frames there
+    COMPOSED_PARAMETERS = {'render_ahead': False}
+
     def __init__(self, **kwargs):
         super().__init__('sim_bridge', **kwargs)
         self._lock = threading.Lock()
