@@ -1,7 +1,8 @@
 """`embodied-aif bench mission`: the main job over many seeds and two building layouts.
 
 Each run is `embodied-aif demo` in a subprocess (the whole stack, a process per node,
-headless) on one seed: explore, map, perceive, plan the default task with the default
+headless) on one seed: explore, map, perceive (exploring on for up to the demo's default
+`--search-s` while no object to fetch is seen), plan the default task with the default
 preference, select, execute for several episodes while learning costs. The default task is a
 fetch: bring a perceived mug, can, bottle or box (the demo's `--fetch` categories, the first
 perception offers graspable and reachable) to the farthest table in reach outside the hazard

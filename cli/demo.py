@@ -170,15 +170,20 @@ def play(args, op, names: set, summary: dict) -> None:
     stages['simulation'] = f'scenario {args.scenario!r} seed {args.seed}: running'
     if 'task_planner' in names:
         mark_hazard(args, op, summary)
+    regions = parse_regions(summary.get('regions', []))
     has_nav = {'navigator', 'cognitive_map'} <= names
     if has_nav:
         log(f'exploring for up to {args.explore_s:.0f} s of simulated time')
         wall, sim = time.monotonic(), op.clock
         op.wait_sim(lambda: False, args.explore_s, wall_limit=args.explore_s * 3 + 60)
+        searched = search_for_fetch(args, op, names, regions)
         n_places = len(op.map.places) if op.map else 0
         log(f'explored: {n_places} places, {op.clock - sim:.0f} s of simulated time in '
             f'{time.monotonic() - wall:.0f} s')
         stages['exploration'] = (f'{n_places} places, rooms visited: {sorted(op.rooms)}')
+        if searched:
+            stages['exploration'] += (f'; {searched:.0f} s of it after --explore-s, looking '
+                                      'for something to fetch')
         summary['map'] = {'places': n_places, 'edges': len(op.map.edges) if op.map else 0,
                           'rooms_visited': sorted(op.rooms)}
         # the map is made: stop exploring when idle, and go back to the start for the task
@@ -196,7 +201,6 @@ def play(args, op, names: set, summary: dict) -> None:
     if op.map is None or not op.map.places:
         stages['task'] = 'skipped: no cognitive map to plan on'
         return
-    regions = parse_regions(summary.get('regions', []))
     preference = json.loads(Path(args.preference).read_text()) if args.preference \
         else DEFAULT_PREFERENCE
     op.pub_pref.publish(preference_msg(preference))
@@ -221,6 +225,31 @@ def play(args, op, names: set, summary: dict) -> None:
                                     for a in [e, *e.get('earlier_attempts', [])])
     stages['execution'] = (f'{sum(e["success"] for e in episodes)}/{len(episodes)} episodes '
                            f'succeeded')
+
+
+SEARCH_CHECK_S = 20.0  # simulated seconds between looks at the beliefs while searching
+
+
+def search_for_fetch(args, op, names: set, regions: dict) -> float:
+    """Explore on while no fetch is offered; the simulated seconds that took (0: not needed).
+
+    In a large building --explore-s may cover only part of it, and the default fetch then
+    falls back to a move although the objects asked for stand in rooms not seen yet. Every
+    SEARCH_CHECK_S the fetch is chosen over the beliefs, for up to --search-s more.
+    """
+    if args.task or args.fetch == 'none' or args.search_s <= 0 \
+            or not {'perception', 'manipulator'} <= names:
+        return 0.0
+    categories = [c for c in args.fetch.split(',') if c]
+    start = op.clock
+    while True:
+        fetch = fetch_task(op, categories, regions)
+        left = args.search_s - (op.clock - start)
+        if not isinstance(fetch, str) or left <= 0:
+            return op.clock - start
+        step = min(SEARCH_CHECK_S, left)
+        log(f'nothing to fetch seen yet ({fetch}): exploring on for {step:.0f} s')
+        op.wait_sim(lambda: False, step, wall_limit=step * 3 + 60)
 
 
 def pose_first_task(op, fetch, formula: str, regions: dict, stages: dict):
@@ -749,6 +778,11 @@ def run(args: argparse.Namespace) -> int:
             check_display()
         if args.fetch_attempts < 1:
             raise StackError(f'--fetch-attempts must be >= 1, got {args.fetch_attempts}')
+        for name in ('explore_s', 'search_s'):
+            value = getattr(args, name)
+            if not math.isfinite(value) or value < 0:
+                flag = '--' + name.replace('_', '-')
+                raise StackError(f'{flag} must be a finite number >= 0, got {value}')
     except (StackError, ValueError) as exc:
         print(f'embodied-aif demo: error: {exc}', file=sys.stderr)
         return 2
@@ -832,8 +866,8 @@ def register(subparsers) -> None:
     """Add the `demo` subcommand."""
     parser = subparsers.add_parser(
         'demo', help='the main job: the whole stack in simulation, with a JSON summary',
-        description='Run the stack of config/sim.yaml in simulation (headless, composed in one '
-                    'process): explore and map, plan a task over the map (Pareto set), select a '
+        description='Run the stack of config/sim.yaml in simulation (headless, a process per '
+                    'node): explore and map, plan a task over the map (Pareto set), select a '
                     'plan by active inference, execute it for several episodes while learning '
                     'costs. Prints a JSON summary; writes summary.json and PNG plots to --out.')
     parser.add_argument('--config', default=str(default_config_dir() / 'sim.yaml'),
@@ -858,6 +892,10 @@ def register(subparsers) -> None:
                              'chosen again from what perception sees then (default 2)')
     parser.add_argument('--explore-s', type=float, default=150.0,
                         help='simulated seconds of exploration (default 150)')
+    parser.add_argument('--search-s', type=float, default=120.0,
+                        help='simulated seconds to explore on after --explore-s while nothing '
+                             'of the --fetch categories is seen graspable and reachable (checked '
+                             f'every {SEARCH_CHECK_S:.0f} s; default 120; 0 = none)')
     parser.add_argument('--step-timeout-s', type=float, default=90.0,
                         help='simulated seconds allowed per plan step (default 90)')
     parser.add_argument('--speed', type=float, default=3.0,

@@ -310,3 +310,43 @@ def test_a_first_fetch_without_plans_falls_back_to_a_move(monkeypatch):
     monkeypatch.setattr(demo, 'pose_task', lambda op, task_id, formula: False)
     assert demo.pose_first_task(op, fetch, fetch.formula, {}, stages) == (None, None)
     assert stages['task'].startswith("task 'F at_place_9': no plan selected")
+
+
+def test_exploration_goes_on_while_nothing_to_fetch_is_seen(monkeypatch):
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+
+    class Op:
+        clock = 150.0
+        waits = []
+
+        @classmethod
+        def wait_sim(cls, condition, seconds, wall_limit=None):
+            cls.waits.append(seconds)
+            cls.clock += seconds
+            return False
+
+    task = SimpleNamespace(object_id='obj_4')
+    offers = iter(['no graspable mug seen', 'no graspable mug seen', task])
+    asked = []
+    monkeypatch.setattr(demo, 'fetch_task', lambda op, categories, regions:
+                        asked.append(categories) or next(offers))
+    names = {'perception', 'manipulator'}
+    args = SimpleNamespace(task=None, fetch='mug,,can', search_s=50.0)
+    # nothing, nothing, then a mug: two looks at the beliefs SEARCH_CHECK_S apart
+    assert demo.search_for_fetch(args, Op, names, {}) == 2 * demo.SEARCH_CHECK_S
+    assert Op.waits == [demo.SEARCH_CHECK_S] * 2 and asked == [['mug', 'can']] * 3
+    # never anything: the last wait is what is left of --search-s, then it gives up
+    Op.waits.clear()
+    monkeypatch.setattr(demo, 'fetch_task', lambda op, categories, regions: 'none seen')
+    assert demo.search_for_fetch(args, Op, names, {}) == 50.0
+    check = demo.SEARCH_CHECK_S
+    assert Op.waits == [check, check, 50.0 - 2 * check]
+    # no search for a given task, no fetch, a zero budget or a stack that cannot fetch
+    Op.waits.clear()
+    for case, stack in (({'task': 'F at_place_3'}, names), ({'fetch': 'none'}, names),
+                        ({'search_s': 0.0}, names), ({}, {'perception'})):
+        assert demo.search_for_fetch(SimpleNamespace(**{**vars(args), **case}), Op, stack,
+                                     {}) == 0.0
+    assert Op.waits == []
