@@ -974,6 +974,33 @@ def grasp_where_stopped(arm: ArmModel, q, plan: MotionPlan, max_above: float,
     return dataclasses.replace(plan, candidate=candidate, depart=depart), back, above
 
 
+def release_where_stopped(arm: ArmModel, q, plan: MotionPlan, max_above: float,
+                          config: GraspConfig | None = None, ik: IkConfig | None = None,
+                          max_off: float = 0.02) -> tuple[MotionPlan, float] | None:
+    """A place whose hand stopped at ``q`` on its way down, released from there.
+
+    The hand stopped above its release pose, at most ``max_above`` higher and ``max_off``
+    aside, has set the object down on something higher than the target: a support whose top
+    is above its belief, or an object hanging lower in the hand than its grasp had it.
+    Returns the plan with the release there and its retreat from there, and how far above
+    it stopped; None for a stop outside that band or no straight retreat from there.
+    """
+    config = config or GraspConfig()
+    ik = ik or IkConfig()
+    tool = tool_pose(arm, q)
+    release = plan.candidate.contact
+    above = float(tool[2, 3] - release[2, 3])
+    if not 0.0 < above <= max_above \
+            or np.linalg.norm(tool[:2, 3] - release[:2, 3]) > max_off:
+        return None
+    retreat = tool @ translation((0, 0, -config.retreat_distance))
+    depart = cartesian_path(arm, q, tool, retreat, config, ik)
+    if depart is None:
+        return None
+    candidate = dataclasses.replace(plan.candidate, contact=tool, depart=retreat)
+    return dataclasses.replace(plan, candidate=candidate, depart=depart), above
+
+
 def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: Sequence[Box],
                support: Box | None, config: GraspConfig | None = None,
                ik: IkConfig | None = None, margin: float = 0.005, via=None,

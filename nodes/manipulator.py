@@ -213,6 +213,9 @@ class Manipulator(ParamNode):
         Param('guarded_stop', 0.2, 'a top-down hand stopped this near above its grasp pose '
               'grasps where it stopped (the object is taller than its belief), m', low=0.0,
               high=0.5),
+        Param('guarded_release', 0.05, 'a hand lowering an object that stops this near above '
+              'its release pose lets go where it stopped (the object met its support sooner '
+              'than planned), m', low=0.0, high=0.2),
         Param('place_edge_margin', 0.1, 'place spots keep this far (plus half the held '
               "object's size) inside a surface's edge, m", low=0.0, high=1.0),
         Param('place_depth', 0.2, 'place spots this far inside the edge are tried first, '
@@ -245,7 +248,7 @@ class Manipulator(ParamNode):
         self.phase = 'idle'
         self.last_result = ''
         self.counts = {'pick_succeeded': 0, 'pick_failed': 0, 'place_succeeded': 0,
-                       'place_failed': 0, 'guarded_grasps': 0}
+                       'place_failed': 0, 'guarded_grasps': 0, 'guarded_releases': 0}
         self.rng = np.random.default_rng(self.param('seed'))
 
         inputs = MutuallyExclusiveCallbackGroup()
@@ -779,6 +782,31 @@ class Manipulator(ParamNode):
             self.counts['guarded_grasps'] += 1
             return grasped, back
 
+    def _lower(self, handle, arm: mp.ArmModel, plan: mp.MotionPlan, held_id: str
+               ) -> mp.MotionPlan:
+        """Lower the held object to its release pose; the plan from where the hand stopped.
+
+        A hand that stops short of the release pose (the motion times out, the hand no
+        higher than ``guarded_release`` above it, straight above it) has set the object down
+        on something higher than the target: it lets go there (``mp.release_where_stopped``).
+        """
+        try:
+            self._move(handle, arm, plan.approach, 'lower')
+            return plan
+        except GoalError as exc:
+            if exc.code != 'timeout':
+                raise
+            found = mp.release_where_stopped(arm, self._arm_state()[0], plan,
+                                             self.param('guarded_release'),
+                                             self._grasp_config(), self._ik_config())
+            if found is None:
+                raise
+            released, above = found
+            self.get_logger().warning(f'place {held_id}: the hand stopped {above:.3f} m above '
+                                      f'the release pose ({exc}): releasing there')
+            self.counts['guarded_releases'] += 1
+            return released
+
     def _stow_failed(self, handle, arm: mp.ArmModel, support: mp.Box, over: list[mp.Box],
                      flag: str) -> None:
         """After a pick or place that failed with the arm out: to the carry pose, if ``flag``.
@@ -845,7 +873,7 @@ class Manipulator(ParamNode):
         self._feedback(handle, Place, 'approach', 0.0)
         self._move(handle, arm, plan.transit, 'transit above the target')
         self._feedback(handle, Place, 'approach', 0.5)
-        self._move(handle, arm, plan.approach, 'lower')
+        plan = self._lower(handle, arm, plan, held_id)
         self._feedback(handle, Place, 'release', 0.0)
         self._gripper(handle, self.param('gripper_open_width'))
         released = self._now()
