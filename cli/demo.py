@@ -280,14 +280,16 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
     Each episode after the first chooses its fetch again, and an episode makes up to
     ``--fetch-attempts``; with no fetch left, the episode and the rest are move-only tasks.
     """
-    episodes, failed_picks, failed_places = [], set(), set()
+    episodes, failed_picks, failed_places, picked = [], set(), set(), set()
     home = op.map.current_place
 
     def attempt(episode: int, fetch, truth) -> dict:
-        """Run one attempt; remember the picks and the tables it failed on."""
+        """Run one attempt; remember the picks and the tables it failed on, and the picks."""
         record = run_episode(args, op, episode, summary, fetch, truth)
         failed_picks.update(_failed_picks(record))
         failed_places.update(_failed_places(record))
+        picked.update(s['target'] for s in record['steps']
+                      if s['action'] == 'pick' and s['success'])
         return record
 
     def pose_move(episode: int) -> bool:
@@ -304,7 +306,7 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
         truth = None
         if fetch is not None and episode:  # the next fetch: to the farthest table from it now
             before = fetch
-            fetch = next_fetch(op, args, fetch, regions, failed_picks, failed_places)
+            fetch = next_fetch(op, args, fetch, regions, failed_picks, failed_places, picked)
             truth = _same_object(episodes[-1] if episodes else None, before, fetch)
             if isinstance(fetch, str) or not pose_task(op, f'demo-{episode}', fetch.formula):
                 why = fetch if isinstance(fetch, str) else why_no_plan(op, f'demo-{episode}')
@@ -325,7 +327,7 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
                 len(earlier) + 1 < args.fetch_attempts:
             # the object was gone on arrival, out of reach, dropped...: choose again (the
             # same object if it is still there and was not the pick that failed) and go on
-            again = next_fetch(op, args, fetch, regions, failed_picks, failed_places)
+            again = next_fetch(op, args, fetch, regions, failed_picks, failed_places, picked)
             task_id = f'demo-{episode}-{len(earlier) + 1}'
             if isinstance(again, str) or not pose_task(op, task_id, again.formula):
                 log(f'episode {episode}: no other attempt: ' + (again if isinstance(again, str)
@@ -503,17 +505,19 @@ def seen(msg) -> dict:
     return out
 
 
-def next_fetch(op, args, fetch, regions: dict, failed_picks: set, failed_places: set):
+def next_fetch(op, args, fetch, regions: dict, failed_picks: set, failed_places: set,
+               picked: set = frozenset()):
     """The fetch to try after ``fetch``.
 
     What the hand holds, to the nearest table a place has not failed on (``choose_delivery``);
     else a fetch chosen again from what perception sees (the same object first, if it still
-    qualifies and its pick has not failed).
+    qualifies and its pick has not failed; the objects in ``picked`` have been held, so their
+    width in a view does not leave them out).
     """
     if op.held:
         return delivery_task(op, op.held, fetch.category, regions, failed_places)
     return fetch_task(op, _categories(args, fetch), regions, prefer=fetch.object_id,
-                      exclude=failed_picks)
+                      exclude=failed_picks, held_before=picked)
 
 
 def object_places(cmap) -> dict[int, tuple[float, float]]:
@@ -540,7 +544,8 @@ def delivery_task(op, object_id: str, category: str, regions: dict, exclude=()):
     return task
 
 
-def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude=()):
+def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude=(),
+               held_before=()):
     """models.task_world.choose_fetch over the operator's latest beliefs and map.
 
     The categories are tried in order; the first that gives a task wins, else the reasons.
@@ -559,7 +564,8 @@ def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude
     reasons = []
     for category in categories:
         fetch = choose_fetch(objects, surfaces, places, category, regions=regions,
-                             prefer=prefer, exclude=exclude, reachable=reachable)
+                             prefer=prefer, exclude=exclude, reachable=reachable,
+                             held_before=held_before)
         if not isinstance(fetch, str):
             return fetch
         reasons.append(fetch)
@@ -892,10 +898,10 @@ def register(subparsers) -> None:
                              'chosen again from what perception sees then (default 2)')
     parser.add_argument('--explore-s', type=float, default=150.0,
                         help='simulated seconds of exploration (default 150)')
-    parser.add_argument('--search-s', type=float, default=120.0,
+    parser.add_argument('--search-s', type=float, default=60.0,
                         help='simulated seconds to explore on after --explore-s while nothing '
                              'of the --fetch categories is seen graspable and reachable (checked '
-                             f'every {SEARCH_CHECK_S:.0f} s; default 120; 0 = none)')
+                             f'every {SEARCH_CHECK_S:.0f} s; default 60; 0 = none)')
     parser.add_argument('--step-timeout-s', type=float, default=90.0,
                         help='simulated seconds allowed per plan step (default 90)')
     parser.add_argument('--speed', type=float, default=3.0,

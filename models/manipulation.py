@@ -412,6 +412,20 @@ class ObjectBox:
                          self.extent[2]]) / 2 + margin
         return Box(self.center - half, self.center + half, name)
 
+    def gripped(self, width: float | None) -> ObjectBox:
+        """The box with its narrower horizontal side no wider than ``width``, when given.
+
+        ``width``: what the fingers measured across the object when they last held it, a
+        truer size than a view's (perception's boxes of one object vary by several mm
+        between views, and one a few mm too wide leaves no grasp).
+        """
+        k = int(np.argmin(self.extent[:2]))
+        if width is None or not 0.0 < width < self.extent[k]:
+            return self
+        extent = self.extent.copy()
+        extent[k] = width
+        return ObjectBox(self.center, extent, self.yaw)
+
 
 @dataclass(frozen=True)
 class Box:

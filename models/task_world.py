@@ -439,10 +439,12 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
                  places: Mapping[int, Sequence[float]], category: str, *,
                  regions: Mapping[str, Sequence] | None = None, prefer: str | None = None,
                  exclude: Iterable[str] = (), rules: FetchRules | None = None,
-                 reachable: Callable[[str], bool] | None = None) -> FetchTask | str:
+                 reachable: Callable[[str], bool] | None = None,
+                 held_before: Iterable[str] = ()) -> FetchTask | str:
     """A fetch task over the beliefs, or the reason there is none.
 
-    The object: of `category` (at least rules.min_prob), narrow enough to grasp, clear of the
+    The object: of `category` (at least rules.min_prob), narrow enough to grasp (or in
+    `held_before`: the gripper has held it, whatever width a view gives it), clear of the
     other objects, standing on a table-sized surface in reach, not in `exclude` (e.g. objects
     a pick failed on); `prefer` if it qualifies, else the most probable of those with
     rules.free_gap on every side, else the most probable. With `reachable`,
@@ -473,11 +475,11 @@ def choose_fetch(objects: Mapping[str, Seen], surfaces: Mapping[str, Seen],
             gap = min(gap, d - _half_along(obj, a) - _half_along(o, a))
         return gap
 
-    excluded = set(exclude)
+    excluded, held = set(exclude), set(held_before)
     candidates = []
     for oid, obj in objects.items():
         if obj.category != category or obj.prob < rules.min_prob or oid in excluded \
-                or min(obj.length, obj.width) > rules.max_grip:
+                or (oid not in held and min(obj.length, obj.width) > rules.max_grip):
             continue
         free = clearance(oid, obj)
         if free < rules.min_gap:

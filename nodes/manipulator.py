@@ -245,6 +245,7 @@ class Manipulator(ParamNode):
         self.joints: tuple | None = None     # (positions dict, velocities dict, ns)
         self.objects: ObjectBeliefArray | None = None
         self._held: dict | None = None       # id, candidate, box of the held object
+        self.gripped: dict[str, float] = {}   # object id -> finger opening when last held
         self.phase = 'idle'
         self.last_result = ''
         self.counts = {'pick_succeeded': 0, 'pick_failed': 0, 'place_succeeded': 0,
@@ -529,6 +530,17 @@ class Manipulator(ParamNode):
         known = ', '.join(sorted(b.id for b in msg.objects)[:20]) or 'none'
         raise GoalError('unknown_object', f'no belief with id {object_id!r} (known: {known})')
 
+    def _object_box(self, belief, t_base_frame: np.ndarray) -> mp.ObjectBox:
+        """An object's belief as a box in the base frame, as wide as the fingers found it.
+
+        An object this node has held (under the belief's id or one merged into it) is no
+        wider between the fingers than they closed on it (``mp.ObjectBox.gripped``): the
+        close view after a place can see it a few mm too wide to grasp again.
+        """
+        box = belief_box(belief, t_base_frame, self.param('default_extent'))
+        widths = [self.gripped[k] for k in (belief.id, *belief.merged_ids) if k in self.gripped]
+        return box.gripped(min(widths) if widths else None)
+
     def _obstacles(self, msg: ObjectBeliefArray | None, skip: str, arm: mp.ArmModel,
                    q) -> list[mp.Box]:
         """The robot's base boxes and the other objects, but those inside the robot itself."""
@@ -687,7 +699,7 @@ class Manipulator(ParamNode):
         belief, frame, msg = self._belief(object_id)
         base = self.param('base_frame')
         to_base = self._lookup_at_rest(base, frame)
-        obj = belief_box(belief, to_base, self.param('default_extent'))
+        obj = self._object_box(belief, to_base)
         arm = self._arm()
         self._wait_joints(handle)
         q0, _ = self._arm_state()
@@ -746,6 +758,7 @@ class Manipulator(ParamNode):
                                   'from where it was: it did not rise with the hand')
                 evidence += f', perception sees it {rose:+.3f} m higher'
         self.held = {'id': object_id, 'candidate': plan.candidate, 'box': held_box}
+        self.gripped[belief.id] = width
         if self.param('carry_after_pick'):
             self._carry(handle, arm, plan.depart[-1], support, tuple(over))
             width = self._gripper_width()
@@ -986,7 +999,7 @@ class Manipulator(ParamNode):
                                            **common)
             where = f'the surface nearest ({near.x:.2f}, {near.y:.2f}) in {frame}'
         else:
-            obj = belief_box(belief, np.eye(4), self.param('default_extent'))
+            obj = self._object_box(belief, np.eye(4))
             found = mp.plan_approach(self._arm(), q0, obj,
                                      boxes_from_list(self.param('base_boxes')), free, **common)
             c = obj.center

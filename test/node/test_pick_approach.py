@@ -28,7 +28,14 @@ from embodied_aif.nodes.navigator import Navigator
 from embodied_aif.nodes.perception import Perception
 from embodied_aif.nodes.sim_bridge import SimBridge
 from embodied_aif_msgs.action import Execute
-from embodied_aif_msgs.msg import ObjectBeliefArray, ParetoPlan, PlanOutcome, PlanStep, TaskSpec
+from embodied_aif_msgs.msg import (
+    ObjectBelief,
+    ObjectBeliefArray,
+    ParetoPlan,
+    PlanOutcome,
+    PlanStep,
+    TaskSpec,
+)
 
 SCENARIO = str(Path(__file__).resolve().parent.parent / 'fixtures' / 'tabletop_approach.yaml')
 SIM = {'use_sim_time': True}
@@ -125,6 +132,18 @@ def test_a_pick_out_of_reach_drives_to_a_stand_point_then_lifts_the_object(harne
     assert truth.attached == target
     end = h.latest('/robot/ground_truth/robot_pose').pose.position
     assert math.hypot(end.x - start.x, end.y - start.y) > 0.3  # it drove to pick
+    # the fingers' measure of the object is kept, and a later belief of it (e.g. merged into
+    # another track, seen too wide to grasp after a place) is no wider between the fingers
+    manipulator = h.nodes[1]
+    shape = next(o.shape for o in truth.objects if o.name == target)
+    sides = [2 * shape['radius']] if 'radius' in shape else shape['size'][:2]
+    width = manipulator.gripped[target]
+    assert 0.5 * min(sides) < width <= max(sides) + 0.003, (width, shape)
+    later = ObjectBelief(id='obj_999', merged_ids=[target])
+    later.pose.pose.orientation.w = 1.0
+    later.extent.x, later.extent.y, later.extent.z = 0.09, 0.085, 0.1
+    box = manipulator._object_box(later, np.eye(4))
+    assert box.extent.tolist() == [0.09, width, 0.1]
 
     def step_outcomes():
         return [m for m in h.all('/robot/plan_outcome') if m.plan_id == 'pick/0'

@@ -199,7 +199,7 @@ def test_an_episode_with_no_fetch_left_falls_back_to_a_move_and_the_rest_follow(
             record['fetch'] = {'surface': fetch.surface_id}
         return record
 
-    def next_fetch(op, args, fetch, regions, failed_picks, failed_places):
+    def next_fetch(op, args, fetch, regions, failed_picks, failed_places, picked):
         return 'no graspable mug, can, bottle or box in reach' if failed_picks else fetch
 
     op, posed, visits = _fake_stack(monkeypatch, run_episode, next_fetch)

@@ -184,6 +184,21 @@ def test_grasp_candidates_fit_the_gripper():
     assert m.grasp_candidates(wide, config) == []
 
 
+def test_a_box_the_fingers_have_held_is_no_wider_than_they_closed_on_it():
+    config = m.GraspConfig()
+    # a mug seen 7.3 x 6.9 cm after its place: no grasp fits; the fingers held it at 6.5 cm
+    seen = m.ObjectBox((0.7, 0.0, 0.7), (0.073, 0.069, 0.1), yaw=0.4)
+    assert m.grasp_candidates(seen, config) == []
+    held = seen.gripped(0.065)
+    np.testing.assert_allclose(held.extent, [0.073, 0.065, 0.1])
+    assert held.yaw == seen.yaw and np.array_equal(held.center, seen.center)
+    tops = [c for c in m.grasp_candidates(held, config) if c.kind == 'top']
+    assert tops and all(c.width == pytest.approx(0.065) for c in tops)
+    # no measure, or one wider than the view: the view stands
+    for width in (None, 0.07, 0.0):
+        assert seen.gripped(width) is seen
+
+
 def test_plan_pick_and_place_on_a_table():
     arm = m.panda_arm(MOUNT, 0.5, 0.5)
     home = np.array((2.8, 0.2, 0.0, -2.9, 0.0, 3.0, 0.785))  # stowed: touches the mast

@@ -209,6 +209,9 @@ def test_a_fetch_task_says_why_there_is_none():
     snug = dict(objects, obj_1=Seen(1.1, 1.0, 0.67, 'mug', 0.9, length=fits + 0.003,
                                     width=fits + 0.003))
     assert 'no graspable mug' in choose_fetch(snug, surfaces, places, 'mug')
+    # ... unless the gripper has held it: a view after its place can see it a few mm too wide
+    assert choose_fetch(snug, surfaces, places, 'mug',
+                        held_before=['obj_1']).object_id == 'obj_1'
     assert 'no graspable mug' in choose_fetch(objects, surfaces, places, 'mug',
                                               exclude=['obj_1'])
     # a box whose side comes within 2.5 cm of the mug's leaves the fingers no room; 5.5 cm does,
