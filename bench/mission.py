@@ -25,7 +25,8 @@ hazard room (`F at_place_N & G !in_hazard`). Layouts: the default 2x2 building a
   each objective's mean), averaged: how far the choices were from the best seen trade-offs;
 - demo_wall_s: median wall-clock of one demo run (the README's main job on defaults runs
   longer: 150 s of exploration and 3 episodes);
-- runs: per-run summaries (seed, layout, places, episodes, failures and their reasons).
+- runs: per-run summaries (seed, layout, places, episodes, failures and their reasons);
+  `--keep DIR` leaves each run's whole output and log for a closer look.
 """
 from __future__ import annotations
 
@@ -60,24 +61,35 @@ def empirical_regret(costs: np.ndarray) -> list[float]:
 
 
 def run_demo(scenario: str, seed: int, explore_s: float, episodes: int, speed: float,
-             timeout_s: float) -> dict:
-    """One demo run in a subprocess; its summary (or the failure) as a dict."""
+             timeout_s: float, keep: Path | None = None) -> dict:
+    """One demo run in a subprocess; its summary (or the failure) as a dict.
+
+    ``keep``: a directory to leave the run's output in (summary, plots, recording, and its
+    log as ``demo.log``), as ``<scenario>-<seed>``; by default it goes with a temporary one.
+    """
     with tempfile.TemporaryDirectory(prefix='mission-') as tmp:
+        out = Path(tmp) if keep is None else Path(keep) / f'{scenario}-{seed}'
         cmd = [sys.executable, '-m', 'embodied_aif.cli.main', 'demo', '--scenario', scenario,
                '--seed', str(seed), '--explore-s', str(explore_s), '--episodes',
-               str(episodes), '--speed', str(speed), '--out', tmp]
+               str(episodes), '--speed', str(speed), '--out', str(out)]
         env = dict(os.environ)
         env['ROS_DOMAIN_ID'] = str(100 + seed % 100)
         env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
                                   env=env)
+            log = proc.stderr
         except subprocess.TimeoutExpired as exc:  # what it printed so far says where it was
-            tail = exc.stderr or b''
-            tail = tail.decode(errors='replace') if isinstance(tail, bytes) else tail
+            log = exc.stderr or b''
+            log = log.decode(errors='replace') if isinstance(log, bytes) else log
+            proc = None
+        if keep is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / 'demo.log').write_text(log)
+        if proc is None:
             return {'error': f'timed out after {timeout_s:.0f} s; its last output: '
-                             f'{tail[-500:]}'}
-        path = Path(tmp) / 'summary.json'
+                             f'{log[-500:]}'}
+        path = out / 'summary.json'
         if not path.exists():
             return {'error': f'exit {proc.returncode}: {proc.stderr[-500:]}'}
         return json.loads(path.read_text())
@@ -93,7 +105,7 @@ def measure(args) -> dict:
         successes = total = 0
         for seed in seeds:
             summary = run_demo(scenario, seed, explore_s, episodes, args.speed,
-                               args.run_timeout)
+                               args.run_timeout, args.keep)
             eps = summary.get('episodes', [])
             ok = [e for e in eps if e.get('success')]
             total += episodes  # an episode that never ran counts as a failure
@@ -144,6 +156,9 @@ def main(argv=None) -> int:
                         help='simulated seconds per wall second of each demo (default 3)')
     parser.add_argument('--run-timeout', type=float, default=900.0,
                         help='wall seconds allowed per demo run (default 900)')
+    parser.add_argument('--keep', type=Path,
+                        help='leave each run\'s output here (DIR/<scenario>-<seed>: summary, '
+                             'plots, recording, demo.log); default: none is kept')
     return run_benchmark(measure, parser, argv)
 
 
