@@ -235,21 +235,47 @@ def search_for_fetch(args, op, names: set, regions: dict) -> float:
 
     In a large building --explore-s may cover only part of it, and the default fetch then
     falls back to a move although the objects asked for stand in rooms not seen yet. Every
-    SEARCH_CHECK_S the fetch is chosen over the beliefs, for up to --search-s more.
+    SEARCH_CHECK_S the fetch is chosen over the beliefs, for up to --search-s more. An object
+    left out only because no stand-point near it is known free (seen from afar, the floor
+    around it not yet) is looked at from nearer: the robot goes to the map place nearest it,
+    once per object, and the fetch is chosen again.
     """
+    from embodied_aif.models.manipulation import NO_FREE_POSE
+
     if args.task or args.fetch == 'none' or args.search_s <= 0 \
             or not {'perception', 'manipulator'} <= names:
         return 0.0
     categories = [c for c in args.fetch.split(',') if c]
-    start = op.clock
+    start, looked = op.clock, set()
     while True:
-        fetch = fetch_task(op, categories, regions)
+        unreachable = {}
+        fetch = fetch_task(op, categories, regions, unreachable=unreachable)
         left = args.search_s - (op.clock - start)
         if not isinstance(fetch, str) or left <= 0:
             return op.clock - start
+        nearer = [(oid, place) for oid, why in sorted(unreachable.items())
+                  if NO_FREE_POSE in why and oid not in looked
+                  for place in [place_near(op, oid)] if place is not None]
+        if nearer:
+            oid, place = nearer[0]
+            looked.add(oid)
+            log(f'{oid}: no stand-point near it is known free yet: to place {place} to look '
+                'from nearer')
+            op.navigate_to_place(place, left)
+            continue
         step = min(SEARCH_CHECK_S, left)
         log(f'nothing to fetch seen yet ({fetch}): exploring on for {step:.0f} s')
         op.wait_sim(lambda: False, step, wall_limit=step * 3 + 60)
+
+
+def place_near(op, object_id: str) -> int | None:
+    """The map place (of those the robot has stood at) nearest an object's belief."""
+    with op.lock:
+        obj = seen(op.objects).get(object_id)
+        places = object_places(op.map) if op.map is not None else {}
+    if obj is None or not places:
+        return None
+    return min(places, key=lambda k: math.hypot(places[k][0] - obj.x, places[k][1] - obj.y))
 
 
 def pose_first_task(op, fetch, formula: str, regions: dict, stages: dict):
@@ -545,10 +571,11 @@ def delivery_task(op, object_id: str, category: str, regions: dict, exclude=()):
 
 
 def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude=(),
-               held_before=()):
+               held_before=(), unreachable: dict | None = None):
     """models.task_world.choose_fetch over the operator's latest beliefs and map.
 
     The categories are tried in order; the first that gives a task wins, else the reasons.
+    ``unreachable`` (a dict) collects why the manipulator found no stand-point, by object.
     """
     from embodied_aif.models.task_world import choose_fetch
 
@@ -559,6 +586,8 @@ def fetch_task(op, categories, regions: dict, prefer: str | None = None, exclude
         why = op.approach_reason(object_id)
         if why:
             log(f'not fetching {object_id}: {why}')
+            if unreachable is not None:
+                unreachable[object_id] = why
         return not why
 
     reasons = []

@@ -1031,6 +1031,7 @@ def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: 
 
 
 # ---------------------------------------------------------------------------- base approach
+NO_FREE_POSE = 'no free base pose'  # plan_approach's words when no stand-point is known free
 @dataclass(frozen=True)
 class Approach:
     """Where the base should stand to pick (or place): a map-frame pose and the arm's plan.
@@ -1106,7 +1107,7 @@ def _stand_points(target_xy, free, plan_at, *, start_xy, headings: int,
         poses.sort(key=lambda p: math.hypot(p[0] - sx, p[1] - sy))
     free_poses = [p for p in poses if free(p[0], p[1], p[2])]
     if not free_poses:
-        return PlanFailure('unreachable', f'no free base pose within {max(standoffs):.2f} m '
+        return PlanFailure('unreachable', f'{NO_FREE_POSE} within {max(standoffs):.2f} m '
                            f'of the {what} at ({cx:.2f}, {cy:.2f})')
     last = edge = None
     tried = 0

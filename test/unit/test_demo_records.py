@@ -330,7 +330,7 @@ def test_exploration_goes_on_while_nothing_to_fetch_is_seen(monkeypatch):
     task = SimpleNamespace(object_id='obj_4')
     offers = iter(['no graspable mug seen', 'no graspable mug seen', task])
     asked = []
-    monkeypatch.setattr(demo, 'fetch_task', lambda op, categories, regions:
+    monkeypatch.setattr(demo, 'fetch_task', lambda op, categories, regions, unreachable:
                         asked.append(categories) or next(offers))
     names = {'perception', 'manipulator'}
     args = SimpleNamespace(task=None, fetch='mug,,can', search_s=50.0)
@@ -339,7 +339,8 @@ def test_exploration_goes_on_while_nothing_to_fetch_is_seen(monkeypatch):
     assert Op.waits == [demo.SEARCH_CHECK_S] * 2 and asked == [['mug', 'can']] * 3
     # never anything: the last wait is what is left of --search-s, then it gives up
     Op.waits.clear()
-    monkeypatch.setattr(demo, 'fetch_task', lambda op, categories, regions: 'none seen')
+    monkeypatch.setattr(demo, 'fetch_task',
+                        lambda op, categories, regions, unreachable: 'none seen')
     assert demo.search_for_fetch(args, Op, names, {}) == 50.0
     check = demo.SEARCH_CHECK_S
     assert Op.waits == [check, check, 50.0 - 2 * check]
@@ -350,3 +351,71 @@ def test_exploration_goes_on_while_nothing_to_fetch_is_seen(monkeypatch):
         assert demo.search_for_fetch(SimpleNamespace(**{**vars(args), **case}), Op, stack,
                                      {}) == 0.0
     assert Op.waits == []
+
+
+def test_an_object_with_no_known_free_floor_near_it_is_looked_at_from_nearer(monkeypatch):
+    from types import SimpleNamespace
+
+    from embodied_aif.cli import demo
+    from embodied_aif.models.manipulation import NO_FREE_POSE
+
+    class Op:
+        clock = 150.0
+        visits, waits = [], []
+
+        @classmethod
+        def navigate_to_place(cls, place, timeout):
+            cls.visits.append((place, timeout))
+            cls.clock += 12.0
+            return True, 'reached', None
+
+        @classmethod
+        def wait_sim(cls, condition, seconds, wall_limit=None):
+            cls.waits.append(seconds)
+            cls.clock += seconds
+            return False
+
+    def fetch_task(op, categories, regions, unreachable):
+        # obj_5: no stand-point known free until the robot has been near it; obj_6: never
+        # reachable for another reason (an arm that cannot plan), so not gone to
+        unreachable['obj_6'] = 'unreachable: every reachable grasp collides'
+        if not Op.visits:
+            unreachable['obj_5'] = f'unreachable: {NO_FREE_POSE} within 0.80 m of the object'
+            return 'no such mug the arm can reach'
+        return SimpleNamespace(object_id='obj_5')
+    monkeypatch.setattr(demo, 'fetch_task', fetch_task)
+    monkeypatch.setattr(demo, 'place_near', lambda op, oid: {'obj_5': 7, 'obj_6': 8}[oid])
+    args = SimpleNamespace(task=None, fetch='mug', search_s=60.0)
+    assert demo.search_for_fetch(args, Op, {'perception', 'manipulator'}, {}) == 12.0
+    assert Op.visits == [(7, 60.0)] and Op.waits == []
+    # an object gone to once is not gone to again: the search explores on instead
+    Op.visits, Op.clock = [], 150.0
+
+    def still_blocked(op, categories, regions, unreachable):
+        unreachable['obj_5'] = f'unreachable: {NO_FREE_POSE} within 0.80 m of the object'
+        return 'no such mug the arm can reach'
+    monkeypatch.setattr(demo, 'fetch_task', still_blocked)
+    assert demo.search_for_fetch(args, Op, {'perception', 'manipulator'}, {}) == 60.0
+    assert Op.visits == [(7, 60.0)] and Op.waits == [demo.SEARCH_CHECK_S] * 2 + [8.0]
+
+
+def test_the_place_near_an_object_is_the_nearest_one_the_robot_stood_at():
+    import threading
+    from types import SimpleNamespace
+
+    from embodied_aif.cli.demo import place_near
+    from embodied_aif_msgs.msg import CognitiveMap, ObjectBelief, ObjectBeliefArray, Place
+
+    def place(k, x, visits):
+        p = Place(id=k, visit_count=visits)
+        p.pose.position.x = x
+        return p
+    mug = ObjectBelief(id='obj_4', category_names=['mug'], category_probs=[1.0])
+    mug.pose.pose.position.x, mug.pose.pose.orientation.w = 2.2, 1.0
+    op = SimpleNamespace(lock=threading.Lock(), objects=ObjectBeliefArray(objects=[mug]),
+                         map=CognitiveMap(places=[place(0, 0.0, 3), place(1, 2.0, 0),
+                                                  place(2, 3.0, 1)]))
+    assert place_near(op, 'obj_4') == 2  # place 1 is nearer, but only a hypothesis
+    assert place_near(op, 'obj_9') is None
+    op.map = None
+    assert place_near(op, 'obj_4') is None
