@@ -310,7 +310,7 @@ def run_episodes(args, op, summary: dict, fetch, regions: dict) -> list[dict]:
     home = op.map.current_place
 
     def attempt(episode: int, fetch, truth) -> dict:
-        """Run one attempt; remember the picks and the tables it failed on, and the picks."""
+        """Run one attempt; remember the picks and tables it failed on, and what it picked."""
         record = run_episode(args, op, episode, summary, fetch, truth)
         failed_picks.update(_failed_picks(record))
         failed_places.update(_failed_places(record))
