@@ -181,7 +181,7 @@ def play(args, op, names: set, summary: dict) -> None:
         log(f'explored: {n_places} places, {op.clock - sim:.0f} s of simulated time in '
             f'{time.monotonic() - wall:.0f} s')
         stages['exploration'] = (f'{n_places} places, rooms visited: {sorted(op.rooms)}')
-        if searched:
+        if searched is not None:
             stages['exploration'] += (f'; {searched:.0f} s of it after --explore-s, looking '
                                       'for something to fetch')
         summary['map'] = {'places': n_places, 'edges': len(op.map.edges) if op.map else 0,
@@ -230,8 +230,11 @@ def play(args, op, names: set, summary: dict) -> None:
 SEARCH_CHECK_S = 20.0  # simulated seconds between looks at the beliefs while searching
 
 
-def search_for_fetch(args, op, names: set, regions: dict) -> float:
-    """Explore on while no fetch is offered; the simulated seconds that took (0: not needed).
+def search_for_fetch(args, op, names: set, regions: dict) -> float | None:
+    """Explore on while no fetch is offered; the simulated seconds that took.
+
+    None when no fetch is asked for (a --task, --fetch none, or a stack without perception
+    and manipulator), 0 when one is offered right after --explore-s.
 
     In a large building --explore-s may cover only part of it, and the default fetch then
     falls back to a move although the objects asked for stand in rooms not seen yet. Every
@@ -242,9 +245,8 @@ def search_for_fetch(args, op, names: set, regions: dict) -> float:
     """
     from embodied_aif.models.manipulation import NO_FREE_POSE
 
-    if args.task or args.fetch == 'none' or args.search_s <= 0 \
-            or not {'perception', 'manipulator'} <= names:
-        return 0.0
+    if args.task or args.fetch == 'none' or not {'perception', 'manipulator'} <= names:
+        return None
     categories = [c for c in args.fetch.split(',') if c]
     start, looked = op.clock, set()
     while True:

@@ -344,12 +344,15 @@ def test_exploration_goes_on_while_nothing_to_fetch_is_seen(monkeypatch):
     assert demo.search_for_fetch(args, Op, names, {}) == 50.0
     check = demo.SEARCH_CHECK_S
     assert Op.waits == [check, check, 50.0 - 2 * check]
-    # no search for a given task, no fetch, a zero budget or a stack that cannot fetch
+    # a zero budget: one look, no more; none at all for a given task, no fetch, or a stack
+    # that cannot fetch
     Op.waits.clear()
+    assert demo.search_for_fetch(SimpleNamespace(**{**vars(args), 'search_s': 0.0}), Op,
+                                 names, {}) == 0.0
     for case, stack in (({'task': 'F at_place_3'}, names), ({'fetch': 'none'}, names),
-                        ({'search_s': 0.0}, names), ({}, {'perception'})):
+                        ({}, {'perception'})):
         assert demo.search_for_fetch(SimpleNamespace(**{**vars(args), **case}), Op, stack,
-                                     {}) == 0.0
+                                     {}) is None
     assert Op.waits == []
 
 
