@@ -91,7 +91,7 @@ def run_demo(scenario: str, seed: int, explore_s: float, episodes: int, speed: f
                              f'{log[-500:]}'}
         path = out / 'summary.json'
         if not path.exists():
-            return {'error': f'exit {proc.returncode}: {proc.stderr[-500:]}'}
+            return {'error': f'exit {proc.returncode}: {log[-500:]}'}
         return json.loads(path.read_text())
 
 

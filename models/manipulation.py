@@ -712,6 +712,10 @@ class GraspConfig:
     place_clearance: float = 0.01      # object bottom above the surface when released
     waypoint_spacing: float = 0.02     # Cartesian steps of the straight approach / lift
 
+    def fits(self, max_width: float) -> float:
+        """The widest object the open gripper takes with ``finger_clearance`` either side."""
+        return max_width - 2 * self.finger_clearance
+
     def __post_init__(self):
         for name in ('approach_distance', 'lift_height', 'retreat_distance', 'finger_depth',
                      'waypoint_spacing'):
@@ -744,7 +748,7 @@ def grasp_candidates(obj: ObjectBox, config: GraspConfig, max_width: float = PAN
     Top-down: fingers across each horizontal axis narrow enough, both hand flips. Side: from
     the shoulder's direction. Empty when the object is too wide for the gripper.
     """
-    fits = max_width - 2 * config.finger_clearance
+    fits = config.fits(max_width)
     out = []
     top_z = max(obj.center[2], obj.top - config.finger_depth)
     top_z = min(max(top_z, obj.bottom + config.min_finger_height), obj.top)
@@ -946,7 +950,7 @@ def plan_pick(arm: ArmModel, q_start, obj: ObjectBox, obstacles: Sequence[Box],
     if not cands:
         return PlanFailure('unreachable', 'no grasp pose fits the gripper: the object is '
                            f'{obj.extent[0]:.3f} x {obj.extent[1]:.3f} m across, the open '
-                           f'gripper takes {arm.max_width - 2 * config.finger_clearance:.3f} m '
+                           f'gripper takes {config.fits(arm.max_width):.3f} m '
                            f'with {config.finger_clearance:.3f} m free on each side')
     table = [] if support is None else [support]
     target = obj.box(0.0, 'the target object')
@@ -1032,6 +1036,8 @@ def plan_place(arm: ArmModel, q_start, target, held: GraspCandidate, obstacles: 
 
 # ---------------------------------------------------------------------------- base approach
 NO_FREE_POSE = 'no free base pose'  # plan_approach's words when no stand-point is known free
+
+
 @dataclass(frozen=True)
 class Approach:
     """Where the base should stand to pick (or place): a map-frame pose and the arm's plan.
